@@ -1,0 +1,985 @@
+/*
+ * store: SQLite storage for jobs and tasks. See store.h.
+ *
+ * Layout: one row per job (with its progress counts, so a poll never counts
+ * tasks) and one row per task in a WITHOUT ROWID table keyed by (job, index),
+ * which keeps a job's tasks together and in order on disk. Statements are
+ * prepared once, on first use, and reused.
+ */
+#include "store.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#define APPLICATION_ID 0x62746364	/* "btcd" */
+#define APPLICATION_ID_S "1651794788"
+#define SCHEMA_VERSION 1
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS jobs("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" name TEXT,"
+	" handler TEXT NOT NULL,"
+	" state INTEGER NOT NULL,"
+	" priority INTEGER NOT NULL,"
+	" timeout_ms INTEGER NOT NULL,"
+	" max_attempts INTEGER NOT NULL,"
+	" created_at INTEGER NOT NULL,"
+	" started_at INTEGER,"
+	" finished_at INTEGER,"
+	" total INTEGER NOT NULL,"
+	" succeeded INTEGER NOT NULL DEFAULT 0,"
+	" failed INTEGER NOT NULL DEFAULT 0,"
+	" cancelled INTEGER NOT NULL DEFAULT 0,"
+	" idem_key TEXT UNIQUE);"
+	"CREATE INDEX IF NOT EXISTS jobs_active ON jobs(state) WHERE state < 2;"
+	"CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finished_at) WHERE state >= 2;"
+	/* attempt_limit: NULL means the job's max_attempts; a retry from the
+	 * API sets it, to grant the task a fresh set of attempts. */
+	"CREATE TABLE IF NOT EXISTS tasks("
+	" job_id INTEGER NOT NULL,"
+	" idx INTEGER NOT NULL,"
+	" state INTEGER NOT NULL DEFAULT 0,"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" attempt_limit INTEGER,"
+	" not_before INTEGER,"
+	" progress REAL,"
+	" message TEXT,"
+	" worker INTEGER,"
+	" started_at INTEGER,"
+	" finished_at INTEGER,"
+	" input TEXT NOT NULL,"
+	" result TEXT,"
+	" error TEXT,"
+	" PRIMARY KEY(job_id, idx)) WITHOUT ROWID;";
+
+#define JOB_COLS "id, name, handler, state, priority, timeout_ms, max_attempts," \
+	" created_at, started_at, finished_at, total, succeeded, failed," \
+	" cancelled, idem_key"
+#define TASK_COLS "job_id, idx, state, attempts, not_before, progress, message," \
+	" worker, started_at, finished_at, result, error"
+
+enum {
+	Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
+	Q_JOB_INSERT, Q_TASK_INSERT, Q_JOB_GET, Q_JOB_BY_KEY,
+	Q_JOBS_LIST, Q_JOBS_LIST_STATE, Q_JOBS_ACTIVE, Q_JOBS_RECENT,
+	Q_JOB_SAVE, Q_JOB_DELETE, Q_JOB_DELETE_TASKS, Q_RECOUNT, Q_TOTALS,
+	Q_TASKS_LIST, Q_TASKS_LIST_STATE, Q_TASKS_LIST_IN, Q_TASKS_LIST_STATE_IN,
+	Q_TASK_GET, Q_TASKS_QUEUED, Q_TASK_QUEUED, Q_TASK_RUNNING,
+	Q_TASK_PROGRESS, Q_TASK_FINISH, Q_TASK_RETRY, Q_TASK_REQUEUE,
+	Q_TASKS_CANCEL, Q_TASKS_FAILED, Q_TASKS_RETRY, Q_REQUEUE_RUNNING,
+	Q_COUNT
+};
+
+static const char *const sql[Q_COUNT] = {
+	[Q_BEGIN] = "BEGIN IMMEDIATE",
+	[Q_COMMIT] = "COMMIT",
+	[Q_ROLLBACK] = "ROLLBACK",
+	[Q_JOB_INSERT] = "INSERT INTO jobs(name, handler, state, priority,"
+		" timeout_ms, max_attempts, created_at, total, idem_key)"
+		" VALUES(?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[Q_TASK_INSERT] = "INSERT INTO tasks(job_id, idx, input) VALUES(?1, ?2, ?3)",
+	[Q_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
+	[Q_JOB_BY_KEY] = "SELECT id FROM jobs WHERE idem_key = ?1",
+	[Q_JOBS_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE id < ?1"
+		" ORDER BY id DESC LIMIT ?2",
+	[Q_JOBS_LIST_STATE] = "SELECT " JOB_COLS " FROM jobs WHERE id < ?1"
+		" AND state = ?3 ORDER BY id DESC LIMIT ?2",
+	[Q_JOBS_ACTIVE] = "SELECT " JOB_COLS " FROM jobs WHERE state < 2 ORDER BY id",
+	[Q_JOBS_RECENT] = "SELECT " JOB_COLS " FROM jobs WHERE state >= 2"
+		" ORDER BY finished_at DESC, id DESC LIMIT ?1",
+	[Q_JOB_SAVE] = "UPDATE jobs SET state = ?2, started_at = ?3,"
+		" finished_at = ?4, succeeded = ?5, failed = ?6, cancelled = ?7"
+		" WHERE id = ?1",
+	[Q_JOB_DELETE] = "DELETE FROM jobs WHERE id = ?1",
+	[Q_JOB_DELETE_TASKS] = "DELETE FROM tasks WHERE job_id = ?1",
+	[Q_RECOUNT] = "SELECT state, count(*) FROM tasks WHERE job_id = ?1"
+		" GROUP BY state",
+	[Q_TOTALS] = "SELECT state, count(*), sum(total), sum(succeeded),"
+		" sum(failed), sum(cancelled) FROM jobs GROUP BY state",
+	[Q_TASKS_LIST] = "SELECT " TASK_COLS " FROM tasks WHERE job_id = ?1"
+		" AND idx >= ?2 ORDER BY idx LIMIT ?3",
+	[Q_TASKS_LIST_STATE] = "SELECT " TASK_COLS " FROM tasks WHERE job_id = ?1"
+		" AND state = ?4 ORDER BY idx LIMIT ?3 OFFSET ?2",
+	[Q_TASKS_LIST_IN] = "SELECT " TASK_COLS ", input FROM tasks"
+		" WHERE job_id = ?1 AND idx >= ?2 ORDER BY idx LIMIT ?3",
+	[Q_TASKS_LIST_STATE_IN] = "SELECT " TASK_COLS ", input FROM tasks"
+		" WHERE job_id = ?1 AND state = ?4 ORDER BY idx LIMIT ?3 OFFSET ?2",
+	[Q_TASK_GET] = "SELECT " TASK_COLS ", input FROM tasks"
+		" WHERE job_id = ?1 AND idx = ?2",
+	[Q_TASKS_QUEUED] = "SELECT idx, attempts, not_before, input,"
+		" attempt_limit FROM tasks WHERE job_id = ?1 AND idx >= ?2"
+		" AND state = 0 ORDER BY idx LIMIT ?3",
+	[Q_TASK_QUEUED] = "SELECT idx, attempts, not_before, input,"
+		" attempt_limit FROM tasks WHERE job_id = ?1 AND idx = ?2"
+		" AND state = 0",
+	[Q_TASK_RUNNING] = "UPDATE tasks SET state = 1, attempts = ?3,"
+		" worker = ?4, started_at = ?5, finished_at = NULL,"
+		" progress = NULL, message = NULL WHERE job_id = ?1 AND idx = ?2",
+	[Q_TASK_PROGRESS] = "UPDATE tasks SET progress = ?3, message = ?4"
+		" WHERE job_id = ?1 AND idx = ?2",
+	[Q_TASK_FINISH] = "UPDATE tasks SET state = ?3, attempts = ?4,"
+		" worker = ?5, started_at = ?6, finished_at = ?7, result = ?8,"
+		" error = ?9, not_before = NULL,"
+		" progress = CASE WHEN ?3 = 2 THEN 1.0 ELSE coalesce(?10, progress) END,"
+		" message = coalesce(?11, message)"
+		" WHERE job_id = ?1 AND idx = ?2",
+	[Q_TASK_RETRY] = "UPDATE tasks SET state = 0, attempts = ?3,"
+		" not_before = ?4, error = ?5, worker = NULL, started_at = NULL,"
+		" finished_at = NULL, progress = NULL, message = NULL"
+		" WHERE job_id = ?1 AND idx = ?2",
+	[Q_TASK_REQUEUE] = "UPDATE tasks SET state = 0, attempts = ?3,"
+		" worker = NULL, started_at = NULL, progress = NULL,"
+		" message = NULL WHERE job_id = ?1 AND idx = ?2",
+	[Q_TASKS_CANCEL] = "UPDATE tasks SET state = 4, finished_at = ?2,"
+		" not_before = NULL WHERE job_id = ?1 AND state IN (0, 1)",
+	[Q_TASKS_FAILED] = "SELECT idx, state FROM tasks WHERE job_id = ?1"
+		" AND state IN (3, 4) ORDER BY idx",
+	[Q_TASKS_RETRY] = "UPDATE tasks SET state = 0, not_before = NULL,"
+		" finished_at = NULL, started_at = NULL, worker = NULL,"
+		" progress = NULL, message = NULL, result = NULL,"
+		" attempt_limit = attempts + ?2"
+		" WHERE job_id = ?1 AND state IN (3, 4)",
+	[Q_REQUEUE_RUNNING] = "UPDATE tasks SET state = 0,"
+		" attempts = max(attempts - 1, 0), worker = NULL,"
+		" started_at = NULL, progress = NULL, message = NULL"
+		" WHERE job_id = ?1 AND state = 1",
+};
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *q[Q_COUNT];
+	char *path;
+	int lock_fd;
+	int in_txn;
+	int errcode;
+	char errmsg[512];
+};
+
+static const char *const state_names[ST_COUNT] = {
+	"queued", "running", "succeeded", "failed", "cancelled"
+};
+
+const char *state_name(int state)
+{
+	return state >= 0 && state < ST_COUNT ? state_names[state] : "unknown";
+}
+
+int state_parse(const char *s)
+{
+	for (int i = 0; i < ST_COUNT; i++)
+		if (!strcmp(s, state_names[i]))
+			return i;
+	return -1;
+}
+
+/* Records SQLite's current error; returns -1 for the caller to pass on. */
+static int fail(struct store *s)
+{
+	s->errcode = sqlite3_extended_errcode(s->db);
+	snprintf(s->errmsg, sizeof(s->errmsg), "%s", sqlite3_errmsg(s->db));
+	return -1;
+}
+
+const char *store_errmsg(struct store *s)
+{
+	return s->errmsg;
+}
+
+int store_errcode(struct store *s)
+{
+	return s->errcode;
+}
+
+/* The prepared statement i, reset and with bindings cleared. */
+static sqlite3_stmt *stmt(struct store *s, int i)
+{
+	sqlite3_stmt *st = s->q[i];
+
+	if (!st) {
+		if (sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+				       &s->q[i], NULL) != SQLITE_OK) {
+			fail(s);
+			return NULL;
+		}
+		return s->q[i];
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return st;
+}
+
+/* Runs a statement that returns no rows. */
+static int exec_stmt(struct store *s, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		fail(s);
+		sqlite3_reset(st);
+		return -1;
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+static void bind_opt_int(sqlite3_stmt *st, int i, int64_t v)
+{
+	if (v)
+		sqlite3_bind_int64(st, i, v);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static void bind_opt_text(sqlite3_stmt *st, int i, const char *t, size_t n)
+{
+	if (t)
+		sqlite3_bind_text64(st, i, t, n, SQLITE_STATIC, SQLITE_UTF8);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	char *p;
+
+	if (!t)
+		return NULL;
+	p = strdup((const char *)t);
+	if (!p)
+		abort();
+	return p;
+}
+
+/* Reads a job row; strings borrowed unless own is set. */
+static void read_job(sqlite3_stmt *st, struct store_job *j, int own)
+{
+	j->id = sqlite3_column_int64(st, 0);
+	if (own) {
+		j->name = col_dup(st, 1);
+		j->handler = col_dup(st, 2);
+		j->idem_key = col_dup(st, 14);
+	} else {
+		j->name = (char *)sqlite3_column_text(st, 1);
+		j->handler = (char *)sqlite3_column_text(st, 2);
+		j->idem_key = (char *)sqlite3_column_text(st, 14);
+	}
+	j->state = sqlite3_column_int(st, 3);
+	j->priority = sqlite3_column_int(st, 4);
+	j->timeout_ms = sqlite3_column_int64(st, 5);
+	j->max_attempts = sqlite3_column_int(st, 6);
+	j->created_at = sqlite3_column_int64(st, 7);
+	j->started_at = sqlite3_column_int64(st, 8);
+	j->finished_at = sqlite3_column_int64(st, 9);
+	j->total = sqlite3_column_int64(st, 10);
+	j->succeeded = sqlite3_column_int64(st, 11);
+	j->failed = sqlite3_column_int64(st, 12);
+	j->cancelled = sqlite3_column_int64(st, 13);
+}
+
+static void read_task(sqlite3_stmt *st, struct store_task *t, int with_input)
+{
+	t->job_id = sqlite3_column_int64(st, 0);
+	t->idx = sqlite3_column_int64(st, 1);
+	t->state = sqlite3_column_int(st, 2);
+	t->attempts = sqlite3_column_int(st, 3);
+	t->not_before = sqlite3_column_int64(st, 4);
+	t->progress = sqlite3_column_type(st, 5) == SQLITE_NULL ?
+		-1 : sqlite3_column_double(st, 5);
+	t->message = (const char *)sqlite3_column_text(st, 6);
+	t->worker = sqlite3_column_int(st, 7);
+	t->started_at = sqlite3_column_int64(st, 8);
+	t->finished_at = sqlite3_column_int64(st, 9);
+	t->result = (const char *)sqlite3_column_text(st, 10);
+	t->error = (const char *)sqlite3_column_text(st, 11);
+	t->input = NULL;
+	t->input_len = 0;
+	if (with_input) {
+		t->input = (const char *)sqlite3_column_text(st, 12);
+		t->input_len = (size_t)sqlite3_column_bytes(st, 12);
+	}
+}
+
+/* Steps st to the end, handing each row to a callback; stops early when
+ * the callback returns non-zero. Returns rows handed, or -1. */
+#define FOR_EACH_ROW(s, st, n, body)                                          \
+	do {                                                                  \
+		int rc_;                                                      \
+		while ((rc_ = sqlite3_step(st)) == SQLITE_ROW) {              \
+			(n)++;                                                \
+			if (body)                                             \
+				break;                                        \
+		}                                                             \
+		if (rc_ != SQLITE_ROW && rc_ != SQLITE_DONE) {                \
+			fail(s);                                              \
+			sqlite3_reset(st);                                    \
+			return -1;                                            \
+		}                                                             \
+		sqlite3_reset(st);                                            \
+	} while (0)
+
+/* Adds n to counts[state] if state is known; returns 0 (go on). */
+static int add_count(int64_t counts[ST_COUNT], int state, int64_t n)
+{
+	if (state >= 0 && state < ST_COUNT)
+		counts[state] += n;
+	return 0;
+}
+
+static int pragma(struct store *s, const char *q)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(s->db, q, NULL, NULL, &msg) != SQLITE_OK) {
+		s->errcode = sqlite3_extended_errcode(s->db);
+		snprintf(s->errmsg, sizeof(s->errmsg), "%s", msg ? msg : "error");
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int query_int(struct store *s, const char *q, int64_t *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
+		return fail(s);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		fail(s);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void free_store(struct store *s)
+{
+	for (int i = 0; i < Q_COUNT; i++)
+		sqlite3_finalize(s->q[i]);
+	if (s->db)
+		sqlite3_close(s->db);
+	/* Only now, after SQLite let go of the file: closing another
+	 * descriptor of it earlier would drop SQLite's POSIX locks. */
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	free(s->path);
+	free(s);
+}
+
+struct store *store_open(const char *path, char *err, size_t errlen)
+{
+	struct store *s = calloc(1, sizeof(*s));
+	char *dcopy = strdup(path);
+	const char *dir;
+	struct stat st;
+	int64_t app = 0, tables = 0, version = 0;
+
+	if (!s || !dcopy)
+		abort();
+	s->lock_fd = -1;
+	s->path = strdup(path);
+	dir = dirname(dcopy);
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "cannot open database %s: directory %s does not exist",
+			 path, dir);
+		goto fail;
+	}
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "cannot open database %s: not a regular file", path);
+		goto fail;
+	}
+	if (stat(path, &st) == 0 && !(st.st_mode & 0222)) {
+		snprintf(err, errlen, "cannot open database %s: the file is read-only (mode %04o)",
+			 path, (unsigned)(st.st_mode & 07777));
+		goto fail;
+	}
+	s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (s->lock_fd < 0) {
+		snprintf(err, errlen, "cannot open database %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		snprintf(err, errlen, "cannot open database %s: %s", path,
+			 errno == EWOULDBLOCK ?
+			 "it is in use by another batchd process" : strerror(errno));
+		goto fail;
+	}
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open database %s: %s", path,
+			 s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, 1000);
+	if (query_int(s, "PRAGMA application_id", &app) < 0 ||
+	    query_int(s, "SELECT count(*) FROM sqlite_schema", &tables) < 0) {
+		snprintf(err, errlen, "cannot open database %s: %s", path, s->errmsg);
+		goto fail;
+	}
+	if (tables > 0 && app != APPLICATION_ID) {
+		snprintf(err, errlen, "cannot open database %s: not a batchd database", path);
+		goto fail;
+	}
+	if (pragma(s, "PRAGMA journal_mode=WAL") < 0 ||
+	    pragma(s, "PRAGMA synchronous=NORMAL") < 0 ||
+	    pragma(s, "PRAGMA temp_store=MEMORY") < 0 ||
+	    pragma(s, "PRAGMA cache_size=-16384") < 0 ||
+	    pragma(s, "PRAGMA foreign_keys=OFF") < 0) {
+		snprintf(err, errlen, "cannot open database %s: %s", path, s->errmsg);
+		goto fail;
+	}
+	if (query_int(s, "PRAGMA user_version", &version) < 0)
+		goto sqlfail;
+	if (version > SCHEMA_VERSION) {
+		snprintf(err, errlen,
+			 "cannot open database %s: made by a newer batchd (schema %lld)",
+			 path, (long long)version);
+		goto fail;
+	}
+	if (pragma(s, "BEGIN IMMEDIATE") < 0 || pragma(s, schema) < 0 ||
+	    pragma(s, "PRAGMA application_id=" APPLICATION_ID_S) < 0 ||
+	    pragma(s, "PRAGMA user_version=1") < 0 || pragma(s, "COMMIT") < 0)
+		goto sqlfail;
+	/* Check the whole database once, cheaply: a quick_check of a big
+	 * file would delay every start, so only the schema and the first
+	 * pages are read here; damage found later is reported by the
+	 * statement that meets it. */
+	if (query_int(s, "SELECT count(*) FROM jobs", &tables) < 0)
+		goto sqlfail;
+	free(dcopy);
+	return s;
+sqlfail:
+	snprintf(err, errlen, "cannot open database %s: %s", path, s->errmsg);
+fail:
+	free(dcopy);
+	free_store(s);
+	return NULL;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	if (s->in_txn)
+		store_commit(s);
+	free_store(s);
+}
+
+int64_t store_size(struct store *s)
+{
+	struct stat st;
+	char wal[4096];
+	int64_t n = 0;
+
+	if (stat(s->path, &st) == 0)
+		n += st.st_size;
+	snprintf(wal, sizeof(wal), "%s-wal", s->path);
+	if (stat(wal, &st) == 0)
+		n += st.st_size;
+	return n;
+}
+
+int store_in_txn(struct store *s)
+{
+	return s->in_txn;
+}
+
+int store_begin(struct store *s)
+{
+	sqlite3_stmt *st;
+
+	if (s->in_txn)
+		return 0;
+	st = stmt(s, Q_BEGIN);
+	if (!st || exec_stmt(s, st) < 0)
+		return -1;
+	s->in_txn = 1;
+	return 0;
+}
+
+static void rollback(struct store *s)
+{
+	sqlite3_stmt *st = stmt(s, Q_ROLLBACK);
+
+	if (!sqlite3_get_autocommit(s->db) && st)
+		exec_stmt(s, st);
+	s->in_txn = 0;
+}
+
+int store_commit(struct store *s)
+{
+	sqlite3_stmt *st;
+
+	if (!s->in_txn)
+		return 0;
+	st = stmt(s, Q_COMMIT);
+	if (!st || exec_stmt(s, st) < 0) {
+		int code = s->errcode;
+		char msg[sizeof(s->errmsg)];
+
+		memcpy(msg, s->errmsg, sizeof(msg));
+		rollback(s);
+		s->errcode = code;
+		memcpy(s->errmsg, msg, sizeof(msg));
+		return -1;
+	}
+	s->in_txn = 0;
+	return 0;
+}
+
+int store_job_insert(struct store *s, struct store_job *job,
+		     store_input_fn next, void *ctx)
+{
+	sqlite3_stmt *st;
+
+	if (s->in_txn && store_commit(s) < 0)
+		return -1;
+	if (store_begin(s) < 0)
+		return -1;
+	st = stmt(s, Q_JOB_INSERT);
+	if (!st)
+		goto fail;
+	bind_opt_text(st, 1, job->name, job->name ? strlen(job->name) : 0);
+	sqlite3_bind_text(st, 2, job->handler, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, job->priority);
+	sqlite3_bind_int64(st, 4, job->timeout_ms);
+	sqlite3_bind_int(st, 5, job->max_attempts);
+	sqlite3_bind_int64(st, 6, job->created_at);
+	sqlite3_bind_int64(st, 7, job->total);
+	bind_opt_text(st, 8, job->idem_key, job->idem_key ? strlen(job->idem_key) : 0);
+	if (exec_stmt(s, st) < 0)
+		goto fail;
+	job->id = sqlite3_last_insert_rowid(s->db);
+	job->state = ST_QUEUED;
+	st = stmt(s, Q_TASK_INSERT);
+	if (!st)
+		goto fail;
+	sqlite3_bind_int64(st, 1, job->id);
+	for (int64_t i = 0; i < job->total; i++) {
+		const char *text;
+		size_t len;
+
+		next(ctx, i, &text, &len);
+		sqlite3_bind_int64(st, 2, i);
+		sqlite3_bind_text64(st, 3, text, len, SQLITE_STATIC, SQLITE_UTF8);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			fail(s);
+			sqlite3_reset(st);
+			goto fail;
+		}
+		sqlite3_reset(st);
+	}
+	sqlite3_clear_bindings(st);
+	if (store_commit(s) < 0)
+		return -1;
+	return 0;
+fail:
+	{
+		int code = s->errcode;
+		char msg[sizeof(s->errmsg)];
+
+		memcpy(msg, s->errmsg, sizeof(msg));
+		rollback(s);
+		s->errcode = code;
+		memcpy(s->errmsg, msg, sizeof(msg));
+	}
+	return -1;
+}
+
+int store_job_get(struct store *s, int64_t id, struct store_job *job)
+{
+	sqlite3_stmt *st = stmt(s, Q_JOB_GET);
+	int rc;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		read_job(st, job, 1);
+		sqlite3_reset(st);
+		return 0;
+	}
+	if (rc != SQLITE_DONE)
+		fail(s);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? STORE_NOT_FOUND : -1;
+}
+
+void store_job_release(struct store_job *job)
+{
+	free(job->name);
+	free(job->handler);
+	free(job->idem_key);
+	job->name = job->handler = job->idem_key = NULL;
+}
+
+int64_t store_job_by_key(struct store *s, const char *key)
+{
+	sqlite3_stmt *st = stmt(s, Q_JOB_BY_KEY);
+	int64_t id = 0;
+
+	if (!st)
+		return 0;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return id;
+}
+
+static int each_job(struct store *s, sqlite3_stmt *st, store_job_fn fn, void *ctx)
+{
+	struct store_job j;
+	int n = 0;
+
+	FOR_EACH_ROW(s, st, n, (read_job(st, &j, 0), fn(ctx, &j)));
+	return n;
+}
+
+int store_jobs_list(struct store *s, int state, int64_t before_id, int limit,
+		    store_job_fn fn, void *ctx)
+{
+	sqlite3_stmt *st = stmt(s, state < 0 ? Q_JOBS_LIST : Q_JOBS_LIST_STATE);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, before_id > 0 ? before_id : INT64_MAX);
+	sqlite3_bind_int(st, 2, limit);
+	if (state >= 0)
+		sqlite3_bind_int(st, 3, state);
+	return each_job(s, st, fn, ctx);
+}
+
+int store_jobs_active(struct store *s, store_job_fn fn, void *ctx)
+{
+	sqlite3_stmt *st = stmt(s, Q_JOBS_ACTIVE);
+
+	return st ? each_job(s, st, fn, ctx) : -1;
+}
+
+int store_jobs_recent(struct store *s, int limit, store_job_fn fn, void *ctx)
+{
+	sqlite3_stmt *st = stmt(s, Q_JOBS_RECENT);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int(st, 1, limit);
+	return each_job(s, st, fn, ctx);
+}
+
+int store_job_save(struct store *s, const struct store_job *job)
+{
+	sqlite3_stmt *st = stmt(s, Q_JOB_SAVE);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, job->id);
+	sqlite3_bind_int(st, 2, job->state);
+	bind_opt_int(st, 3, job->started_at);
+	bind_opt_int(st, 4, job->finished_at);
+	sqlite3_bind_int64(st, 5, job->succeeded);
+	sqlite3_bind_int64(st, 6, job->failed);
+	sqlite3_bind_int64(st, 7, job->cancelled);
+	return exec_stmt(s, st);
+}
+
+int store_job_delete(struct store *s, int64_t id)
+{
+	sqlite3_stmt *st;
+	int own = !s->in_txn;
+
+	if (own && store_begin(s) < 0)
+		return -1;
+	st = stmt(s, Q_JOB_DELETE_TASKS);
+	if (!st)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	if (exec_stmt(s, st) < 0)
+		goto fail;
+	st = stmt(s, Q_JOB_DELETE);
+	if (!st)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	if (exec_stmt(s, st) < 0)
+		goto fail;
+	return own ? store_commit(s) : 0;
+fail:
+	if (own)
+		rollback(s);
+	return -1;
+}
+
+int store_job_recount(struct store *s, int64_t id, int64_t counts[ST_COUNT])
+{
+	sqlite3_stmt *st = stmt(s, Q_RECOUNT);
+	int n = 0;
+
+	if (!st)
+		return -1;
+	memset(counts, 0, sizeof(int64_t) * ST_COUNT);
+	sqlite3_bind_int64(st, 1, id);
+	FOR_EACH_ROW(s, st, n, add_count(counts, sqlite3_column_int(st, 0),
+					  sqlite3_column_int64(st, 1)));
+	return 0;
+}
+
+/* Adds one row of the totals query. */
+static int add_totals(sqlite3_stmt *st, int64_t jobs[ST_COUNT],
+		      int64_t tasks[ST_COUNT])
+{
+	int64_t total = sqlite3_column_int64(st, 2);
+	int64_t succeeded = sqlite3_column_int64(st, 3);
+	int64_t failed = sqlite3_column_int64(st, 4);
+	int64_t cancelled = sqlite3_column_int64(st, 5);
+
+	add_count(jobs, sqlite3_column_int(st, 0), sqlite3_column_int64(st, 1));
+	tasks[ST_SUCCEEDED] += succeeded;
+	tasks[ST_FAILED] += failed;
+	tasks[ST_CANCELLED] += cancelled;
+	tasks[ST_QUEUED] += total - succeeded - failed - cancelled;
+	return 0;
+}
+
+int store_job_totals(struct store *s, int64_t jobs[ST_COUNT],
+		     int64_t tasks[ST_COUNT])
+{
+	sqlite3_stmt *st = stmt(s, Q_TOTALS);
+	int n = 0;
+
+	if (!st)
+		return -1;
+	memset(jobs, 0, sizeof(int64_t) * ST_COUNT);
+	memset(tasks, 0, sizeof(int64_t) * ST_COUNT);
+	FOR_EACH_ROW(s, st, n, add_totals(st, jobs, tasks));
+	return 0;
+}
+
+int store_tasks_list(struct store *s, int64_t job, int state, int64_t offset,
+		     int limit, int with_input, store_task_fn fn, void *ctx)
+{
+	int q = state < 0 ? (with_input ? Q_TASKS_LIST_IN : Q_TASKS_LIST)
+			  : (with_input ? Q_TASKS_LIST_STATE_IN : Q_TASKS_LIST_STATE);
+	sqlite3_stmt *st = stmt(s, q);
+	struct store_task t;
+	int n = 0;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, job);
+	sqlite3_bind_int64(st, 2, offset);
+	sqlite3_bind_int(st, 3, limit);
+	if (state >= 0)
+		sqlite3_bind_int(st, 4, state);
+	FOR_EACH_ROW(s, st, n, (read_task(st, &t, with_input), fn(ctx, &t)));
+	return n;
+}
+
+int store_task_get(struct store *s, int64_t job, int64_t idx, store_task_fn fn,
+		   void *ctx)
+{
+	sqlite3_stmt *st = stmt(s, Q_TASK_GET);
+	struct store_task t;
+	int n = 0;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, job);
+	sqlite3_bind_int64(st, 2, idx);
+	FOR_EACH_ROW(s, st, n, (read_task(st, &t, 1), fn(ctx, &t)));
+	return n ? 0 : STORE_NOT_FOUND;
+}
+
+static int each_queued(struct store *s, sqlite3_stmt *st, store_queued_fn fn,
+		       void *ctx)
+{
+	int n = 0;
+
+	FOR_EACH_ROW(s, st, n, fn(ctx, sqlite3_column_int64(st, 0),
+				  sqlite3_column_int(st, 1),
+				  sqlite3_column_int(st, 4),
+				  sqlite3_column_int64(st, 2),
+				  (const char *)sqlite3_column_text(st, 3),
+				  (size_t)sqlite3_column_bytes(st, 3)));
+	return n;
+}
+
+int store_tasks_queued(struct store *s, int64_t job, int64_t from, int limit,
+		       store_queued_fn fn, void *ctx)
+{
+	sqlite3_stmt *st = stmt(s, Q_TASKS_QUEUED);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, job);
+	sqlite3_bind_int64(st, 2, from);
+	sqlite3_bind_int(st, 3, limit);
+	return each_queued(s, st, fn, ctx);
+}
+
+int store_task_queued(struct store *s, int64_t job, int64_t idx,
+		      store_queued_fn fn, void *ctx)
+{
+	sqlite3_stmt *st = stmt(s, Q_TASK_QUEUED);
+	int n;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, job);
+	sqlite3_bind_int64(st, 2, idx);
+	n = each_queued(s, st, fn, ctx);
+	return n < 0 ? -1 : n ? 0 : STORE_NOT_FOUND;
+}
+
+int store_task_running(struct store *s, int64_t job, int64_t idx, int attempts,
+		       int worker, int64_t started_at)
+{
+	sqlite3_stmt *st = stmt(s, Q_TASK_RUNNING);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, job);
+	sqlite3_bind_int64(st, 2, idx);
+	sqlite3_bind_int(st, 3, attempts);
+	sqlite3_bind_int(st, 4, worker);
+	sqlite3_bind_int64(st, 5, started_at);
+	return exec_stmt(s, st);
+}
+
+int store_task_progress(struct store *s, int64_t job, int64_t idx,
+			double fraction, const char *message, size_t msg_len)
+{
+	sqlite3_stmt *st = stmt(s, Q_TASK_PROGRESS);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, job);
+	sqlite3_bind_int64(st, 2, idx);
+	sqlite3_bind_double(st, 3, fraction);
+	bind_opt_text(st, 4, message, msg_len);
+	return exec_stmt(s, st);
+}
+
+int store_task_finish(struct store *s, int64_t job, int64_t idx, int state,
+		      int attempts, int worker, int64_t started_at,
+		      int64_t finished_at, const char *result,
+		      size_t result_len, const char *error, size_t error_len,
+		      double progress, const char *message)
+{
+	sqlite3_stmt *st = stmt(s, Q_TASK_FINISH);
+
+	assert(state_final(state));
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, job);
+	sqlite3_bind_int64(st, 2, idx);
+	sqlite3_bind_int(st, 3, state);
+	sqlite3_bind_int(st, 4, attempts);
+	bind_opt_int(st, 5, worker);
+	bind_opt_int(st, 6, started_at);
+	sqlite3_bind_int64(st, 7, finished_at);
+	bind_opt_text(st, 8, result, result_len);
+	bind_opt_text(st, 9, error, error_len);
+	if (progress >= 0)
+		sqlite3_bind_double(st, 10, progress);
+	bind_opt_text(st, 11, message, message ? strlen(message) : 0);
+	return exec_stmt(s, st);
+}
+
+int store_task_retry(struct store *s, int64_t job, int64_t idx, int attempts,
+		     int64_t not_before, const char *error, size_t error_len)
+{
+	sqlite3_stmt *st = stmt(s, Q_TASK_RETRY);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, job);
+	sqlite3_bind_int64(st, 2, idx);
+	sqlite3_bind_int(st, 3, attempts);
+	bind_opt_int(st, 4, not_before);
+	bind_opt_text(st, 5, error, error_len);
+	return exec_stmt(s, st);
+}
+
+int store_task_requeue(struct store *s, int64_t job, int64_t idx, int attempts)
+{
+	sqlite3_stmt *st = stmt(s, Q_TASK_REQUEUE);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, job);
+	sqlite3_bind_int64(st, 2, idx);
+	sqlite3_bind_int(st, 3, attempts);
+	return exec_stmt(s, st);
+}
+
+int64_t store_tasks_cancel(struct store *s, int64_t job, int64_t now)
+{
+	sqlite3_stmt *st = stmt(s, Q_TASKS_CANCEL);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, job);
+	sqlite3_bind_int64(st, 2, now);
+	if (exec_stmt(s, st) < 0)
+		return -1;
+	return sqlite3_changes64(s->db);
+}
+
+int store_tasks_retry_failed(struct store *s, int64_t job,
+			     void (*fn)(void *ctx, int64_t idx), void *ctx,
+			     int64_t *failed, int64_t *cancelled)
+{
+	sqlite3_stmt *st = stmt(s, Q_TASKS_FAILED);
+	struct store_job j;
+	int64_t counts[ST_COUNT] = { 0 };
+	int n = 0, rc;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, job);
+	FOR_EACH_ROW(s, st, n, (add_count(counts, sqlite3_column_int(st, 1), 1),
+				fn ? fn(ctx, sqlite3_column_int64(st, 0)) : (void)0,
+				0));
+	*failed = counts[ST_FAILED];
+	*cancelled = counts[ST_CANCELLED];
+	rc = store_job_get(s, job, &j);
+	if (rc)
+		return -1;
+	st = stmt(s, Q_TASKS_RETRY);
+	if (!st) {
+		store_job_release(&j);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, job);
+	sqlite3_bind_int(st, 2, j.max_attempts);
+	store_job_release(&j);
+	return exec_stmt(s, st);
+}
+
+int64_t store_requeue_running(struct store *s, int64_t job)
+{
+	sqlite3_stmt *st = stmt(s, Q_REQUEUE_RUNNING);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, job);
+	if (exec_stmt(s, st) < 0)
+		return -1;
+	return sqlite3_changes64(s->db);
+}

@@ -1,0 +1,89 @@
+/*
+ * batchd.h: the public interface for batchd handlers written in C.
+ *
+ * A handler is what a task runs. batchd's own built-in handlers (noop, echo,
+ * sleep, ...) are written against this interface, and so is a plugin: a
+ * shared object named in the handlers file ("plugin": "path/to/x.so") that
+ * exports
+ *
+ *     const struct batchd_handler *batchd_handler_get(void);
+ *
+ * Lifecycle, inside one worker process (a worker runs one task at a time):
+ *   - init() is called once, the first time the worker runs a task of this
+ *     handler; whatever it returns in *state is kept and handed to every
+ *     later run() in that worker. Put the costly set-up here.
+ *   - run() is called for each task.
+ *   - fini() is called when the worker stops normally (it is not called when
+ *     the worker is killed).
+ *
+ * Memory: strings passed in are owned by batchd and valid during the call.
+ * Strings a handler returns through *result or err are malloc()ed by the
+ * handler and freed by batchd with free().
+ *
+ * ABI: abi_version must be BATCHD_ABI_VERSION; a plugin built against
+ * another version is refused at start-up. Fields are only ever added at the
+ * end, with the version raised.
+ */
+#ifndef BATCHD_H
+#define BATCHD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BATCHD_ABI_VERSION 1
+
+/* The task being run; opaque. */
+struct batchd_task;
+
+struct batchd_handler {
+	int abi_version;	/* BATCHD_ABI_VERSION */
+	const char *name;	/* informative; the handlers file names it */
+
+	/*
+	 * Called once per worker before the first task. config is the JSON
+	 * text of the handler's "config" entry in the handlers file, or NULL.
+	 * Returns 0 and sets *state (may be NULL), or -1 with a message in
+	 * err (errlen bytes, always NUL-terminated by the handler).
+	 * May be NULL: no set-up.
+	 */
+	int (*init)(const char *config, void **state, char *err, size_t errlen);
+
+	/*
+	 * Runs one task. input is the task's JSON text, NUL-terminated.
+	 * On success returns 0 and sets *result to a malloc()ed JSON text, or
+	 * leaves it NULL for a null result. On failure returns -1 and sets
+	 * *result to a malloc()ed error message (or NULL for a generic one).
+	 */
+	int (*run)(void *state, struct batchd_task *task, const char *input,
+		   char **result);
+
+	/* Releases the state. May be NULL. */
+	void (*fini)(void *state);
+};
+
+/*
+ * Reports the task's progress: fraction in [0, 1] (clamped), message may be
+ * NULL. Cheap to call often: updates are coalesced before they reach the
+ * database. Only valid during run() on the task it was given.
+ */
+void batchd_progress(struct batchd_task *task, double fraction,
+		     const char *message);
+
+/* The task's job id, index in the job, and attempt number (1 for the first). */
+int64_t batchd_task_job(const struct batchd_task *task);
+int64_t batchd_task_index(const struct batchd_task *task);
+int batchd_task_attempt(const struct batchd_task *task);
+
+/* The symbol a plugin exports. */
+typedef const struct batchd_handler *(*batchd_handler_get_fn)(void);
+#define BATCHD_HANDLER_SYMBOL "batchd_handler_get"
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,640 @@
+/*
+ * cli: submit, status, cancel, retry. See cli.h.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "../lib/buf.h"
+#include "../lib/clock.h"
+#include "client.h"
+
+#define EXIT_FAILED 1
+#define EXIT_USAGE 2
+#define EXIT_UNREACHABLE 3
+#define EXIT_INTERRUPTED 130
+
+struct common {
+	const char *url;
+	const char *token;
+	int json;
+};
+
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static void common_defaults(struct common *c)
+{
+	c->url = getenv("BATCHD_URL");
+	if (!c->url || !*c->url)
+		c->url = "http://127.0.0.1:8080";
+	c->token = getenv("BATCHD_TOKEN");
+}
+
+/* Prints the server's error message for a failed request. */
+static void print_error(const char *what, long status, const struct buf *body)
+{
+	cJSON *doc = cJSON_Parse(body->data);
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(doc, "error");
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+
+	if (cJSON_IsString(m))
+		fprintf(stderr, "batchd: %s: %s (HTTP %ld)\n", what, m->valuestring, status);
+	else
+		fprintf(stderr, "batchd: %s: HTTP %ld\n", what, status);
+	cJSON_Delete(doc);
+}
+
+static long request(struct client *cl, const char *method, const char *path,
+		    const char *body, size_t len, const char *header, struct buf *out)
+{
+	long status = client_request(cl, method, path, body, len, header, out);
+
+	if (status < 0)
+		fprintf(stderr, "batchd: cannot reach the server: %s\n", client_error(cl));
+	return status;
+}
+
+static void fmt_duration(double s, char *out, size_t len)
+{
+	long t = (long)(s + 0.5);
+
+	if (!isfinite(s) || s < 0)
+		snprintf(out, len, "?");
+	else if (t >= 3600)
+		snprintf(out, len, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+	else
+		snprintf(out, len, "%02ld:%02ld", t / 60, t % 60);
+}
+
+static double num(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static const char *str(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static time_t parse_time(const char *s)
+{
+	struct tm tm = { 0 };
+
+	if (!s || !strptime(s, "%Y-%m-%dT%H:%M:%S", &tm))
+		return 0;
+	return timegm(&tm);
+}
+
+static void format_bar(const cJSON *job, int width, char *out, size_t len)
+{
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(job, "progress");
+	double total = num(p, "total"), ok = num(p, "succeeded"), bad = num(p, "failed"),
+	       cancelled = num(p, "cancelled"), rate = num(p, "rate"), eta = num(p, "eta_s");
+	double done = ok + bad + cancelled, frac = total > 0 ? done / total : 0;
+	time_t start = parse_time(str(job, "started_at"));
+	time_t end = parse_time(str(job, "finished_at"));
+	char elapsed[32], left[32], bar[256 * 3 + 1];
+	static const char *const parts[] = { " ", "▏", "▎", "▍", "▌", "▋", "▊", "▉" };
+	size_t bl = 0;
+	int cells = width * 8;
+	int filled = (int)(frac * cells);
+
+	fmt_duration(start ? (double)((end ? end : time(NULL)) - start) : 0, elapsed,
+		     sizeof(elapsed));
+	fmt_duration(eta, left, sizeof(left));
+	if (width > 256)
+		width = 256;
+	for (int i = 0; i < width; i++) {
+		const char *c = filled >= (i + 1) * 8 ? "█" :
+				filled > i * 8 ? parts[filled - i * 8] : " ";
+
+		bl += (size_t)snprintf(bar + bl, sizeof(bar) - bl, "%s", c);
+	}
+	char extra[64] = "";
+
+	if (bad > 0)
+		snprintf(extra, sizeof(extra), ", failed=%.0f", bad);
+	if (cancelled > 0)
+		snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra),
+			 ", cancelled=%.0f", cancelled);
+	snprintf(out, len, "job %.0f %s: %3.0f%%|%s| %.0f/%.0f [%s<%s, %.1f tasks/s%s]",
+		 num(job, "id"), str(job, "handler") ? str(job, "handler") : "?",
+		 floor(frac * 100), bar, done, total, elapsed, left,
+		 isfinite(rate) ? rate : 0, extra);
+}
+
+void cli_format_bar(const char *job_json, int bar_width, char *out, size_t len)
+{
+	cJSON *job = cJSON_Parse(job_json);
+
+	format_bar(job, bar_width, out, len);
+	cJSON_Delete(job);
+}
+
+/* ---- submit ---- */
+
+static char *read_all(const char *path, size_t *len)
+{
+	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+	struct buf b = BUF_INIT;
+	char chunk[65536];
+	size_t n;
+
+	if (!f) {
+		fprintf(stderr, "batchd: %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		buf_add(&b, chunk, n);
+	if (ferror(f)) {
+		fprintf(stderr, "batchd: %s: %s\n", path, strerror(errno));
+		if (f != stdin)
+			fclose(f);
+		buf_release(&b);
+		return NULL;
+	}
+	if (f != stdin)
+		fclose(f);
+	return buf_detach(&b, len);
+}
+
+/* Reads JSON Lines: one task per non-empty line. */
+static cJSON *parse_lines(const char *text, char *err, size_t errlen)
+{
+	cJSON *arr = cJSON_CreateArray();
+	int line = 0;
+
+	while (*text) {
+		const char *nl = strchr(text, '\n');
+		size_t n = nl ? (size_t)(nl - text) : strlen(text);
+		char *copy = strndup(text, n);
+		cJSON *t;
+		size_t k = 0;
+
+		line++;
+		while (copy[k] == ' ' || copy[k] == '\t' || copy[k] == '\r')
+			k++;
+		if (copy[k]) {
+			t = cJSON_Parse(copy);
+			if (!t) {
+				snprintf(err, errlen, "line %d is not JSON", line);
+				free(copy);
+				cJSON_Delete(arr);
+				return NULL;
+			}
+			cJSON_AddItemToArray(arr, t);
+		}
+		free(copy);
+		text += n + (nl ? 1 : 0);
+	}
+	return arr;
+}
+
+static void submit_usage(FILE *out)
+{
+	fputs("usage: batchd submit [options] FILE|-\n"
+	      "\n"
+	      "Submits a job. FILE holds either a whole job request\n"
+	      "  {\"handler\": \"sleep\", \"tasks\": [{\"ms\": 100}, ...], \"name\": \"...\"}\n"
+	      "or only the tasks (a JSON array, or JSON Lines: one task per line), with\n"
+	      "--handler naming the handler. Options override the file's fields.\n"
+	      "Prints the job id on stdout.\n"
+	      "\n"
+	      "  --handler NAME     the handler to run\n"
+	      "  --name NAME        a name for the job\n"
+	      "  --priority N       higher runs first (default 0)\n"
+	      "  --timeout SECONDS  per-task timeout\n"
+	      "  --attempts N       attempts per task, the first included (default 1)\n"
+	      "  --key KEY          idempotency key: resubmitting with it returns the\n"
+	      "                     first job instead of creating another\n"
+	      "  --wait             show a progress bar until the job finishes; exit 0\n"
+	      "                     only if every task succeeded\n"
+	      "  --json             print the job object instead of its id\n"
+	      "  --url URL          server (default $BATCHD_URL or http://127.0.0.1:8080)\n"
+	      "  --token TOKEN      API token (default $BATCHD_TOKEN)\n", out);
+}
+
+/* Waits for job id to finish, drawing its bar on stderr. */
+static int wait_job(struct client *cl, long long id)
+{
+	int tty = isatty(STDERR_FILENO);
+	struct buf body = BUF_INIT;
+	char path[64], line[1024];
+	int64_t last_print = 0;
+	int rc = EXIT_FAILED;
+	struct sigaction sa = { .sa_handler = on_interrupt };
+
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	snprintf(path, sizeof(path), "/api/jobs/%lld", id);
+	for (;;) {
+		long status = request(cl, "GET", path, NULL, 0, NULL, &body);
+		cJSON *job;
+		const char *state;
+		int done;
+
+		if (interrupted)
+			break;
+		if (status < 0) {
+			rc = EXIT_UNREACHABLE;
+			goto out;
+		}
+		if (status != 200) {
+			print_error("cannot follow the job", status, &body);
+			goto out;
+		}
+		job = cJSON_Parse(body.data);
+		state = str(job, "state");
+		done = state && (!strcmp(state, "succeeded") || !strcmp(state, "failed") ||
+				 !strcmp(state, "cancelled"));
+		format_bar(job, 30, line, sizeof(line));
+		if (tty) {
+			fprintf(stderr, "\r%s\033[K", line);
+		} else if (done || clock_mono_ms() - last_print >= 5000) {
+			fprintf(stderr, "%s\n", line);
+			last_print = clock_mono_ms();
+		}
+		if (done) {
+			if (tty)
+				fputc('\n', stderr);
+			fprintf(stderr, "job %lld %s\n", id, state);
+			rc = !strcmp(state, "succeeded") ? 0 : EXIT_FAILED;
+			cJSON_Delete(job);
+			goto out;
+		}
+		cJSON_Delete(job);
+		for (int i = 0; i < 20 && !interrupted; i++)
+			usleep(10000);
+		if (interrupted)
+			break;
+	}
+	if (tty)
+		fputc('\n', stderr);
+	fprintf(stderr, "batchd: stopped waiting; job %lld goes on (batchd cancel %lld stops it)\n",
+		id, id);
+	rc = EXIT_INTERRUPTED;
+out:
+	buf_release(&body);
+	return rc;
+}
+
+int cli_submit(int argc, char **argv)
+{
+	enum { O_URL = 1, O_TOKEN, O_HANDLER, O_NAME, O_PRIORITY, O_TIMEOUT, O_ATTEMPTS,
+	       O_KEY, O_WAIT, O_JSON, O_HELP };
+	static const struct option opts[] = {
+		{ "url", required_argument, NULL, O_URL },
+		{ "token", required_argument, NULL, O_TOKEN },
+		{ "handler", required_argument, NULL, O_HANDLER },
+		{ "name", required_argument, NULL, O_NAME },
+		{ "priority", required_argument, NULL, O_PRIORITY },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "attempts", required_argument, NULL, O_ATTEMPTS },
+		{ "key", required_argument, NULL, O_KEY },
+		{ "wait", no_argument, NULL, O_WAIT },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct common c;
+	const char *handler = NULL, *name = NULL, *key = NULL;
+	double priority = NAN, timeout = NAN, attempts = NAN;
+	int wait = 0, opt, rc = EXIT_FAILED;
+	struct client *cl = NULL;
+	struct buf body = BUF_INIT, hdr = BUF_INIT;
+	cJSON *doc = NULL, *req = NULL;
+	char *text = NULL, *out = NULL, err[128];
+	size_t len;
+	long status;
+
+	common_defaults(&c);
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (opt) {
+		case O_URL: c.url = optarg; break;
+		case O_TOKEN: c.token = optarg; break;
+		case O_HANDLER: handler = optarg; break;
+		case O_NAME: name = optarg; break;
+		case O_PRIORITY: priority = strtod(optarg, NULL); break;
+		case O_TIMEOUT: timeout = strtod(optarg, NULL); break;
+		case O_ATTEMPTS: attempts = strtod(optarg, NULL); break;
+		case O_KEY: key = optarg; break;
+		case O_WAIT: wait = 1; break;
+		case O_JSON: c.json = 1; break;
+		case O_HELP: submit_usage(stdout); return 0;
+		default:
+			fprintf(stderr, "batchd submit: bad option %s (see batchd submit --help)\n",
+				argv[optind - 1]);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		submit_usage(stderr);
+		return EXIT_USAGE;
+	}
+	text = read_all(argv[optind], &len);
+	if (!text)
+		return EXIT_USAGE;
+	doc = cJSON_ParseWithLength(text, len);
+	if (!doc) {
+		doc = parse_lines(text, err, sizeof(err));
+		if (!doc) {
+			fprintf(stderr, "batchd submit: %s: not JSON and not JSON Lines (%s)\n",
+				argv[optind], err);
+			rc = EXIT_USAGE;
+			goto out;
+		}
+	}
+	if (cJSON_IsArray(doc)) {
+		req = cJSON_CreateObject();
+		cJSON_AddItemToObject(req, "tasks", doc);
+		doc = NULL;
+	} else if (cJSON_IsObject(doc)) {
+		req = doc;
+		doc = NULL;
+	} else {
+		fprintf(stderr, "batchd submit: %s: expected a job object or an array of tasks\n",
+			argv[optind]);
+		rc = EXIT_USAGE;
+		goto out;
+	}
+#define SET(key, item)                                                              \
+	do {                                                                        \
+		cJSON *it_ = (item);                                                \
+		if (!cJSON_ReplaceItemInObjectCaseSensitive(req, key, it_))         \
+			cJSON_AddItemToObject(req, key, it_);                       \
+	} while (0)
+	if (handler)
+		SET("handler", cJSON_CreateString(handler));
+	if (!cJSON_HasObjectItem(req, "handler")) {
+		fprintf(stderr, "batchd submit: no handler: give --handler NAME\n");
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	if (name)
+		SET("name", cJSON_CreateString(name));
+	if (!isnan(priority))
+		SET("priority", cJSON_CreateNumber(priority));
+	if (!isnan(timeout))
+		SET("timeout_s", cJSON_CreateNumber(timeout));
+	if (!isnan(attempts))
+		SET("max_attempts", cJSON_CreateNumber(attempts));
+#undef SET
+	out = cJSON_PrintUnformatted(req);
+	cl = client_new(c.url, c.token);
+	if (!cl) {
+		fprintf(stderr, "batchd: cannot start the HTTP client\n");
+		goto out;
+	}
+	if (key)
+		buf_addf(&hdr, "Idempotency-Key: %s", key);
+	status = request(cl, "POST", "/api/jobs", out, strlen(out), key ? hdr.data : NULL, &body);
+	if (status < 0) {
+		rc = EXIT_UNREACHABLE;
+		goto out;
+	}
+	if (status != 201 && status != 200) {
+		print_error("the job was refused", status, &body);
+		rc = status == 401 || status >= 500 ? EXIT_FAILED : EXIT_USAGE;
+		goto out;
+	}
+	cJSON *job = cJSON_Parse(body.data);
+	long long id = (long long)num(job, "id");
+
+	if (c.json)
+		printf("%s\n", body.data);
+	else
+		printf("%lld\n", id);
+	fflush(stdout);
+	if (!wait)
+		fprintf(stderr, "job %lld submitted: %.0f tasks for \"%s\"%s\n", id,
+			num(cJSON_GetObjectItemCaseSensitive(job, "progress"), "total"),
+			str(job, "handler"), status == 200 ? " (already submitted with this key)" : "");
+	cJSON_Delete(job);
+	rc = wait ? wait_job(cl, id) : 0;
+out:
+	cJSON_Delete(doc);
+	cJSON_Delete(req);
+	free(text);
+	free(out);
+	buf_release(&body);
+	buf_release(&hdr);
+	client_free(cl);
+	return rc;
+}
+
+/* ---- status, cancel, retry ---- */
+
+static int parse_common(int argc, char **argv, struct common *c, void (*usage)(FILE *),
+			const char *cmd)
+{
+	enum { O_URL = 1, O_TOKEN, O_JSON, O_HELP };
+	static const struct option opts[] = {
+		{ "url", required_argument, NULL, O_URL },
+		{ "token", required_argument, NULL, O_TOKEN },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
+
+	common_defaults(c);
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (opt) {
+		case O_URL: c->url = optarg; break;
+		case O_TOKEN: c->token = optarg; break;
+		case O_JSON: c->json = 1; break;
+		case O_HELP: usage(stdout); return 1;
+		default:
+			fprintf(stderr, "batchd %s: bad option %s (see batchd %s --help)\n", cmd,
+				argv[optind - 1], cmd);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static long long parse_id(const char *s)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	return !*s || *end || errno || v <= 0 ? -1 : v;
+}
+
+static void status_usage(FILE *out)
+{
+	fputs("usage: batchd status [--json] [--url URL] [--token TOKEN] [ID]\n"
+	      "\n"
+	      "Without ID: the most recent jobs, one line each. With ID: that job's\n"
+	      "progress and its first failed tasks.\n", out);
+}
+
+static void print_job_line(const cJSON *job)
+{
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(job, "progress");
+	double total = num(p, "total");
+	double done = num(p, "succeeded") + num(p, "failed") + num(p, "cancelled");
+	char eta[32];
+
+	fmt_duration(num(p, "eta_s"), eta, sizeof(eta));
+	printf("%6.0f  %-9s  %-12.12s  %9.0f/%-9.0f %5.1f%%  %9.1f/s  %8s  %s\n",
+	       num(job, "id"), str(job, "state"), str(job, "handler"), done, total,
+	       total > 0 ? done * 100 / total : 0, num(p, "rate"),
+	       isnan(num(p, "eta_s")) ? "-" : eta, str(job, "name") ? str(job, "name") : "");
+}
+
+int cli_status(int argc, char **argv)
+{
+	struct common c;
+	struct client *cl;
+	struct buf body = BUF_INIT;
+	char path[96];
+	long status;
+	int rc = parse_common(argc, argv, &c, status_usage, "status");
+	long long id = 0;
+
+	if (rc)
+		return rc > 0 ? 0 : EXIT_USAGE;
+	if (optind < argc - 1 || (optind == argc - 1 && (id = parse_id(argv[optind])) < 0)) {
+		status_usage(stderr);
+		return EXIT_USAGE;
+	}
+	cl = client_new(c.url, c.token);
+	if (!cl)
+		return EXIT_FAILED;
+	if (id)
+		snprintf(path, sizeof(path), "/api/jobs/%lld", id);
+	else
+		snprintf(path, sizeof(path), "/api/jobs?limit=20");
+	status = request(cl, "GET", path, NULL, 0, NULL, &body);
+	if (status < 0) {
+		rc = EXIT_UNREACHABLE;
+	} else if (status != 200) {
+		print_error(id ? "cannot show the job" : "cannot list jobs", status, &body);
+		rc = EXIT_FAILED;
+	} else if (c.json) {
+		printf("%s\n", body.data);
+	} else if (!id) {
+		cJSON *doc = cJSON_Parse(body.data);
+		const cJSON *j;
+
+		printf("%6s  %-9s  %-12s  %19s %6s  %11s  %8s  %s\n", "ID", "STATE",
+		       "HANDLER", "DONE/TOTAL", "", "RATE", "ETA", "NAME");
+		cJSON_ArrayForEach(j, cJSON_GetObjectItemCaseSensitive(doc, "jobs"))
+			print_job_line(j);
+		cJSON_Delete(doc);
+	} else {
+		cJSON *job = cJSON_Parse(body.data);
+		char line[1024];
+		const cJSON *t;
+
+		format_bar(job, 30, line, sizeof(line));
+		printf("%s\nstate: %s   name: %s   created: %s\n", line, str(job, "state"),
+		       str(job, "name") ? str(job, "name") : "-", str(job, "created_at"));
+		if (num(cJSON_GetObjectItemCaseSensitive(job, "progress"), "failed") > 0) {
+			snprintf(path, sizeof(path), "/api/jobs/%lld/tasks?state=failed&limit=5", id);
+			if (request(cl, "GET", path, NULL, 0, NULL, &body) == 200) {
+				cJSON *doc = cJSON_Parse(body.data);
+
+				printf("failed tasks (first 5 of %.0f):\n",
+				       num(doc, "total"));
+				cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(doc, "tasks"))
+					printf("  #%-6.0f attempts=%.0f  %s\n", num(t, "index"),
+					       num(t, "attempts"), str(t, "error") ? str(t, "error") : "");
+				cJSON_Delete(doc);
+			}
+		}
+		cJSON_Delete(job);
+	}
+	buf_release(&body);
+	client_free(cl);
+	return rc;
+}
+
+static int job_action(int argc, char **argv, const char *cmd, const char *action,
+		      const char *done, void (*usage)(FILE *))
+{
+	struct common c;
+	struct client *cl;
+	struct buf body = BUF_INIT;
+	char path[96];
+	long status;
+	long long id;
+	int rc = parse_common(argc, argv, &c, usage, cmd);
+
+	if (rc)
+		return rc > 0 ? 0 : EXIT_USAGE;
+	if (optind != argc - 1 || (id = parse_id(argv[optind])) < 0) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	cl = client_new(c.url, c.token);
+	if (!cl)
+		return EXIT_FAILED;
+	snprintf(path, sizeof(path), "/api/jobs/%lld/%s", id, action);
+	status = request(cl, "POST", path, NULL, 0, NULL, &body);
+	if (status < 0) {
+		rc = EXIT_UNREACHABLE;
+	} else if (status != 200) {
+		print_error(cmd, status, &body);
+		rc = EXIT_FAILED;
+	} else if (c.json) {
+		printf("%s\n", body.data);
+	} else {
+		printf("job %lld %s\n", id, done);
+	}
+	buf_release(&body);
+	client_free(cl);
+	return rc;
+}
+
+static void cancel_usage(FILE *out)
+{
+	fputs("usage: batchd cancel [--json] [--url URL] [--token TOKEN] ID\n"
+	      "\n"
+	      "Cancels a job: its queued tasks are cancelled and its running tasks\n"
+	      "stopped.\n", out);
+}
+
+static void retry_usage(FILE *out)
+{
+	fputs("usage: batchd retry [--json] [--url URL] [--token TOKEN] ID\n"
+	      "\n"
+	      "Queues a job's failed and cancelled tasks again.\n", out);
+}
+
+int cli_cancel(int argc, char **argv)
+{
+	return job_action(argc, argv, "cancel", "cancel", "cancelled", cancel_usage);
+}
+
+int cli_retry(int argc, char **argv)
+{
+	return job_action(argc, argv, "retry", "retry", "retried", retry_usage);
+}

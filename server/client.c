@@ -1,0 +1,108 @@
+/*
+ * client: libcurl requests for the CLI. See client.h.
+ */
+#include "client.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+struct client {
+	CURL *curl;
+	char *url;
+	char *auth;		/* "Authorization: Bearer ..." or NULL */
+	char err[CURL_ERROR_SIZE];
+};
+
+struct client *client_new(const char *url, const char *token)
+{
+	struct client *c = calloc(1, sizeof(*c));
+	size_t n;
+
+	if (!c)
+		abort();
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	c->curl = curl_easy_init();
+	if (!c->curl) {
+		free(c);
+		return NULL;
+	}
+	c->url = strdup(url);
+	n = strlen(c->url);
+	while (n && c->url[n - 1] == '/')
+		c->url[--n] = '\0';
+	if (token && *token) {
+		struct buf b = BUF_INIT;
+
+		buf_addf(&b, "Authorization: Bearer %s", token);
+		c->auth = buf_detach(&b, NULL);
+	}
+	return c;
+}
+
+void client_free(struct client *c)
+{
+	if (!c)
+		return;
+	curl_easy_cleanup(c->curl);
+	curl_global_cleanup();
+	free(c->url);
+	free(c->auth);
+	free(c);
+}
+
+static size_t on_data(char *p, size_t size, size_t n, void *ctx)
+{
+	buf_add(ctx, p, size * n);
+	return size * n;
+}
+
+long client_request(struct client *c, const char *method, const char *path,
+		    const char *body, size_t len, const char *header,
+		    struct buf *out)
+{
+	struct curl_slist *hdrs = NULL;
+	struct buf url = BUF_INIT;
+	long status = -1;
+	CURLcode rc;
+
+	buf_reset(out);
+	buf_addf(&url, "%s%s", c->url, path);
+	curl_easy_reset(c->curl);
+	curl_easy_setopt(c->curl, CURLOPT_URL, url.data);
+	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, out);
+	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->err);
+	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_USERAGENT, "batchd-cli");
+	if (body) {
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+	}
+	/* Large bodies go at once, without waiting for 100-continue. */
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	if (c->auth)
+		hdrs = curl_slist_append(hdrs, c->auth);
+	if (header)
+		hdrs = curl_slist_append(hdrs, header);
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
+	c->err[0] = '\0';
+	rc = curl_easy_perform(c->curl);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+	else if (!c->err[0])
+		snprintf(c->err, sizeof(c->err), "%s", curl_easy_strerror(rc));
+	curl_slist_free_all(hdrs);
+	buf_release(&url);
+	return status;
+}
+
+const char *client_error(const struct client *c)
+{
+	return c->err;
+}

@@ -1,0 +1,29 @@
+/*
+ * client: the HTTP client of batchd's own CLI (submit, status, cancel), on
+ * libcurl. One connection is kept alive across the requests of a command.
+ */
+#ifndef BATCHD_CLIENT_H
+#define BATCHD_CLIENT_H
+
+#include <stddef.h>
+
+#include "../lib/buf.h"
+
+struct client;
+
+/* A client for the server at url ("http://127.0.0.1:8080"), sending
+ * token (may be NULL) as a bearer token. NULL if libcurl fails to start. */
+struct client *client_new(const char *url, const char *token);
+void client_free(struct client *c);
+/*
+ * Sends method path with body (NULL for none) and extra header (NULL for
+ * none). Returns the HTTP status with the response body in out (reset
+ * first), or -1 when the server could not be reached, with the reason in
+ * client_error().
+ */
+long client_request(struct client *c, const char *method, const char *path,
+		    const char *body, size_t len, const char *header,
+		    struct buf *out);
+const char *client_error(const struct client *c);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * config: the settings of `batchd serve`, from the environment (BATCHD_*)
+ * and then the command line, which wins.
+ */
+#ifndef BATCHD_CONFIG_H
+#define BATCHD_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdint.h>
+
+struct config {
+	char *listen;		/* host:port */
+	char *db;
+	int workers;
+	char *handlers;		/* handlers file, or NULL */
+	char *token;		/* API token, or NULL */
+	double grace_s;
+	int64_t max_body;
+	int64_t max_tasks;
+	double default_timeout_s;
+	int log_level;
+	int log_format;
+	int max_connections;
+	double conn_timeout_s;
+};
+
+/* Fills c with defaults, then the environment, then argv (argv[0] is the
+ * subcommand). Returns 0; 1 when --help was printed; -1 with a one-line
+ * message in err. */
+int config_parse(struct config *c, int argc, char **argv, char *err,
+		 size_t errlen);
+void config_release(struct config *c);
+/* Prints `batchd serve --help`. */
+void config_usage(FILE *out);
+
+/* Parses "64M", "1G", "512k", "100" (bytes); -1 if malformed. */
+int64_t config_parse_size(const char *s);
+
+#endif

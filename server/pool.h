@@ -1,0 +1,91 @@
+/*
+ * pool: the worker processes.
+ *
+ * The pool forks its workers from the server's single thread (so no lock is
+ * ever copied held), each in its own process group with a socketpair to the
+ * server, moves frames to and from them without blocking, reaps them, and
+ * replaces the ones that die. What a frame means is not its business: it
+ * hands frames and deaths to the scheduler through struct pool_events.
+ *
+ * A worker is known by its slot (0 .. size-1), which a replacement takes
+ * over, and by an id that no later worker reuses.
+ */
+#ifndef BATCHD_POOL_H
+#define BATCHD_POOL_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../lib/buf.h"
+#include "../workers/frame.h"
+#include "../workers/registry.h"
+#include "loop.h"
+
+struct pool;
+
+struct pool_events {
+	/* The worker in slot said hello: it can take tasks. */
+	void (*ready)(void *ctx, int slot);
+	/* A RESULT, PROGRESS or INIT frame from the worker in slot. */
+	void (*frame)(void *ctx, int slot, const struct frame *f);
+	/* The worker in slot is gone (status as from waitpid); every frame
+	 * it sent has been handed over before this. */
+	void (*exited)(void *ctx, int slot, int status);
+};
+
+struct pool_config {
+	int size;		/* workers */
+	uid_t uid;		/* workers switch to this user when drop_user */
+	gid_t gid;
+	int drop_user;
+};
+
+/* What the API shows of a worker. */
+struct pool_info {
+	int id;			/* 0: the slot is empty (between a death and
+				 * the replacement) */
+	pid_t pid;
+	int64_t started_at;	/* wall ms */
+	int ready;		/* said hello */
+	uint64_t tasks_done;	/* results sent */
+	uint8_t *handlers;	/* per registry index: 0 not started, 1 ready,
+				 * 2 its init failed */
+};
+
+struct pool *pool_new(struct loop *l, const struct registry *reg,
+		      const struct pool_config *cfg,
+		      const struct pool_events *ev, void *ctx);
+/* Kills and reaps whatever workers are left, then frees the pool. */
+void pool_free(struct pool *p);
+/* Starts every worker. 0, or -1 with a message. */
+int pool_start(struct pool *p, char *err, size_t errlen);
+int pool_size(const struct pool *p);
+/* Processes that exist (not yet reaped). */
+int pool_alive(const struct pool *p);
+const struct pool_info *pool_info(const struct pool *p, int slot);
+/* Workers replaced so far. */
+uint64_t pool_restarts(const struct pool *p);
+
+/* The buffer of frames waiting to go to slot's worker: append, then
+ * pool_flush(). Writes never block; what does not fit waits for the
+ * socket to drain. */
+struct buf *pool_out(struct pool *p, int slot);
+void pool_flush(struct pool *p, int slot);
+/* Bytes queued for slot's worker and not yet written. */
+size_t pool_pending(const struct pool *p, int slot);
+
+/* Kills the worker in slot and its children (SIGKILL to its group). Its
+ * exit is reported later through events->exited. */
+void pool_kill(struct pool *p, int slot);
+/* From now on dead workers are not replaced; each worker is told to stop
+ * after its current task. */
+void pool_stop(struct pool *p);
+/* Kills every worker. */
+void pool_kill_all(struct pool *p);
+/* Reaps exited children (call on SIGCHLD) and reports them. */
+void pool_reap(struct pool *p);
+/* Replaces workers whose replacement was delayed; returns the next time
+ * (monotonic us) this needs calling, or 0. */
+int64_t pool_tick(struct pool *p, int64_t now_us);
+
+#endif

@@ -1,0 +1,347 @@
+/*
+ * serve: the server's set-up, event loop and shutdown. See serve.h.
+ *
+ * The loop turn: wait for events (HTTP, worker sockets, signals, timer),
+ * run their callbacks, enforce timeouts and retries, hand out tasks, and
+ * commit the group transaction when there is nothing else to do (or at
+ * least every COMMIT_EVERY_US while busy). One thread does all of it.
+ */
+#include "serve.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../db/store.h"
+#include "../lib/clock.h"
+#include "../lib/log.h"
+#include "../workers/registry.h"
+#include "config.h"
+#include "http.h"
+#include "loop.h"
+#include "pool.h"
+#include "sched.h"
+#include "version.h"
+
+/* While busy, the group transaction is committed at least this often. */
+#define COMMIT_EVERY_US 50000
+
+struct server {
+	struct config cfg;
+	struct app app;
+	struct loop *loop;
+	struct registry *reg;
+	struct store *store;
+	struct sched *sched;
+	struct pool *pool;
+	struct http *http;
+	int sigfd;
+	int listen_fd;
+	int stopping;
+	int aborted;
+	int64_t stop_deadline;	/* monotonic us */
+};
+
+/* Makes sure descriptors 0, 1 and 2 are open, so that nothing we open
+ * later lands on them. */
+static void fix_stdio(void)
+{
+	for (int fd = 0; fd < 3; fd++) {
+		if (fcntl(fd, F_GETFD) < 0) {
+			int n = open("/dev/null", O_RDWR);
+
+			if (n >= 0 && n != fd) {
+				dup2(n, fd);
+				close(n);
+			}
+		}
+	}
+}
+
+/* Raises the open-file limit as far as allowed: every connection and
+ * worker takes descriptors. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+/* Binds the listening socket for "host:port" ("[::1]:80" for IPv6). */
+static int listen_on(const char *addr, char *bound, size_t boundlen, char *err,
+		     size_t errlen)
+{
+	char host[256], port[16];
+	const char *colon = strrchr(addr, ':');
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *res, *ai;
+	size_t hl;
+	int fd = -1, rc, one = 1, saved = 0;
+
+	hl = (size_t)(colon - addr);
+	if (hl >= sizeof(host) || strlen(colon + 1) >= sizeof(port) || !colon[1]) {
+		snprintf(err, errlen, "cannot listen on %s: expected HOST:PORT", addr);
+		return -1;
+	}
+	memcpy(host, addr, hl);
+	host[hl] = '\0';
+	if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+		memmove(host, host + 1, hl - 2);
+		host[hl - 2] = '\0';
+	}
+	snprintf(port, sizeof(port), "%s", colon + 1);
+	rc = getaddrinfo(*host ? host : NULL, port, &hints, &res);
+	if (rc) {
+		snprintf(err, errlen, "cannot listen on %s: %s", addr, gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			    ai->ai_protocol);
+		if (fd < 0) {
+			saved = errno;
+			continue;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 4096) == 0)
+			break;
+		saved = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(saved));
+		return -1;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char h[NI_MAXHOST], p[NI_MAXSERV];
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+	    getnameinfo((struct sockaddr *)&ss, sl, h, sizeof(h), p, sizeof(p),
+			NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+		snprintf(bound, boundlen, strchr(h, ':') ? "[%s]:%s" : "%s:%s", h, p);
+	else
+		snprintf(bound, boundlen, "%s", addr);
+	return fd;
+}
+
+static void begin_shutdown(struct server *sv, const char *why)
+{
+	if (sv->stopping)
+		return;
+	sv->stopping = 1;
+	sv->app.stopping = 1;
+	sv->stop_deadline = clock_mono_us() + (int64_t)(sv->cfg.grace_s * 1e6);
+	LOG_INFO("shutting down", LF_S("signal", why), LF_I("running", sched_running(sv->sched)),
+		 LF_F("grace_s", sv->cfg.grace_s));
+	http_quiesce(sv->http);
+	sched_stop(sv->sched);
+	pool_stop(sv->pool);
+}
+
+static void on_signal(void *ctx, int fd, uint32_t events)
+{
+	struct server *sv = ctx;
+	struct signalfd_siginfo si;
+
+	(void)events;
+	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			pool_reap(sv->pool);
+			break;
+		case SIGINT:
+		case SIGTERM:
+			if (sv->stopping && !sv->aborted) {
+				LOG_WARN("second signal: stopping running tasks now");
+				sv->aborted = 1;
+				sched_abort(sv->sched);
+			}
+			begin_shutdown(sv, si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static int64_t earliest(int64_t a, int64_t b)
+{
+	if (!a)
+		return b;
+	if (!b)
+		return a;
+	return a < b ? a : b;
+}
+
+static int run(struct server *sv)
+{
+	int64_t txn_since = 0;
+
+	for (;;) {
+		int64_t now = clock_mono_us(), next;
+		int n;
+
+		if (sv->stopping && pool_alive(sv->pool) == 0)
+			break;
+		if (sv->stopping && !sv->aborted && now >= sv->stop_deadline) {
+			LOG_WARN("grace period over: stopping running tasks",
+				 LF_I("running", sched_running(sv->sched)));
+			sv->aborted = 1;
+			sched_abort(sv->sched);
+		}
+		next = sched_tick(sv->sched, now);
+		next = earliest(next, pool_tick(sv->pool, now));
+		next = earliest(next, http_deadline(sv->http, now));
+		if (sv->stopping && !sv->aborted)
+			next = earliest(next, sv->stop_deadline);
+		if (next && next <= now) {
+			http_run(sv->http);
+			next = now + 1000;
+		}
+		loop_set_timer(sv->loop, next);
+		n = loop_run_once(sv->loop, store_in_txn(sv->store) ? 0 : -1);
+		if (n < 0) {
+			LOG_ERROR("event loop failed", LF_S("error", strerror(errno)));
+			return -1;
+		}
+		now = clock_mono_us();
+		if (http_deadline(sv->http, now) && http_deadline(sv->http, now) <= now)
+			http_run(sv->http);
+		sched_tick(sv->sched, now);
+		sched_dispatch(sv->sched);
+		if (store_in_txn(sv->store)) {
+			if (!txn_since)
+				txn_since = now;
+			if (n == 0 || now - txn_since >= COMMIT_EVERY_US) {
+				sched_flush(sv->sched);
+				txn_since = 0;
+			}
+		} else {
+			txn_since = 0;
+		}
+	}
+	return 0;
+}
+
+int serve_main(int argc, char **argv)
+{
+	struct server sv = { .sigfd = -1, .listen_fd = -1 };
+	struct sched_config scfg;
+	struct pool_config pcfg = { 0 };
+	char err[1024], bound[300];
+	sigset_t mask;
+	int rc = 1;
+
+	fix_stdio();
+	switch (config_parse(&sv.cfg, argc, argv, err, sizeof(err))) {
+	case 1:
+		config_release(&sv.cfg);
+		return 0;
+	case -1:
+		fprintf(stderr, "batchd serve: %s\n", err);
+		config_release(&sv.cfg);
+		return 2;
+	}
+	log_setup(sv.cfg.log_level, sv.cfg.log_format);
+	raise_nofile();
+	signal(SIGPIPE, SIG_IGN);
+
+	sv.reg = registry_new();
+	if (sv.cfg.handlers &&
+	    registry_load_file(sv.reg, sv.cfg.handlers, err, sizeof(err)) < 0) {
+		fprintf(stderr, "batchd serve: %s\n", err);
+		goto out;
+	}
+	sv.store = store_open(sv.cfg.db, err, sizeof(err));
+	if (!sv.store) {
+		fprintf(stderr, "batchd serve: %s\n", err);
+		goto out;
+	}
+	sv.listen_fd = listen_on(sv.cfg.listen, bound, sizeof(bound), err, sizeof(err));
+	if (sv.listen_fd < 0) {
+		fprintf(stderr, "batchd serve: %s\n", err);
+		goto out;
+	}
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sv.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	sv.loop = loop_new();
+	if (sv.sigfd < 0 || !sv.loop ||
+	    loop_add(sv.loop, sv.sigfd, EPOLLIN, on_signal, &sv) < 0) {
+		fprintf(stderr, "batchd serve: cannot set up the event loop: %s\n",
+			strerror(errno));
+		goto out;
+	}
+
+	scfg.default_timeout_ms = (int64_t)(sv.cfg.default_timeout_s * 1000);
+	sv.sched = sched_new(sv.store, sv.reg, &scfg);
+	if (sched_load(sv.sched, err, sizeof(err)) < 0) {
+		fprintf(stderr, "batchd serve: %s: %s\n", sv.cfg.db, err);
+		goto out;
+	}
+	pcfg.size = sv.cfg.workers;
+	sv.pool = pool_new(sv.loop, sv.reg, &pcfg, sched_pool_events(), sv.sched);
+	sched_set_pool(sv.sched, sv.pool);
+	if (pool_start(sv.pool, err, sizeof(err)) < 0) {
+		fprintf(stderr, "batchd serve: cannot start workers: %s\n", err);
+		goto out;
+	}
+
+	sv.app.cfg = &sv.cfg;
+	sv.app.store = sv.store;
+	sv.app.sched = sv.sched;
+	sv.app.pool = sv.pool;
+	sv.app.reg = sv.reg;
+	sv.app.started_at = clock_wall_ms();
+	sv.http = http_new(&sv.app, sv.loop, sv.listen_fd, err, sizeof(err));
+	if (!sv.http) {
+		fprintf(stderr, "batchd serve: %s\n", err);
+		goto out;
+	}
+	sv.listen_fd = -1;	/* the daemon owns it now */
+	LOG_INFO("listening", LF_S("addr", bound), LF_S("db", sv.cfg.db),
+		 LF_I("workers", sv.cfg.workers), LF_I("handlers", registry_count(sv.reg)),
+		 LF_S("version", BATCHD_VERSION), LF_S("auth", sv.cfg.token ? "token" : "none"));
+
+	if (run(&sv) == 0) {
+		LOG_INFO("stopped");
+		rc = 0;
+	}
+out:
+	if (sv.sched && sv.store)
+		sched_flush(sv.sched);
+	http_free(sv.http);
+	pool_free(sv.pool);
+	sched_free(sv.sched);
+	store_close(sv.store);
+	if (sv.listen_fd >= 0)
+		close(sv.listen_fd);
+	if (sv.sigfd >= 0)
+		close(sv.sigfd);
+	loop_free(sv.loop);
+	registry_free(sv.reg);
+	free(sv.app.progress_body);
+	config_release(&sv.cfg);
+	return rc;
+}

@@ -1,0 +1,29 @@
+/*
+ * views: the JSON shapes of jobs, tasks and workers, shared by the API
+ * resources so that every endpoint shows an object the same way.
+ */
+#ifndef BATCHD_VIEWS_H
+#define BATCHD_VIEWS_H
+
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "../db/store.h"
+#include "http.h"
+#include "sched.h"
+
+/* An RFC 3339 string for ms since the epoch, or null for 0. */
+cJSON *view_time(int64_t ms);
+/* A job; live is its scheduler view when it is active, else NULL. */
+cJSON *view_job(const struct store_job *row, const struct sched_live *live,
+		int64_t now_ms);
+/* The job with id from the scheduler or the store (NULL if none; *err set
+ * to -1 on a database error). */
+cJSON *view_job_by_id(struct app *app, int64_t id, int64_t now_ms, int *err);
+/* A task; with_input adds its input. */
+cJSON *view_task(struct app *app, const struct store_task *t, int with_input);
+/* The workers array. */
+cJSON *view_workers(struct app *app);
+
+#endif

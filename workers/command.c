@@ -1,0 +1,402 @@
+/*
+ * command: the handler kind that runs a program per task.
+ *
+ * The program named in the handlers file is started with posix_spawn (no
+ * shell: the input never reaches a command line), gets the task's input JSON
+ * on stdin, and may write progress lines "<fraction> [message]" to the file
+ * descriptor in $BATCHD_PROGRESS_FD. Exit status 0 is success and stdout is
+ * the result (JSON when it parses as JSON, else a string; empty is null).
+ * Any other end is a failure whose error holds the exit status or signal and
+ * the last 4 KiB of stderr.
+ *
+ * The environment is clean: PATH, HOME, LANG, the handler's "env" entries
+ * and BATCHD_PROGRESS_FD, BATCHD_JOB, BATCHD_TASK, BATCHD_ATTEMPT. Nothing of
+ * batchd's own environment (a token, for one) reaches the program.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "../lib/buf.h"
+#include "../lib/utf8.h"
+#include "registry.h"
+#include "worker.h"
+
+#define STDOUT_MAX (64u << 20)
+#define STDERR_TAIL 4096
+#define PROGRESS_LINE_MAX 4096
+#define PROGRESS_FD 3
+
+struct command {
+	char **argv;
+	char **env;		/* the fixed part; per-task entries follow */
+	size_t nenv;
+};
+
+static char *xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	if (!p)
+		abort();
+	return p;
+}
+
+static char *xasprintf(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+static char *xasprintf(const char *fmt, ...)
+{
+	struct buf b = BUF_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	buf_vaddf(&b, fmt, ap);
+	va_end(ap);
+	return buf_detach(&b, NULL);
+}
+
+static void free_strv(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void command_fini(void *state)
+{
+	struct command *c = state;
+
+	if (!c)
+		return;
+	free_strv(c->argv);
+	free_strv(c->env);
+	free(c);
+}
+
+static int has_env(const cJSON *env, const char *name)
+{
+	return cJSON_GetObjectItemCaseSensitive(env, name) != NULL;
+}
+
+static int command_init(const char *config, void **state, char *err,
+			size_t errlen)
+{
+	cJSON *doc = cJSON_Parse(config ? config : "");
+	const cJSON *argv = cJSON_GetObjectItemCaseSensitive(doc, "argv");
+	const cJSON *env = cJSON_GetObjectItemCaseSensitive(doc, "env");
+	const cJSON *a;
+	struct command *c = calloc(1, sizeof(*c));
+	size_t n = 0;
+
+	if (!c)
+		abort();
+	if (!cJSON_IsArray(argv)) {
+		snprintf(err, errlen, "bad command configuration");
+		cJSON_Delete(doc);
+		free(c);
+		return -1;
+	}
+	c->argv = calloc((size_t)cJSON_GetArraySize(argv) + 1, sizeof(char *));
+	c->env = calloc((size_t)cJSON_GetArraySize(env) + 4, sizeof(char *));
+	if (!c->argv || !c->env)
+		abort();
+	cJSON_ArrayForEach(a, argv)
+		c->argv[n++] = xstrdup(a->valuestring);
+	if (!has_env(env, "PATH"))
+		c->env[c->nenv++] = xstrdup("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+	if (!has_env(env, "HOME")) {
+		struct passwd *pw = getpwuid(getuid());
+
+		c->env[c->nenv++] = xasprintf("HOME=%s", pw && pw->pw_dir ? pw->pw_dir : "/");
+	}
+	if (!has_env(env, "LANG"))
+		c->env[c->nenv++] = xstrdup("LANG=C.UTF-8");
+	cJSON_ArrayForEach(a, env)
+		c->env[c->nenv++] = xasprintf("%s=%s", a->string, a->valuestring);
+	cJSON_Delete(doc);
+	*state = c;
+	return 0;
+}
+
+static void set_nonblock(int fd)
+{
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* Parses complete progress lines in pb, keeping a trailing partial line. */
+static void parse_progress(struct batchd_task *task, struct buf *pb, int final)
+{
+	size_t start = 0;
+
+	for (;;) {
+		char *nl = memchr(pb->data + start, '\n', pb->len - start);
+		char *line = pb->data + start, *end;
+		double f;
+
+		if (!nl && !(final && start < pb->len))
+			break;
+		if (nl)
+			*nl = '\0';
+		f = strtod(line, &end);
+		if (end != line && isfinite(f)) {
+			while (*end == ' ' || *end == '\t')
+				end++;
+			size_t m = strlen(end);
+
+			while (m && (end[m - 1] == '\r' || end[m - 1] == ' '))
+				end[--m] = '\0';
+			batchd_progress(task, f, m ? end : NULL);
+		}
+		start = nl ? (size_t)(nl - pb->data) + 1 : pb->len;
+	}
+	buf_consume(pb, start);
+	if (pb->len > PROGRESS_LINE_MAX) /* a line without end: drop it */
+		buf_reset(pb);
+}
+
+static void keep_tail(struct buf *b)
+{
+	if (b->len > 2 * STDERR_TAIL)
+		buf_consume(b, b->len - STDERR_TAIL);
+}
+
+/* The result of an exit-0 run: stdout as JSON if it is JSON, else as a
+ * JSON string; empty (or only whitespace) is null. */
+static char *stdout_result(struct buf *out)
+{
+	size_t n = out->len;
+	const char *end = NULL;
+	struct buf clean = BUF_INIT;
+	cJSON *doc, *str;
+	char *text;
+
+	while (n && strchr(" \t\r\n", out->data[n - 1]))
+		n--;
+	out->data[n] = '\0';
+	out->len = n;
+	if (!n)
+		return NULL;
+	if (utf8_valid(out->data, n, NULL)) {
+		doc = cJSON_ParseWithLengthOpts(out->data, n + 1, &end, 1);
+		if (doc) {
+			cJSON_Delete(doc);
+			return buf_detach(out, NULL);
+		}
+	}
+	utf8_sanitize(&clean, out->data, n);
+	str = cJSON_CreateString(clean.data);
+	text = cJSON_PrintUnformatted(str);
+	cJSON_Delete(str);
+	buf_release(&clean);
+	if (!text)
+		abort();
+	return text;
+}
+
+static char *failure(int status, struct buf *err, const char *extra)
+{
+	struct buf b = BUF_INIT;
+	size_t n = err->len, from = 0;
+
+	if (WIFEXITED(status)) {
+		buf_addf(&b, "exited with status %d", WEXITSTATUS(status));
+	} else if (WIFSIGNALED(status)) {
+		const char *abbr = sigabbrev_np(WTERMSIG(status));
+
+		buf_addf(&b, "killed by signal %d (SIG%s)", WTERMSIG(status),
+			 abbr ? abbr : "?");
+	} else {
+		buf_addf(&b, "ended with wait status %d", status);
+	}
+	if (extra)
+		buf_addf(&b, " (%s)", extra);
+	while (n && strchr(" \t\r\n", err->data[n - 1]))
+		n--;
+	if (n > STDERR_TAIL)
+		from = n - STDERR_TAIL;
+	/* Start the tail at a character boundary. */
+	while (from < n && ((unsigned char)err->data[from] & 0xc0) == 0x80)
+		from++;
+	if (n > from) {
+		buf_adds(&b, "; stderr: ");
+		utf8_sanitize(&b, err->data + from, n - from);
+	}
+	return buf_detach(&b, NULL);
+}
+
+static int command_run(void *state, struct batchd_task *task, const char *input,
+		       char **result)
+{
+	struct command *c = state;
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 },
+	    prog[2] = { -1, -1 };
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, all;
+	struct buf obuf = BUF_INIT, ebuf = BUF_INIT, pbuf = BUF_INIT;
+	size_t in_len = strlen(input), in_off = 0;
+	const char *extra = NULL;
+	char *envp[256 + 8];
+	char ejob[48], etask[48], eatt[48];
+	size_t ne = 0;
+	pid_t pid;
+	int status = 0, rc;
+
+	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) ||
+	    pipe2(err, O_CLOEXEC) || pipe2(prog, O_CLOEXEC)) {
+		*result = xasprintf("cannot create pipes: %s", strerror(errno));
+		goto fail;
+	}
+	for (size_t i = 0; i < c->nenv && ne < 256; i++)
+		envp[ne++] = c->env[i];
+	envp[ne++] = "BATCHD_PROGRESS_FD=3";
+	snprintf(ejob, sizeof(ejob), "BATCHD_JOB=%lld", (long long)batchd_task_job(task));
+	snprintf(etask, sizeof(etask), "BATCHD_TASK=%lld", (long long)batchd_task_index(task));
+	snprintf(eatt, sizeof(eatt), "BATCHD_ATTEMPT=%d", batchd_task_attempt(task));
+	envp[ne++] = ejob;
+	envp[ne++] = etask;
+	envp[ne++] = eatt;
+	envp[ne] = NULL;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+	posix_spawn_file_actions_adddup2(&fa, prog[1], PROGRESS_FD);
+	posix_spawnattr_init(&attr);
+	sigemptyset(&none);
+	sigfillset(&all);
+	sigdelset(&all, SIGKILL);
+	sigdelset(&all, SIGSTOP);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	rc = posix_spawn(&pid, c->argv[0], &fa, &attr, c->argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	if (rc) {
+		*result = xasprintf("cannot start %s: %s", c->argv[0], strerror(rc));
+		goto fail;
+	}
+	close_fd(&in[0]);
+	close_fd(&out[1]);
+	close_fd(&err[1]);
+	close_fd(&prog[1]);
+	set_nonblock(in[1]);
+	set_nonblock(out[0]);
+	set_nonblock(err[0]);
+	set_nonblock(prog[0]);
+	if (!in_len)
+		close_fd(&in[1]);
+
+	while (out[0] >= 0 || err[0] >= 0 || prog[0] >= 0) {
+		struct pollfd p[4];
+		int fds[4] = { in[1], out[0], err[0], prog[0] };
+		int np = 0;
+
+		for (int i = 0; i < 4; i++) {
+			if (fds[i] < 0)
+				continue;
+			p[np].fd = fds[i];
+			p[np].events = i == 0 ? POLLOUT : POLLIN;
+			p[np].revents = 0;
+			np++;
+		}
+		if (poll(p, (nfds_t)np, 50) < 0 && errno != EINTR)
+			break;
+		worker_progress_flush(task);
+		for (int i = 0; i < np; i++) {
+			char chunk[65536];
+			ssize_t n;
+
+			if (!p[i].revents)
+				continue;
+			if (p[i].fd == in[1]) {
+				n = write(in[1], input + in_off, in_len - in_off);
+				if (n > 0)
+					in_off += (size_t)n;
+				/* EPIPE: the program does not read its input. */
+				if ((n < 0 && errno != EAGAIN && errno != EINTR) ||
+				    in_off == in_len)
+					close_fd(&in[1]);
+				continue;
+			}
+			n = read(p[i].fd, chunk, sizeof(chunk));
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (n <= 0) {
+				if (p[i].fd == out[0])
+					close_fd(&out[0]);
+				else if (p[i].fd == err[0])
+					close_fd(&err[0]);
+				else
+					close_fd(&prog[0]);
+				continue;
+			}
+			if (p[i].fd == out[0]) {
+				buf_add(&obuf, chunk, (size_t)n);
+				if (obuf.len > STDOUT_MAX && !extra) {
+					extra = "stdout over 64 MiB";
+					kill(pid, SIGKILL);
+					close_fd(&out[0]);
+				}
+			} else if (p[i].fd == err[0]) {
+				buf_add(&ebuf, chunk, (size_t)n);
+				keep_tail(&ebuf);
+			} else {
+				buf_add(&pbuf, chunk, (size_t)n);
+				parse_progress(task, &pbuf, 0);
+			}
+		}
+	}
+	parse_progress(task, &pbuf, 1);
+	close_fd(&in[1]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!extra && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		*result = stdout_result(&obuf);
+		rc = 0;
+	} else {
+		*result = failure(status, &ebuf, extra);
+		rc = -1;
+	}
+	buf_release(&obuf);
+	buf_release(&ebuf);
+	buf_release(&pbuf);
+	return rc;
+fail:
+	for (int i = 0; i < 2; i++) {
+		close_fd(&in[i]);
+		close_fd(&out[i]);
+		close_fd(&err[i]);
+		close_fd(&prog[i]);
+	}
+	return -1;
+}
+
+const struct batchd_handler command_handler_ops = {
+	.abi_version = BATCHD_ABI_VERSION,
+	.name = "command",
+	.init = command_init,
+	.run = command_run,
+	.fini = command_fini,
+};

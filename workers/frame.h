@@ -1,0 +1,82 @@
+/*
+ * frame: the messages between the server and its workers.
+ *
+ * Each message is a frame on a SOCK_STREAM socketpair:
+ *
+ *     u32 length | u8 type | payload (length - 1 bytes)
+ *
+ * integers little-endian. The fixed fields of each type come first; the
+ * variable part (a task's input, a result, an error, a message) is the rest
+ * of the payload, not NUL-terminated. The decoder trusts nothing: a frame
+ * that is too long, too short for its type, or of an unknown type is an
+ * error, and the peer is then treated as broken.
+ *
+ *   RUN      server -> worker  job u64, index u32, handler u16, timeout_ms u32,
+ *                              attempt u32, input
+ *   STOP     server -> worker  (none): finish the current task, then exit
+ *   HELLO    worker -> server  pid u32
+ *   RESULT   worker -> server  job u64, index u32, ok u8, duration_us u32,
+ *                              result JSON (ok) or error text
+ *   PROGRESS worker -> server  job u64, index u32, ppm u32 (0..1000000),
+ *                              message
+ *   INIT     worker -> server  handler u16, ok u8, error text when not ok
+ */
+#ifndef BATCHD_FRAME_H
+#define BATCHD_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../lib/buf.h"
+
+enum frame_type {
+	FRAME_RUN = 1,
+	FRAME_STOP = 2,
+	FRAME_HELLO = 10,
+	FRAME_RESULT = 11,
+	FRAME_PROGRESS = 12,
+	FRAME_INIT = 13,
+};
+
+/* Largest length field accepted: a 64 MiB input plus room. */
+#define FRAME_MAX_LEN (80u << 20)
+#define FRAME_HEADER 4u
+
+struct frame {
+	uint8_t type;
+	uint64_t job;
+	uint32_t idx;
+	uint16_t handler;
+	uint32_t timeout_ms;
+	uint32_t attempt;
+	uint8_t ok;
+	uint32_t duration_us;
+	uint32_t ppm;		/* progress, millionths */
+	uint32_t pid;
+	const char *data;	/* the variable part; points into the input */
+	size_t len;
+};
+
+/*
+ * Decodes the frame at the start of buf (n bytes available).
+ * Returns the number of bytes it occupies (> 0) and fills *f; 0 when buf
+ * holds only part of a frame (read more); -1 when the bytes are not a valid
+ * frame, with a message in err. f->data points into buf.
+ */
+ssize_t frame_decode(const void *buf, size_t n, struct frame *f, char *err,
+		     size_t errlen);
+
+void frame_put_run(struct buf *b, uint64_t job, uint32_t idx, uint16_t handler,
+		   uint32_t timeout_ms, uint32_t attempt, const char *input,
+		   size_t len);
+void frame_put_stop(struct buf *b);
+void frame_put_hello(struct buf *b, uint32_t pid);
+void frame_put_result(struct buf *b, uint64_t job, uint32_t idx, int ok,
+		      uint32_t duration_us, const char *data, size_t len);
+void frame_put_progress(struct buf *b, uint64_t job, uint32_t idx,
+			uint32_t ppm, const char *msg, size_t len);
+void frame_put_init(struct buf *b, uint16_t handler, int ok, const char *msg,
+		    size_t len);
+
+#endif

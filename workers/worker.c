@@ -1,0 +1,361 @@
+/*
+ * worker: a worker process's loop. See worker.h.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "../lib/buf.h"
+#include "../lib/clock.h"
+#include "../lib/log.h"
+#include "../lib/utf8.h"
+#include "frame.h"
+
+/* Results and errors larger than this fail the task instead. */
+#define RESULT_MAX (64u << 20)
+/* Progress is forwarded at most this often per task; later calls coalesce. */
+#define PROGRESS_EVERY_US 20000
+#define MESSAGE_MAX 1024
+#define INIT_BACKOFF_MAX_US (30 * 1000000LL)
+
+struct wtask {
+	struct wtask *next;
+	uint64_t job;
+	uint32_t idx;
+	uint16_t handler;
+	uint32_t attempt;
+	size_t len;
+	char input[];		/* NUL-terminated */
+};
+
+struct hstate {
+	int ready;		/* init() succeeded */
+	void *state;
+	int failures;		/* init() failures in a row */
+	int64_t retry_at_us;	/* no new init() before this */
+	char *error;		/* the last init() error */
+};
+
+struct worker {
+	int sock;
+	int id;
+	const struct registry *reg;
+	struct hstate *hs;
+	struct buf in;
+	struct buf out;
+	struct wtask *head, *tail;
+	int stopping;
+};
+
+struct batchd_task {
+	struct worker *w;
+	uint64_t job;
+	uint32_t idx;
+	uint32_t attempt;
+	int64_t sent_us;	/* when progress was last forwarded */
+	int pending;		/* a coalesced update is waiting */
+	uint32_t ppm;
+	struct buf msg;
+};
+
+/* Writes out everything queued for the server; the worker ends if the
+ * server has gone away (there is nobody left to report to). */
+static void flush(struct worker *w)
+{
+	size_t off = 0;
+
+	while (off < w->out.len) {
+		ssize_t n = send(w->sock, w->out.data + off, w->out.len - off,
+				 MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			struct pollfd p = { .fd = w->sock, .events = POLLOUT };
+
+			poll(&p, 1, -1);
+			continue;
+		}
+		if (n <= 0)
+			_exit(0);
+		off += (size_t)n;
+	}
+	buf_reset(&w->out);
+}
+
+/* Reads whatever the server has sent, waiting for it when block is set.
+ * Returns -1 when the server has closed the socket or sent garbage. */
+static int receive(struct worker *w, int block)
+{
+	char err[128];
+	size_t off = 0;
+
+	if (block) {
+		struct pollfd p = { .fd = w->sock, .events = POLLIN };
+
+		while (poll(&p, 1, -1) < 0)
+			if (errno != EINTR)
+				return -1;
+	}
+	for (;;) {
+		ssize_t n;
+
+		buf_grow(&w->in, 65536);
+		n = recv(w->sock, w->in.data + w->in.len, w->in.cap - w->in.len - 1,
+			 MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0)
+			return -1;
+		w->in.len += (size_t)n;
+		w->in.data[w->in.len] = '\0';
+	}
+	for (;;) {
+		struct frame f;
+		ssize_t used = frame_decode(w->in.data + off, w->in.len - off, &f,
+					    err, sizeof(err));
+
+		if (used < 0) {
+			LOG_ERROR("bad frame from server", LF_S("error", err));
+			return -1;
+		}
+		if (used == 0)
+			break;
+		off += (size_t)used;
+		if (f.type == FRAME_STOP) {
+			w->stopping = 1;
+		} else if (f.type == FRAME_RUN) {
+			struct wtask *t = malloc(sizeof(*t) + f.len + 1);
+
+			if (!t)
+				abort();
+			t->next = NULL;
+			t->job = f.job;
+			t->idx = f.idx;
+			t->handler = f.handler;
+			t->attempt = f.attempt;
+			t->len = f.len;
+			memcpy(t->input, f.data, f.len);
+			t->input[f.len] = '\0';
+			if (w->tail)
+				w->tail->next = t;
+			else
+				w->head = t;
+			w->tail = t;
+		}
+	}
+	buf_consume(&w->in, off);
+	return 0;
+}
+
+static void send_progress(struct batchd_task *t)
+{
+	frame_put_progress(&t->w->out, t->job, t->idx, t->ppm, t->msg.data,
+			   t->msg.len);
+	flush(t->w);
+	t->pending = 0;
+	t->sent_us = clock_mono_us();
+}
+
+void batchd_progress(struct batchd_task *t, double fraction, const char *message)
+{
+	if (!t)
+		return;
+	if (!(fraction >= 0))	/* also NaN */
+		fraction = 0;
+	if (fraction > 1)
+		fraction = 1;
+	t->ppm = (uint32_t)(fraction * 1000000 + 0.5);
+	buf_reset(&t->msg);
+	if (message) {
+		size_t n = strlen(message);
+
+		utf8_sanitize(&t->msg, message, n > MESSAGE_MAX ? MESSAGE_MAX : n);
+	}
+	t->pending = 1;
+	if (clock_mono_us() - t->sent_us >= PROGRESS_EVERY_US)
+		send_progress(t);
+}
+
+/* Forwards a coalesced update that is still waiting (for handlers that
+ * wait on something else, like the command runner). */
+void worker_progress_flush(struct batchd_task *t)
+{
+	if (t && t->pending && clock_mono_us() - t->sent_us >= PROGRESS_EVERY_US)
+		send_progress(t);
+}
+
+int64_t batchd_task_job(const struct batchd_task *t)
+{
+	return (int64_t)t->job;
+}
+
+int64_t batchd_task_index(const struct batchd_task *t)
+{
+	return (int64_t)t->idx;
+}
+
+int batchd_task_attempt(const struct batchd_task *t)
+{
+	return (int)t->attempt;
+}
+
+/* Makes sure handler id is initialized in this worker. Returns 0, or -1
+ * with the reason in *error (malloc()ed). */
+static int ensure_init(struct worker *w, int id, const struct handler *h,
+		       char **error)
+{
+	struct hstate *s = &w->hs[id];
+	struct buf b = BUF_INIT;
+	char err[1024] = "";
+	int64_t now = clock_mono_us();
+
+	if (s->ready)
+		return 0;
+	if (s->failures && now < s->retry_at_us) {
+		buf_addf(&b, "handler \"%s\" failed to initialize: %s (next try in %.1f s)",
+			 h->name, s->error, (double)(s->retry_at_us - now) / 1e6);
+		*error = buf_detach(&b, NULL);
+		return -1;
+	}
+	if (!h->ops->init || h->ops->init(h->config, &s->state, err, sizeof(err)) == 0) {
+		s->ready = 1;
+		s->failures = 0;
+		free(s->error);
+		s->error = NULL;
+		frame_put_init(&w->out, (uint16_t)id, 1, "", 0);
+		flush(w);
+		LOG_DEBUG("handler initialized", LF_S("handler", h->name));
+		return 0;
+	}
+	err[sizeof(err) - 1] = '\0';
+	if (!err[0])
+		snprintf(err, sizeof(err), "init() failed");
+	s->failures++;
+	int64_t backoff = 1000000LL << (s->failures > 5 ? 5 : s->failures - 1);
+	s->retry_at_us = now + (backoff > INIT_BACKOFF_MAX_US ? INIT_BACKOFF_MAX_US : backoff);
+	free(s->error);
+	utf8_sanitize(&b, err, strlen(err));
+	s->error = buf_detach(&b, NULL);
+	frame_put_init(&w->out, (uint16_t)id, 0, s->error, strlen(s->error));
+	flush(w);
+	LOG_WARN("handler failed to initialize", LF_S("handler", h->name),
+		 LF_S("error", s->error));
+	buf_addf(&b, "handler \"%s\" failed to initialize: %s", h->name, s->error);
+	*error = buf_detach(&b, NULL);
+	return -1;
+}
+
+static void run_task(struct worker *w, struct wtask *wt)
+{
+	const struct handler *h = registry_get(w->reg, wt->handler);
+	struct batchd_task t = { .w = w, .job = wt->job, .idx = wt->idx,
+				 .attempt = wt->attempt };
+	char *res = NULL;
+	int64_t start = clock_mono_us();
+	int ok = 0;
+
+	buf_init(&t.msg);
+	t.sent_us = start - PROGRESS_EVERY_US;
+	if (!h) {
+		res = strdup("unknown handler");
+	} else if (ensure_init(w, wt->handler, h, &res) == 0) {
+		ok = h->ops->run(w->hs[wt->handler].state, &t, wt->input, &res) == 0;
+	}
+	int64_t dur = clock_mono_us() - start;
+	const char *data = res;
+	size_t len = res ? strlen(res) : 0;
+	struct buf fixed = BUF_INIT;
+
+	if (ok && !res) {
+		data = "null";
+		len = 4;
+	} else if (len > RESULT_MAX) {
+		buf_addf(&fixed, "%s is too large (%zu bytes, limit %u)",
+			 ok ? "result" : "error", len, RESULT_MAX);
+		ok = 0;
+		data = fixed.data;
+		len = fixed.len;
+	} else if (ok && h->kind != HANDLER_BUILTIN) {
+		/* Handlers outside batchd may return anything: check it is
+		 * one JSON value before it is stored as one. */
+		const char *end = NULL;
+		cJSON *doc = cJSON_ParseWithLengthOpts(res, len + 1, &end, 1);
+
+		if (!doc || !utf8_valid(res, len, NULL)) {
+			buf_adds(&fixed, "handler returned a result that is not JSON: ");
+			utf8_sanitize(&fixed, res, len > 200 ? 200 : len);
+			ok = 0;
+			data = fixed.data;
+			len = fixed.len;
+		}
+		cJSON_Delete(doc);
+	} else if (!ok) {
+		if (!res) {
+			data = "task failed";
+			len = strlen(data);
+		} else if (!utf8_valid(res, len, NULL)) {
+			utf8_sanitize(&fixed, res, len);
+			data = fixed.data;
+			len = fixed.len;
+		}
+	}
+	frame_put_result(&w->out, wt->job, wt->idx, ok,
+			 dur > UINT32_MAX ? UINT32_MAX : (uint32_t)dur, data, len);
+	flush(w);
+	buf_release(&fixed);
+	buf_release(&t.msg);
+	free(res);
+}
+
+int worker_main(int sock, int id, const struct registry *reg)
+{
+	struct worker w = { .sock = sock, .id = id, .reg = reg };
+	int n = registry_count(reg);
+
+	signal(SIGPIPE, SIG_IGN);
+	log_set_context("worker", id);
+	w.hs = calloc((size_t)n, sizeof(*w.hs));
+	if (!w.hs)
+		abort();
+	buf_init(&w.in);
+	buf_init(&w.out);
+	frame_put_hello(&w.out, (uint32_t)getpid());
+	flush(&w);
+
+	for (;;) {
+		if (receive(&w, !w.head && !w.stopping) < 0)
+			break;
+		if (w.stopping)
+			break;
+		if (!w.head)
+			continue;
+		struct wtask *t = w.head;
+
+		w.head = t->next;
+		if (!w.head)
+			w.tail = NULL;
+		run_task(&w, t);
+		free(t);
+	}
+	for (int i = 0; i < n; i++) {
+		const struct handler *h = registry_get(reg, i);
+
+		if (w.hs[i].ready && h->ops->fini)
+			h->ops->fini(w.hs[i].state);
+	}
+	/* The rest of the memory is the server's, inherited at fork; the
+	 * process ends here without tidying it. */
+	return 0;
+}

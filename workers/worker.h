@@ -1,0 +1,31 @@
+/*
+ * worker: the body of a worker process.
+ *
+ * A worker is forked by the server and talks to it over one socket (see
+ * frame.h). It runs one task at a time, in the order received, and keeps
+ * each handler's state from its first task on: a handler's init() runs once
+ * per worker, not once per task. It never touches the database.
+ *
+ * A worker ends when the server sends STOP (after the task it is running)
+ * or closes the socket.
+ */
+#ifndef BATCHD_WORKER_H
+#define BATCHD_WORKER_H
+
+#include "registry.h"
+
+/*
+ * Runs the worker loop on sock. id is the worker's number, used in logs.
+ * Returns the exit status the process should _exit() with; it never
+ * returns to the server's code (the caller must not).
+ */
+int worker_main(int sock, int id, const struct registry *reg);
+
+/*
+ * Forwards a progress update that batchd_progress() held back to coalesce
+ * it, once the coalescing interval has passed. For handlers that wait on
+ * something else between reports (the command runner calls it as it polls).
+ */
+void worker_progress_flush(struct batchd_task *task);
+
+#endif
