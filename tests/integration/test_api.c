@@ -1,0 +1,428 @@
+/*
+ * Integration tests of the REST API: every endpoint and every error status,
+ * against the real batchd on an ephemeral port with a temporary database.
+ */
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int setup(void **state)
+{
+	struct server *s = calloc(1, sizeof(*s));
+	const char *args[] = { "--workers", "2", "--max-body", "64K", NULL };
+
+	server_init(s);
+	server_start(s, args);
+	*state = s;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct server *s = *state;
+
+	server_free(s);
+	free(s);
+	return 0;
+}
+
+static int job_count(const struct server *s)
+{
+	cJSON *j = api(s, "GET", "/api/jobs?limit=1000", NULL, 200);
+	int n = cJSON_GetArraySize(cJSON_GetObjectItem(j, "jobs"));
+
+	cJSON_Delete(j);
+	return n;
+}
+
+static void expect_error(const struct server *s, const char *method, const char *path,
+			 const char *body, long status, const char *code, const char *words)
+{
+	struct resp r;
+
+	http_request(s, method, path, body, NULL, &r);
+	if (r.status != status || !r.json || strcmp(jstr(r.json, "error.code"), code) ||
+	    (words && !strstr(jstr(r.json, "error.message"), words))) {
+		print_error("%s %s %s: want %ld %s \"%s\", got %ld %s\n", method, path,
+			    body ? body : "", status, code, words ? words : "", r.status, r.body);
+		resp_free(&r);
+		fail();
+	}
+	resp_free(&r);
+}
+
+static void test_submit_and_follow(void **state)
+{
+	struct server *s = *state;
+	struct resp r;
+	char loc[128];
+	cJSON *j, *t;
+
+	http_request(s, "POST", "/api/jobs",
+		     "{\"handler\": \"echo\", \"tasks\": [1, \"two\", {\"three\": [3]}],"
+		     " \"name\": \"first\", \"priority\": 5, \"timeout_s\": 30, \"max_attempts\": 2}",
+		     NULL, &r);
+	assert_int_equal(r.status, 201);
+	assert_non_null(resp_header(&r, "Location", loc, sizeof(loc)));
+	assert_string_equal(loc, "/api/jobs/1");
+	assert_int_equal(jnum(r.json, "id"), 1);
+	assert_string_equal(jstr(r.json, "name"), "first");
+	assert_string_equal(jstr(r.json, "handler"), "echo");
+	assert_int_equal(jnum(r.json, "priority"), 5);
+	assert_int_equal(jnum(r.json, "timeout_s"), 30);
+	assert_int_equal(jnum(r.json, "max_attempts"), 2);
+	assert_int_equal(jnum(r.json, "progress.total"), 3);
+	assert_non_null(jstr(r.json, "created_at"));
+	assert_int_equal(strlen(jstr(r.json, "created_at")), 24);	/* RFC 3339 ms Z */
+	resp_free(&r);
+
+	j = wait_job(s, 1, "succeeded", 30);
+	assert_int_equal(jnum(j, "progress.succeeded"), 3);
+	assert_int_equal(jnum(j, "progress.queued"), 0);
+	assert_int_equal(jnum(j, "progress.running"), 0);
+	assert_float_equal(jnum(j, "progress.fraction"), 1.0, 1e-9);
+	assert_int_equal(jnum(j, "progress.eta_s"), 0);
+	assert_non_null(jstr(j, "started_at"));
+	assert_non_null(jstr(j, "finished_at"));
+	cJSON_Delete(j);
+
+	j = api(s, "GET", "/api/jobs/1/tasks", NULL, 200);
+	assert_int_equal(jnum(j, "total"), 3);
+	t = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "tasks"), 2);
+	assert_int_equal(jnum(t, "index"), 2);
+	assert_string_equal(jstr(t, "state"), "succeeded");
+	assert_int_equal(jnum(t, "attempts"), 1);
+	assert_int_equal(jnum(t, "result.three.0"), 3);
+	assert_null(cJSON_GetObjectItem(t, "input"));	/* only when fetched alone */
+	assert_true(jnum(t, "worker") >= 1);
+	cJSON_Delete(j);
+
+	j = api(s, "GET", "/api/jobs/1/tasks/1", NULL, 200);
+	assert_string_equal(jstr(j, "input"), "two");
+	assert_string_equal(jstr(j, "result"), "two");
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "error")));
+	cJSON_Delete(j);
+}
+
+static void test_list_and_paginate(void **state)
+{
+	struct server *s = *state;
+	cJSON *j;
+	char path[128];
+
+	for (int i = 0; i < 5; i++)
+		submit(s, "{\"handler\": \"noop\", \"tasks\": [null, null]}");
+	cJSON_Delete(wait_job(s, 5, "succeeded", 30));
+
+	j = api(s, "GET", "/api/jobs?limit=2", NULL, 200);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "jobs")), 2);
+	assert_int_equal(jnum(j, "jobs.0.id"), 5);	/* newest first */
+	assert_int_equal(jnum(j, "jobs.1.id"), 4);
+	snprintf(path, sizeof(path), "/api/jobs?limit=2&cursor=%s", jstr(j, "next"));
+	cJSON_Delete(j);
+	j = api(s, "GET", path, NULL, 200);
+	assert_int_equal(jnum(j, "jobs.0.id"), 3);
+	assert_int_equal(jnum(j, "jobs.1.id"), 2);
+	snprintf(path, sizeof(path), "/api/jobs?limit=2&cursor=%s", jstr(j, "next"));
+	cJSON_Delete(j);
+	j = api(s, "GET", path, NULL, 200);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "jobs")), 1);
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "next")));
+	cJSON_Delete(j);
+
+	submit(s, "{\"handler\": \"fail\", \"tasks\": [{}]}");
+	cJSON_Delete(wait_job(s, 6, "failed", 30));
+	j = api(s, "GET", "/api/jobs?state=failed", NULL, 200);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "jobs")), 1);
+	assert_int_equal(jnum(j, "jobs.0.id"), 6);
+	cJSON_Delete(j);
+	expect_error(s, "GET", "/api/jobs?state=bogus", NULL, 400, "invalid_request", "state");
+	expect_error(s, "GET", "/api/jobs?limit=0", NULL, 400, "invalid_request", "limit");
+	expect_error(s, "GET", "/api/jobs?cursor=x", NULL, 400, "invalid_request", "cursor");
+}
+
+static void test_tasks_filter_and_pages(void **state)
+{
+	struct server *s = *state;
+	cJSON *j;
+
+	/* Odd tasks fail, even ones succeed. */
+	submit(s, "{\"handler\": \"fail\", \"tasks\": [{\"message\": \"m0\"}]}");
+	cJSON_Delete(wait_job(s, 1, "failed", 30));
+	submit(s, "{\"handler\": \"echo\", \"tasks\": [0,1,2,3,4,5,6,7,8,9]}");
+	cJSON_Delete(wait_job(s, 2, "succeeded", 30));
+
+	j = api(s, "GET", "/api/jobs/2/tasks?offset=7&limit=2", NULL, 200);
+	assert_int_equal(jnum(j, "total"), 10);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "tasks")), 2);
+	assert_int_equal(jnum(j, "tasks.0.index"), 7);
+	assert_int_equal(jnum(j, "tasks.1.result"), 8);
+	cJSON_Delete(j);
+
+	j = api(s, "GET", "/api/jobs/1/tasks?state=failed", NULL, 200);
+	assert_int_equal(jnum(j, "total"), 1);
+	assert_string_equal(jstr(j, "tasks.0.error"), "m0");
+	cJSON_Delete(j);
+	j = api(s, "GET", "/api/jobs/1/tasks?state=succeeded", NULL, 200);
+	assert_int_equal(jnum(j, "total"), 0);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "tasks")), 0);
+	cJSON_Delete(j);
+
+	expect_error(s, "GET", "/api/jobs/2/tasks?state=nope", NULL, 400, "invalid_request", "state");
+	expect_error(s, "GET", "/api/jobs/2/tasks?offset=-1", NULL, 400, "invalid_request", "offset");
+	expect_error(s, "GET", "/api/jobs/2/tasks?limit=5000", NULL, 400, "invalid_request", "limit");
+	expect_error(s, "GET", "/api/jobs/99/tasks", NULL, 404, "not_found", "no job 99");
+	expect_error(s, "GET", "/api/jobs/2/tasks/10", NULL, 404, "not_found", "no task 10");
+}
+
+static void test_bad_requests_write_nothing(void **state)
+{
+	struct server *s = *state;
+	char big[70 * 1024];
+
+	expect_error(s, "POST", "/api/jobs", "{\"handler\": \"noop\", \"tasks\": [1,]}", 400,
+		     "bad_json", "at byte 32");
+	expect_error(s, "POST", "/api/jobs", "", 400, "invalid_request", "empty");
+	expect_error(s, "POST", "/api/jobs", "[1, 2]", 400, "invalid_request", "JSON object");
+	expect_error(s, "POST", "/api/jobs", "{\"tasks\": [1]}", 400, "invalid_request",
+		     "\"handler\" is required");
+	expect_error(s, "POST", "/api/jobs", "{\"handler\": \"noop\"}", 400, "invalid_request",
+		     "\"tasks\" is required");
+	expect_error(s, "POST", "/api/jobs", "{\"handler\": 7, \"tasks\": [1]}", 400,
+		     "invalid_request", "\"handler\" must be");
+	expect_error(s, "POST", "/api/jobs", "{\"handler\": \"noop\", \"tasks\": {}}", 400,
+		     "invalid_request", "\"tasks\" must be an array");
+	expect_error(s, "POST", "/api/jobs", "{\"handler\": \"noop\", \"tasks\": []}", 400,
+		     "invalid_request", "must not be empty");
+	expect_error(s, "POST", "/api/jobs", "{\"handler\": \"noop\", \"tasks\": [1], \"timeout_s\": -1}",
+		     400, "invalid_request", "\"timeout_s\"");
+	expect_error(s, "POST", "/api/jobs", "{\"handler\": \"noop\", \"tasks\": [1], \"max_attempts\": 1.5}",
+		     400, "invalid_request", "\"max_attempts\"");
+	expect_error(s, "POST", "/api/jobs", "{\"handler\": \"noop\", \"tasks\": [1], \"priority\": \"hi\"}",
+		     400, "invalid_request", "\"priority\"");
+	expect_error(s, "POST", "/api/jobs", "{\"handler\": \"noop\", \"tasks\": [1], \"name\": 3}",
+		     400, "invalid_request", "\"name\"");
+	expect_error(s, "POST", "/api/jobs", "{\"handler\": \"noop\", \"tasks\": [1], \"timeout\": 3}",
+		     400, "invalid_request", "unknown field \"timeout\"");
+	expect_error(s, "POST", "/api/jobs", "{\"handler\": \"noop\", \"tasks\": [1e999]}",
+		     400, "invalid_request", "tasks[0]: number out of range");
+	expect_error(s, "POST", "/api/jobs", "{\"handler\": \"sleep\", \"tasks\": [{\"ms\": 1}, {\"ms\": \"x\"}]}",
+		     400, "invalid_request", "tasks[1].ms");
+	expect_error(s, "POST", "/api/jobs", "{\"handler\": \"nosuch\", \"tasks\": [1]}",
+		     422, "unknown_handler", "unknown handler \"nosuch\"");
+	/* Invalid UTF-8 in a string. */
+	expect_error(s, "POST", "/api/jobs", "{\"handler\": \"echo\", \"tasks\": [\"\xff\xfe\"]}",
+		     400, "bad_json", "UTF-8");
+
+	memset(big, ' ', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	memcpy(big, "{\"handler\": \"noop\", \"tasks\": [1]", 32);
+	big[sizeof(big) - 2] = '}';
+	expect_error(s, "POST", "/api/jobs", big, 413, "too_large", "--max-body");
+
+	assert_int_equal(job_count(s), 0);
+}
+
+static void test_not_found_and_method(void **state)
+{
+	struct server *s = *state;
+	struct resp r;
+	char allow[128];
+
+	expect_error(s, "GET", "/api/jobs/12345", NULL, 404, "not_found", "no job 12345");
+	expect_error(s, "GET", "/api/nope", NULL, 404, "not_found", "/api/nope");
+	expect_error(s, "GET", "/api/jobs/abc", NULL, 404, "not_found", NULL);
+	expect_error(s, "POST", "/api/jobs/1/cancel", NULL, 404, "not_found", "no job 1");
+	expect_error(s, "POST", "/api/jobs/1/retry", NULL, 404, "not_found", "no job 1");
+	expect_error(s, "DELETE", "/api/jobs/1", NULL, 404, "not_found", "no job 1");
+
+	http_request(s, "PUT", "/api/jobs", "{}", NULL, &r);
+	assert_int_equal(r.status, 405);
+	assert_non_null(resp_header(&r, "Allow", allow, sizeof(allow)));
+	assert_non_null(strstr(allow, "GET"));
+	assert_non_null(strstr(allow, "POST"));
+	assert_string_equal(jstr(r.json, "error.code"), "method_not_allowed");
+	resp_free(&r);
+	http_request(s, "GET", "/api/jobs/1/cancel", NULL, NULL, &r);
+	assert_int_equal(r.status, 405);
+	assert_string_equal(resp_header(&r, "Allow", allow, sizeof(allow)), "POST");
+	resp_free(&r);
+}
+
+static void test_idempotency_key(void **state)
+{
+	struct server *s = *state;
+	const char *h[] = { "Idempotency-Key: order-42", NULL };
+	const char *body = "{\"handler\": \"noop\", \"tasks\": [1, 2]}";
+	struct resp r1, r2;
+
+	http_request(s, "POST", "/api/jobs", body, h, &r1);
+	http_request(s, "POST", "/api/jobs", body, h, &r2);
+	assert_int_equal(r1.status, 201);
+	assert_int_equal(r2.status, 200);
+	assert_int_equal(jnum(r1.json, "id"), jnum(r2.json, "id"));
+	assert_int_equal(job_count(s), 1);
+	resp_free(&r1);
+	resp_free(&r2);
+}
+
+static void test_cancel_retry_delete(void **state)
+{
+	struct server *s = *state;
+	cJSON *j;
+	int64_t id = submit(s, "{\"handler\": \"sleep\", \"tasks\": "
+			    "[{\"ms\": 20000}, {\"ms\": 20000}, {\"ms\": 20000}, {\"ms\": 20000}, {\"ms\": 20000}]}");
+
+	cJSON_Delete(wait_job(s, id, "running", 30));
+	/* Active: cannot be deleted. */
+	expect_error(s, "DELETE", "/api/jobs/1", NULL, 409, "conflict", "cancel it");
+	j = apif(s, "POST", 200, NULL, "/api/jobs/%lld/cancel", (long long)id);
+	assert_string_equal(jstr(j, "state"), "cancelled");
+	assert_int_equal(jnum(j, "progress.cancelled"), 5);
+	assert_int_equal(jnum(j, "progress.running"), 0);
+	cJSON_Delete(j);
+	/* Cancelling again is harmless. */
+	cJSON_Delete(apif(s, "POST", 200, NULL, "/api/jobs/%lld/cancel", (long long)id));
+
+	j = apif(s, "POST", 200, NULL, "/api/jobs/%lld/retry", (long long)id);
+	assert_int_equal(jnum(j, "progress.cancelled"), 0);
+	assert_true(!strcmp(jstr(j, "state"), "queued") || !strcmp(jstr(j, "state"), "running"));
+	cJSON_Delete(j);
+	cJSON_Delete(wait_job(s, id, "running", 30));
+	cJSON_Delete(apif(s, "POST", 200, NULL, "/api/jobs/%lld/cancel", (long long)id));
+
+	/* A succeeded job has nothing to retry and cannot be cancelled. */
+	int64_t ok = submit(s, "{\"handler\": \"noop\", \"tasks\": [1]}");
+
+	cJSON_Delete(wait_job(s, ok, "succeeded", 30));
+	expect_error(s, "POST", "/api/jobs/2/retry", NULL, 409, "conflict", "no failed or cancelled tasks");
+	expect_error(s, "POST", "/api/jobs/2/cancel", NULL, 409, "conflict", "already succeeded");
+
+	cJSON_Delete(apif(s, "DELETE", 204, NULL, "/api/jobs/%lld", (long long)id));
+	expect_error(s, "GET", "/api/jobs/1", NULL, 404, "not_found", NULL);
+	expect_error(s, "GET", "/api/jobs/1/tasks/0", NULL, 404, "not_found", NULL);
+	assert_int_equal(job_count(s), 1);
+}
+
+static void test_progress_etag(void **state)
+{
+	struct server *s = *state;
+	struct resp r;
+	char etag[64], hdr[96];
+	const char *h[] = { hdr, NULL };
+
+	submit(s, "{\"handler\": \"noop\", \"tasks\": [1, 2, 3]}");
+	cJSON_Delete(wait_job(s, 1, "succeeded", 30));
+	http_request(s, "GET", "/api/progress", NULL, NULL, &r);
+	assert_int_equal(r.status, 200);
+	assert_non_null(resp_header(&r, "ETag", etag, sizeof(etag)));
+	assert_int_equal(jnum(r.json, "jobs.0.id"), 1);
+	assert_int_equal(jnum(r.json, "jobs.0.progress.succeeded"), 3);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "workers")), 2);
+	assert_int_equal(jnum(r.json, "totals.jobs.succeeded"), 1);
+	assert_int_equal(jnum(r.json, "totals.tasks.succeeded"), 3);
+	assert_int_equal(jnum(r.json, "totals.workers.total"), 2);
+	resp_free(&r);
+
+	snprintf(hdr, sizeof(hdr), "If-None-Match: %s", etag);
+	http_request(s, "GET", "/api/progress", NULL, h, &r);
+	assert_int_equal(r.status, 304);
+	assert_int_equal(r.len, 0);
+	resp_free(&r);
+
+	/* Anything new changes the ETag. */
+	submit(s, "{\"handler\": \"noop\", \"tasks\": [1]}");
+	cJSON_Delete(wait_job(s, 2, "succeeded", 30));
+	http_request(s, "GET", "/api/progress", NULL, h, &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+}
+
+static void test_workers_handlers_health(void **state)
+{
+	struct server *s = *state;
+	cJSON *j;
+	int found = 0;
+
+	j = api(s, "GET", "/api/workers", NULL, 200);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "workers")), 2);
+	assert_true(jnum(j, "workers.0.pid") > 1);
+	assert_non_null(jstr(j, "workers.0.state"));
+	assert_non_null(jstr(j, "workers.0.started_at"));
+	assert_true(cJSON_IsArray(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "workers"), 0), "handlers")));
+	cJSON_Delete(j);
+
+	j = api(s, "GET", "/api/handlers", NULL, 200);
+	const cJSON *h;
+
+	cJSON_ArrayForEach(h, cJSON_GetObjectItem(j, "handlers")) {
+		if (!strcmp(jstr(h, "name"), "sleep")) {
+			assert_string_equal(jstr(h, "kind"), "builtin");
+			found = 1;
+		}
+	}
+	assert_true(found);
+	cJSON_Delete(j);
+
+	j = api(s, "GET", "/healthz", NULL, 200);
+	assert_string_equal(jstr(j, "status"), "ok");
+	assert_int_equal(jnum(j, "workers"), 2);
+	cJSON_Delete(j);
+}
+
+/* With a token: every /api route refuses a missing or wrong one, and
+ * /healthz stays open. */
+static void test_token(void **state)
+{
+	struct server t;
+	const char *args[] = { "--workers", "1", "--token", "s3cret-token", NULL };
+	const char *wrong[] = { "Authorization: Bearer s3cret-tokem", NULL };
+	const char *paths[] = { "/api/jobs", "/api/progress", "/api/workers",
+				"/api/handlers", "/api/jobs/1", "/api/jobs/1/tasks",
+				"/api/nothing-here", NULL };
+	struct resp r;
+	char www[128];
+
+	(void)state;
+	server_init(&t);
+	server_start(&t, args);
+	for (int i = 0; paths[i]; i++) {
+		http_request(&t, "GET", paths[i], NULL, NULL, &r);
+		assert_int_equal(r.status, 401);
+		assert_string_equal(jstr(r.json, "error.code"), "unauthorized");
+		assert_non_null(resp_header(&r, "WWW-Authenticate", www, sizeof(www)));
+		resp_free(&r);
+		http_request(&t, "GET", paths[i], NULL, wrong, &r);
+		assert_int_equal(r.status, 401);
+		resp_free(&r);
+	}
+	http_request(&t, "POST", "/api/jobs", "{\"handler\": \"noop\", \"tasks\": [1]}", NULL, &r);
+	assert_int_equal(r.status, 401);
+	resp_free(&r);
+	cJSON_Delete(api(&t, "GET", "/healthz", NULL, 200));
+
+	t.token = "s3cret-token";
+	submit(&t, "{\"handler\": \"noop\", \"tasks\": [1]}");
+	cJSON_Delete(wait_job(&t, 1, "succeeded", 30));
+	server_free(&t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_submit_and_follow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_and_paginate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tasks_filter_and_pages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_requests_write_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_found_and_method, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idempotency_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_retry_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_progress_etag, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_workers_handlers_health, setup, teardown),
+		cmocka_unit_test(test_token),
+	};
+
+	return cmocka_run_group_tests_name("api", tests, NULL, NULL);
+}
