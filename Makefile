@@ -58,7 +58,7 @@ A = build/asan
 CORE_R = $(CORE_SRC:%.c=$(R)/%.o)
 CORE_A = $(CORE_SRC:%.c=$(A)/%.o)
 
-UNIT_TESTS = frame meter
+UNIT_TESTS = store jobreq frame meter config
 INTEGRATION_TESTS = api lifecycle
 UNIT_BINS = $(UNIT_TESTS:%=$(A)/tests/unit/test_%)
 INTEGRATION_BINS = $(INTEGRATION_TESTS:%=$(A)/tests/integration/test_%)

@@ -1,0 +1,136 @@
+/*
+ * Unit tests of `batchd serve` options (server/config.c): defaults, the
+ * environment, the command line winning over it, and one-line errors.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../lib/log.h"
+#include "../../server/config.h"
+
+static int parse(struct config *c, char *err, size_t len, ...)
+{
+	char *argv[32] = { "serve" };
+	int argc = 1;
+	va_list ap;
+	char *a;
+
+	va_start(ap, len);
+	while ((a = va_arg(ap, char *)))
+		argv[argc++] = a;
+	va_end(ap);
+	return config_parse(c, argc, argv, err, len);
+}
+
+static void test_defaults(void **state)
+{
+	struct config c;
+	char err[256];
+
+	(void)state;
+	unsetenv("BATCHD_LISTEN");
+	assert_int_equal(parse(&c, err, sizeof(err), NULL), 0);
+	assert_string_equal(c.listen, "127.0.0.1:8080");
+	assert_string_equal(c.db, "./batchd.db");
+	assert_true(c.workers >= 1);
+	assert_float_equal(c.grace_s, 10, 0);
+	assert_int_equal(c.max_body, 64 << 20);
+	assert_null(c.token);
+	config_release(&c);
+}
+
+static void test_env_then_args(void **state)
+{
+	struct config c;
+	char err[256];
+
+	(void)state;
+	setenv("BATCHD_LISTEN", "0.0.0.0:9000", 1);
+	setenv("BATCHD_WORKERS", "3", 1);
+	setenv("BATCHD_TOKEN", "from-env", 1);
+	setenv("BATCHD_MAX_BODY", "1M", 1);
+	setenv("BATCHD_LOG_FORMAT", "json", 1);
+	assert_int_equal(parse(&c, err, sizeof(err), "--workers", "5", "--grace=2.5", NULL), 0);
+	assert_string_equal(c.listen, "0.0.0.0:9000");
+	assert_int_equal(c.workers, 5);
+	assert_string_equal(c.token, "from-env");
+	assert_int_equal(c.max_body, 1 << 20);
+	assert_float_equal(c.grace_s, 2.5, 0);
+	assert_int_equal(c.log_format, LOG_JSON);
+	config_release(&c);
+	unsetenv("BATCHD_LISTEN");
+	unsetenv("BATCHD_WORKERS");
+	unsetenv("BATCHD_TOKEN");
+	unsetenv("BATCHD_MAX_BODY");
+	unsetenv("BATCHD_LOG_FORMAT");
+}
+
+static void bad(const char *want, ...)
+{
+	char *argv[8] = { "serve" };
+	int argc = 1;
+	struct config c;
+	char err[256];
+	va_list ap;
+	char *a;
+
+	va_start(ap, want);
+	while ((a = va_arg(ap, char *)))
+		argv[argc++] = a;
+	va_end(ap);
+	assert_int_equal(config_parse(&c, argc, argv, err, sizeof(err)), -1);
+	if (!strstr(err, want))
+		fail_msg("want \"%s\" in \"%s\"", want, err);
+	assert_null(strchr(err, '\n'));
+	config_release(&c);
+}
+
+static void test_errors(void **state)
+{
+	(void)state;
+	bad("--workers: expected a whole number from 1 to 1024, got \"0\"", "--workers", "0", NULL);
+	bad("--workers", "--workers", "two", NULL);
+	bad("--listen: expected HOST:PORT", "--listen", "8080", NULL);
+	bad("--grace", "--grace", "-1", NULL);
+	bad("--max-body", "--max-body", "12X", NULL);
+	bad("--log-level", "--log-level", "loud", NULL);
+	bad("unknown option --frobnicate", "--frobnicate", NULL);
+	bad("needs a value", "--db", NULL);
+	bad("unexpected argument \"extra\"", "extra", NULL);
+	setenv("BATCHD_WORKERS", "lots", 1);
+	bad("BATCHD_WORKERS: expected a whole number", NULL);
+	unsetenv("BATCHD_WORKERS");
+}
+
+static void test_sizes(void **state)
+{
+	(void)state;
+	assert_int_equal(config_parse_size("100"), 100);
+	assert_int_equal(config_parse_size("64M"), 64 << 20);
+	assert_int_equal(config_parse_size("64MiB"), 64 << 20);
+	assert_int_equal(config_parse_size("2k"), 2048);
+	assert_int_equal(config_parse_size("1G"), 1 << 30);
+	assert_int_equal(config_parse_size("1.5K"), 1536);
+	assert_int_equal(config_parse_size("-1"), -1);
+	assert_int_equal(config_parse_size("x"), -1);
+	assert_int_equal(config_parse_size("5T"), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_env_then_args),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_sizes),
+	};
+
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}

@@ -1,0 +1,144 @@
+/*
+ * Unit tests of job request validation (server/jobreq.c): what is accepted,
+ * and for everything refused, the status, the code and a message that
+ * names the field or the byte at fault.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../server/jobreq.h"
+
+static struct registry *reg;
+static const struct jobreq_limits lim = { .max_tasks = 5, .default_timeout_s = 3600 };
+
+static int group_setup(void **state)
+{
+	(void)state;
+	reg = registry_new();
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	registry_free(reg);
+	return 0;
+}
+
+static int parse(const char *body, struct jobreq *r, const char **code, char *msg,
+		 size_t len)
+{
+	return jobreq_parse(r, body, strlen(body), reg, &lim, code, msg, len);
+}
+
+static void refused(const char *body, int status, const char *code, const char *words)
+{
+	struct jobreq r;
+	const char *got;
+	char msg[512];
+	int rc = parse(body, &r, &got, msg, sizeof(msg));
+
+	if (rc != status || strcmp(got, code) || !strstr(msg, words))
+		fail_msg("%s: want %d %s \"%s\", got %d %s \"%s\"", body, status, code,
+			 words, rc, got, msg);
+	assert_null(r.doc);
+}
+
+static void test_accepts_full_request(void **state)
+{
+	struct jobreq r;
+	const char *code;
+	char msg[256];
+
+	(void)state;
+	assert_int_equal(parse("{\"handler\": \"sleep\", \"tasks\": [{\"ms\": 1}, {\"ms\": 2, \"steps\": 3}],"
+			       " \"name\": \"x\", \"timeout_s\": 2.5, \"max_attempts\": 3,"
+			       " \"priority\": -4}", &r, &code, msg, sizeof(msg)), 0);
+	assert_string_equal(r.handler, "sleep");
+	assert_int_equal(r.ntasks, 2);
+	assert_string_equal(r.name, "x");
+	assert_int_equal(r.timeout_ms, 2500);
+	assert_int_equal(r.max_attempts, 3);
+	assert_int_equal(r.priority, -4);
+	jobreq_release(&r);
+}
+
+static void test_defaults(void **state)
+{
+	struct jobreq r;
+	const char *code;
+	char msg[256];
+
+	(void)state;
+	assert_int_equal(parse("{\"handler\": \"noop\", \"tasks\": [null], \"name\": null}", &r,
+			       &code, msg, sizeof(msg)), 0);
+	assert_null(r.name);
+	assert_int_equal(r.timeout_ms, 3600000);
+	assert_int_equal(r.max_attempts, 1);
+	assert_int_equal(r.priority, 0);
+	jobreq_release(&r);
+}
+
+static void test_refusals(void **state)
+{
+	(void)state;
+	refused("", 400, "invalid_request", "empty");
+	refused("{\"handler\":", 400, "bad_json", "at byte 11");
+	refused("{} trailing", 400, "bad_json", "at byte 3");
+	refused("\"str\"", 400, "invalid_request", "JSON object");
+	refused("{\"handler\": \"noop\", \"tasks\": [\"\xc3\x28\"]}", 400, "bad_json", "UTF-8 (at byte 31)");
+	refused("{\"tasks\": [1]}", 400, "invalid_request", "\"handler\" is required");
+	refused("{\"handler\": \"\", \"tasks\": [1]}", 400, "invalid_request", "non-empty string");
+	refused("{\"handler\": \"zzz\", \"tasks\": [1]}", 422, "unknown_handler", "noop");
+	refused("{\"handler\": \"noop\", \"tasks\": 1}", 400, "invalid_request", "array");
+	refused("{\"handler\": \"noop\", \"tasks\": []}", 400, "invalid_request", "empty");
+	refused("{\"handler\": \"noop\", \"tasks\": [1,2,3,4,5,6]}", 413, "too_many_tasks", "at most 5");
+	refused("{\"handler\": \"noop\", \"tasks\": [1], \"name\": [1]}", 400, "invalid_request", "\"name\"");
+	refused("{\"handler\": \"noop\", \"tasks\": [1], \"timeout_s\": 0}", 400, "invalid_request", "timeout_s");
+	refused("{\"handler\": \"noop\", \"tasks\": [1], \"timeout_s\": 1e300}", 400, "invalid_request", "timeout_s");
+	refused("{\"handler\": \"noop\", \"tasks\": [1], \"max_attempts\": 0}", 400, "invalid_request", "max_attempts");
+	refused("{\"handler\": \"noop\", \"tasks\": [1], \"max_attempts\": 101}", 400, "invalid_request", "max_attempts");
+	refused("{\"handler\": \"noop\", \"tasks\": [1], \"priority\": 1e12}", 400, "invalid_request", "priority");
+	refused("{\"handler\": \"noop\", \"tasks\": [1], \"extra\": 1}", 400, "invalid_request", "unknown field \"extra\"");
+	refused("{\"handler\": \"noop\", \"tasks\": [{\"a\": [1, -1e999]}]}", 400, "invalid_request",
+		"tasks[0].a[1]: number out of range");
+	refused("{\"handler\": \"sleep\", \"tasks\": [{\"ms\": 1}, 5]}", 400, "invalid_request",
+		"tasks[1]: must be an object");
+	refused("{\"handler\": \"sleep\", \"tasks\": [{\"ms\": -1}]}", 400, "invalid_request", "tasks[0].ms");
+	refused("{\"handler\": \"sleep\", \"tasks\": [{\"ms\": 1, \"steps\": 0.5}]}", 400,
+		"invalid_request", "tasks[0].steps");
+	refused("{\"handler\": \"fail\", \"tasks\": [{\"message\": 1}]}", 400, "invalid_request",
+		"tasks[0].message");
+}
+
+/* Nesting deeper than the parser allows is refused, not a crash. */
+static void test_deep_nesting(void **state)
+{
+	char body[8192];
+	size_t n = 0;
+
+	(void)state;
+	n += (size_t)snprintf(body, sizeof(body), "{\"handler\": \"echo\", \"tasks\": [");
+	for (int i = 0; i < 3000; i++)
+		body[n++] = '[';
+	body[n] = '\0';
+	refused(body, 400, "bad_json", "malformed JSON");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_accepts_full_request),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_deep_nesting),
+	};
+
+	return cmocka_run_group_tests_name("jobreq", tests, group_setup, group_teardown);
+}

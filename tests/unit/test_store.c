@@ -1,0 +1,355 @@
+/*
+ * Unit tests of the store (db/store.c) on real SQLite files in a temporary
+ * directory: jobs and tasks through their whole life, the group
+ * transaction, and the files it refuses to open.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../db/store.h"
+
+struct fixture {
+	char dir[64];
+	char path[128];
+	struct store *s;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char err[512];
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/batchd-store-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/t.db", f->dir);
+	f->s = store_open(f->path, err, sizeof(err));
+	assert_non_null(f->s);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[256];
+
+	store_close(f->s);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+static void numbered_input(void *ctx, int64_t idx, const char **text, size_t *len)
+{
+	static char buf[32];
+
+	(void)ctx;
+	snprintf(buf, sizeof(buf), "{\"i\":%lld}", (long long)idx);
+	*text = buf;
+	*len = strlen(buf);
+}
+
+static int64_t add_job(struct store *s, int64_t total, const char *key)
+{
+	struct store_job j = { .handler = "echo", .name = "n", .priority = 1,
+			       .timeout_ms = 5000, .max_attempts = 2, .created_at = 1000,
+			       .total = total, .idem_key = (char *)key };
+
+	assert_int_equal(store_job_insert(s, &j, numbered_input, NULL), 0);
+	assert_true(j.id > 0);
+	assert_int_equal(j.state, ST_QUEUED);
+	return j.id;
+}
+
+struct seen {
+	int n;
+	int64_t idx[64];
+	int attempts[64];
+	int limit[64];
+	char input[64][32];
+};
+
+static int collect(void *ctx, int64_t idx, int attempts, int limit, int64_t not_before,
+		   const char *input, size_t len)
+{
+	struct seen *s = ctx;
+
+	(void)not_before;
+	s->idx[s->n] = idx;
+	s->attempts[s->n] = attempts;
+	s->limit[s->n] = limit;
+	snprintf(s->input[s->n], sizeof(s->input[0]), "%.*s", (int)len, input);
+	s->n++;
+	return 0;
+}
+
+static void test_insert_get_scan(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job j;
+	struct seen seen = { 0 };
+	int64_t id = add_job(f->s, 10, NULL);
+
+	assert_int_equal(store_job_get(f->s, id, &j), 0);
+	assert_string_equal(j.handler, "echo");
+	assert_string_equal(j.name, "n");
+	assert_int_equal(j.total, 10);
+	assert_int_equal(j.max_attempts, 2);
+	assert_int_equal(j.timeout_ms, 5000);
+	store_job_release(&j);
+	assert_int_equal(store_job_get(f->s, id + 1, &j), STORE_NOT_FOUND);
+
+	assert_int_equal(store_tasks_queued(f->s, id, 3, 4, collect, &seen), 4);
+	assert_int_equal(seen.idx[0], 3);
+	assert_int_equal(seen.idx[3], 6);
+	assert_string_equal(seen.input[1], "{\"i\":4}");
+	assert_int_equal(seen.limit[0], 0);	/* the job's max_attempts */
+}
+
+static int count_tasks(void *ctx, const struct store_task *t)
+{
+	(void)t;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static int keep_task(void *ctx, const struct store_task *t)
+{
+	struct store_task *out = ctx;
+
+	*out = *t;
+	out->result = t->result ? strdup(t->result) : NULL;
+	out->error = t->error ? strdup(t->error) : NULL;
+	out->message = t->message ? strdup(t->message) : NULL;
+	out->input = t->input ? strdup(t->input) : NULL;
+	return 0;
+}
+
+static void free_task(struct store_task *t)
+{
+	free((char *)t->result);
+	free((char *)t->error);
+	free((char *)t->message);
+	free((char *)t->input);
+}
+
+static void test_task_life(void **state)
+{
+	struct fixture *f = *state;
+	int64_t id = add_job(f->s, 4, NULL);
+	struct store_task t;
+	int64_t counts[ST_COUNT];
+	int n = 0;
+
+	assert_int_equal(store_begin(f->s), 0);
+	assert_int_equal(store_task_running(f->s, id, 0, 1, 7, 2000), 0);
+	assert_int_equal(store_task_progress(f->s, id, 0, 0.5, "half", 4), 0);
+	assert_int_equal(store_task_get(f->s, id, 0, keep_task, &t), 0);
+	assert_int_equal(t.state, ST_RUNNING);
+	assert_int_equal(t.worker, 7);
+	assert_float_equal(t.progress, 0.5, 1e-9);
+	assert_string_equal(t.message, "half");
+	assert_string_equal(t.input, "{\"i\":0}");
+	free_task(&t);
+
+	assert_int_equal(store_task_finish(f->s, id, 0, ST_SUCCEEDED, 1, 7, 2000, 3000,
+					   "[1]", 3, NULL, 0, -1, NULL), 0);
+	assert_int_equal(store_task_finish(f->s, id, 1, ST_FAILED, 1, 7, 2000, 3000,
+					   NULL, 0, "bad", 3, -1, NULL), 0);
+	assert_int_equal(store_task_retry(f->s, id, 2, 1, 99999, "again", 5), 0);
+	assert_int_equal(store_commit(f->s), 0);
+
+	assert_int_equal(store_task_get(f->s, id, 0, keep_task, &t), 0);
+	assert_int_equal(t.state, ST_SUCCEEDED);
+	assert_string_equal(t.result, "[1]");
+	assert_float_equal(t.progress, 1.0, 1e-9);
+	assert_string_equal(t.message, "half");	/* the last message stays */
+	assert_int_equal(t.finished_at, 3000);
+	free_task(&t);
+	assert_int_equal(store_task_get(f->s, id, 2, keep_task, &t), 0);
+	assert_int_equal(t.state, ST_QUEUED);
+	assert_int_equal(t.attempts, 1);
+	assert_int_equal(t.not_before, 99999);
+	assert_string_equal(t.error, "again");
+	free_task(&t);
+
+	assert_int_equal(store_job_recount(f->s, id, counts), 0);
+	assert_int_equal(counts[ST_SUCCEEDED], 1);
+	assert_int_equal(counts[ST_FAILED], 1);
+	assert_int_equal(counts[ST_QUEUED], 2);
+
+	assert_int_equal(store_tasks_list(f->s, id, ST_QUEUED, 0, 10, 0, count_tasks, &n), 2);
+	assert_int_equal(n, 2);
+}
+
+static void test_cancel_and_retry(void **state)
+{
+	struct fixture *f = *state;
+	int64_t id = add_job(f->s, 5, NULL);
+	int64_t failed, cancelled, counts[ST_COUNT];
+	struct seen seen = { 0 };
+
+	assert_int_equal(store_begin(f->s), 0);
+	assert_int_equal(store_task_finish(f->s, id, 0, ST_SUCCEEDED, 1, 1, 1, 2, "1", 1,
+					   NULL, 0, -1, NULL), 0);
+	assert_int_equal(store_task_finish(f->s, id, 1, ST_FAILED, 2, 1, 1, 2, NULL, 0,
+					   "x", 1, -1, NULL), 0);
+	assert_int_equal(store_task_running(f->s, id, 2, 1, 1, 5), 0);
+	/* Queued and running tasks are cancelled; finished ones stay. */
+	assert_int_equal(store_tasks_cancel(f->s, id, 10), 3);
+	assert_int_equal(store_job_recount(f->s, id, counts), 0);
+	assert_int_equal(counts[ST_CANCELLED], 3);
+	assert_int_equal(counts[ST_SUCCEEDED], 1);
+
+	assert_int_equal(store_tasks_retry_failed(f->s, id, NULL, NULL, &failed, &cancelled), 0);
+	assert_int_equal(failed, 1);
+	assert_int_equal(cancelled, 3);
+	assert_int_equal(store_commit(f->s), 0);
+	assert_int_equal(store_tasks_queued(f->s, id, 0, 100, collect, &seen), 4);
+	/* The failed task (2 attempts) is granted max_attempts more. */
+	assert_int_equal(seen.idx[0], 1);
+	assert_int_equal(seen.attempts[0], 2);
+	assert_int_equal(seen.limit[0], 4);
+}
+
+static void test_requeue_running(void **state)
+{
+	struct fixture *f = *state;
+	int64_t id = add_job(f->s, 3, NULL);
+	struct store_task t;
+
+	assert_int_equal(store_begin(f->s), 0);
+	assert_int_equal(store_task_running(f->s, id, 1, 1, 3, 100), 0);
+	assert_int_equal(store_task_running(f->s, id, 2, 2, 3, 100), 0);
+	assert_int_equal(store_commit(f->s), 0);
+	assert_int_equal(store_requeue_running(f->s, id), 2);
+	assert_int_equal(store_task_get(f->s, id, 2, keep_task, &t), 0);
+	assert_int_equal(t.state, ST_QUEUED);
+	assert_int_equal(t.attempts, 1);	/* the interrupted one is not counted */
+	assert_int_equal(t.worker, 0);
+	free_task(&t);
+}
+
+static int count_jobs(void *ctx, const struct store_job *j)
+{
+	(void)j;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static void test_jobs_lists_delete_totals(void **state)
+{
+	struct fixture *f = *state;
+	int64_t a = add_job(f->s, 2, "k1"), b = add_job(f->s, 3, NULL);
+	struct store_job j;
+	int64_t jobs[ST_COUNT], tasks[ST_COUNT];
+	int n = 0;
+
+	assert_int_equal(store_job_by_key(f->s, "k1"), a);
+	assert_int_equal(store_job_by_key(f->s, "k2"), 0);
+	assert_int_equal(store_jobs_active(f->s, count_jobs, &n), 2);
+
+	assert_int_equal(store_job_get(f->s, a, &j), 0);
+	j.state = ST_SUCCEEDED;
+	j.succeeded = 2;
+	j.started_at = 5;
+	j.finished_at = 9;
+	assert_int_equal(store_job_save(f->s, &j), 0);
+	store_job_release(&j);
+
+	n = 0;
+	assert_int_equal(store_jobs_active(f->s, count_jobs, &n), 1);
+	n = 0;
+	assert_int_equal(store_jobs_recent(f->s, 10, count_jobs, &n), 1);
+	n = 0;
+	assert_int_equal(store_jobs_list(f->s, -1, 0, 10, count_jobs, &n), 2);
+	n = 0;
+	assert_int_equal(store_jobs_list(f->s, -1, b, 10, count_jobs, &n), 1);	/* before b */
+	n = 0;
+	assert_int_equal(store_jobs_list(f->s, ST_SUCCEEDED, 0, 10, count_jobs, &n), 1);
+
+	assert_int_equal(store_job_totals(f->s, jobs, tasks), 0);
+	assert_int_equal(jobs[ST_SUCCEEDED], 1);
+	assert_int_equal(jobs[ST_QUEUED], 1);
+	assert_int_equal(tasks[ST_SUCCEEDED], 2);
+	assert_int_equal(tasks[ST_QUEUED], 3);
+
+	assert_int_equal(store_job_delete(f->s, a), 0);
+	assert_int_equal(store_job_get(f->s, a, &j), STORE_NOT_FOUND);
+	n = 0;
+	assert_int_equal(store_tasks_list(f->s, a, -1, 0, 10, 0, count_tasks, &n), 0);
+	/* Ids are never reused. */
+	assert_true(add_job(f->s, 1, NULL) > b);
+}
+
+/* A failed insert writes nothing: the key is still free afterwards. */
+static void test_insert_is_atomic(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job j = { .handler = "echo", .timeout_ms = 1, .max_attempts = 1,
+			       .total = 3, .idem_key = "same" };
+	int n = 0;
+
+	add_job(f->s, 1, "same");
+	assert_int_equal(store_job_insert(f->s, &j, numbered_input, NULL), -1);
+	assert_non_null(strstr(store_errmsg(f->s), "UNIQUE"));
+	assert_int_equal(store_jobs_list(f->s, -1, 0, 10, count_jobs, &n), 1);
+	assert_false(store_in_txn(f->s));
+}
+
+static void test_refusals(void **state)
+{
+	struct fixture *f = *state;
+	char err[512], path[256];
+	FILE *fp;
+
+	/* The same file, already held. */
+	assert_null(store_open(f->path, err, sizeof(err)));
+	assert_non_null(strstr(err, "in use by another batchd process"));
+	assert_non_null(strstr(err, f->path));
+
+	snprintf(path, sizeof(path), "%s/missing/x.db", f->dir);
+	assert_null(store_open(path, err, sizeof(err)));
+	assert_non_null(strstr(err, "does not exist"));
+
+	snprintf(path, sizeof(path), "%s/garbage.db", f->dir);
+	fp = fopen(path, "w");
+	for (int i = 0; i < 2000; i++)
+		fputs("this is not a database file at all ", fp);
+	fclose(fp);
+	assert_null(store_open(path, err, sizeof(err)));
+	assert_non_null(strstr(err, path));
+	assert_non_null(strstr(err, "not a database"));
+
+	snprintf(path, sizeof(path), "%s/ro.db", f->dir);
+	fp = fopen(path, "w");
+	fclose(fp);
+	chmod(path, 0444);
+	assert_null(store_open(path, err, sizeof(err)));
+	assert_non_null(strstr(err, "read-only"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_insert_get_scan, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_task_life, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_and_retry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_requeue_running, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_jobs_lists_delete_totals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_insert_is_atomic, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}
