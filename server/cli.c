@@ -40,6 +40,7 @@ static void on_interrupt(int sig)
 
 static void common_defaults(struct common *c)
 {
+	memset(c, 0, sizeof(*c));
 	c->url = getenv("BATCHD_URL");
 	if (!c->url || !*c->url)
 		c->url = "http://127.0.0.1:8080";
@@ -356,7 +357,8 @@ int cli_submit(int argc, char **argv)
 	text = read_all(argv[optind], &len);
 	if (!text)
 		return EXIT_USAGE;
-	doc = cJSON_ParseWithLength(text, len);
+	/* One JSON document, or else JSON Lines. */
+	doc = cJSON_ParseWithOpts(text, NULL, 1);
 	if (!doc) {
 		doc = parse_lines(text, err, sizeof(err));
 		if (!doc) {
