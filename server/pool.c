@@ -184,6 +184,7 @@ static int spawn(struct pool *p, int i, char *err, size_t errlen)
 	s->info.started_at = clock_wall_ms();
 	s->info.ready = 0;
 	s->info.tasks_done = 0;
+	s->info.stop_sent = 0;
 	s->fd = sv[0];
 	s->alive = 1;
 	s->eof = 0;
@@ -414,6 +415,7 @@ void pool_stop(struct pool *p)
 		s->respawn_at = 0;
 		if (s->alive && !s->eof) {
 			frame_put_stop(&s->out);
+			s->info.stop_sent = 1;
 			write_out(p, i);
 		}
 	}

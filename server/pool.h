@@ -48,6 +48,7 @@ struct pool_info {
 	int64_t started_at;	/* wall ms */
 	int ready;		/* said hello */
 	uint64_t tasks_done;	/* results sent */
+	int stop_sent;		/* told to stop after its current task */
 	uint8_t *handlers;	/* per registry index: 0 not started, 1 ready,
 				 * 2 its init failed */
 };

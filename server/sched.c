@@ -689,7 +689,8 @@ static void describe_exit(struct buf *b, int status, enum kill_reason why,
 		if (WTERMSIG(status) == SIGKILL)
 			buf_adds(b, "; killed from outside batchd, often by the out-of-memory killer");
 	} else if (WIFEXITED(status)) {
-		buf_addf(b, "worker died: exited with status %d", WEXITSTATUS(status));
+		buf_addf(b, "worker died: exited with status %d%s", WEXITSTATUS(status),
+			 WEXITSTATUS(status) ? "" : " while running the task");
 	} else {
 		buf_addf(b, "worker died (wait status %d)", status);
 	}
@@ -700,7 +701,11 @@ static void ev_exited(void *ctx, int slot, int status)
 	struct sched *s = ctx;
 	struct wslot *w = &s->slots[slot];
 	enum kill_reason why = w->kill;
-	int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	/* Only a worker that was told to stop may end without failing the
+	 * task at its head: one that exits by itself (a handler calling
+	 * exit(0), say) failed that task. */
+	int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+		    pool_info(s->pool, slot)->stop_sent;
 
 	for (int k = 0; w->len; k++) {
 		struct inflight *e = slot_at(w, 0);
