@@ -44,7 +44,8 @@ DB_SRC = db/store.c
 SERVER_SRC = server/meter.c server/loop.c server/pool.c server/sched.c \
 	server/config.c server/http.c server/routes.c server/views.c \
 	server/jobreq.c server/api_jobs.c server/api_tasks.c \
-	server/api_progress.c server/api_system.c server/serve.c \
+	server/api_progress.c server/api_system.c server/api_metrics.c \
+	server/metrics.c server/serve.c \
 	server/client.c server/cli.c
 MAIN_SRC = server/main.c
 CORE_SRC = $(LIB_SRC) $(WORKER_SRC) $(DB_SRC) $(SERVER_SRC)

@@ -18,6 +18,7 @@ const struct route routes[] = {
 	{ "GET", "/api/workers", api_workers },
 	{ "GET", "/api/handlers", api_handlers },
 	{ "GET", "/healthz", api_healthz },
+	{ "GET", "/metrics", api_metrics },
 };
 
 const size_t route_count = sizeof(routes) / sizeof(routes[0]);
