@@ -45,7 +45,7 @@ SERVER_SRC = server/meter.c server/loop.c server/pool.c server/sched.c \
 	server/config.c server/http.c server/routes.c server/views.c \
 	server/jobreq.c server/api_jobs.c server/api_tasks.c \
 	server/api_progress.c server/api_system.c server/api_metrics.c \
-	server/metrics.c server/serve.c \
+	server/api_openapi.c server/metrics.c server/serve.c \
 	server/client.c server/cli.c
 MAIN_SRC = server/main.c
 CORE_SRC = $(LIB_SRC) $(WORKER_SRC) $(DB_SRC) $(SERVER_SRC)
@@ -56,11 +56,14 @@ say = $(if $(V),,@echo "  $(1)	$@";)
 
 R = build/release
 A = build/asan
-CORE_R = $(CORE_SRC:%.c=$(R)/%.o)
-CORE_A = $(CORE_SRC:%.c=$(A)/%.o)
+# Generated sources: files the binary carries (tools/embed.sh).
+GEN = build/gen
+GEN_SRC = $(GEN)/openapi.c
+CORE_R = $(CORE_SRC:%.c=$(R)/%.o) $(R)/gen/openapi.o
+CORE_A = $(CORE_SRC:%.c=$(A)/%.o) $(A)/gen/openapi.o
 
 UNIT_TESTS = frame meter
-INTEGRATION_TESTS = api metrics
+INTEGRATION_TESTS = api metrics openapi ops
 UNIT_BINS = $(UNIT_TESTS:%=$(A)/tests/unit/test_%)
 INTEGRATION_BINS = $(INTEGRATION_TESTS:%=$(A)/tests/integration/test_%)
 HARNESS = $(A)/tests/integration/harness.o
@@ -77,6 +80,18 @@ $(R)/%.o: %.c
 	$(call say,CC)$(CC) $(RELEASE_CFLAGS) -c -o $@ $<
 
 $(A)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call say,CC-ASAN)$(CC) $(ASAN_CFLAGS) -c -o $@ $<
+
+$(GEN)/openapi.c: docs/openapi.json tools/embed.sh
+	@mkdir -p $(dir $@)
+	$(call say,GEN)tools/embed.sh openapi_json docs/openapi.json >$@.tmp && mv $@.tmp $@
+
+$(R)/gen/%.o: $(GEN)/%.c
+	@mkdir -p $(dir $@)
+	$(call say,CC)$(CC) $(RELEASE_CFLAGS) -c -o $@ $<
+
+$(A)/gen/%.o: $(GEN)/%.c
 	@mkdir -p $(dir $@)
 	$(call say,CC-ASAN)$(CC) $(ASAN_CFLAGS) -c -o $@ $<
 

@@ -121,5 +121,6 @@ void api_workers(struct request *q, struct reply *r);
 void api_handlers(struct request *q, struct reply *r);
 void api_healthz(struct request *q, struct reply *r);
 void api_metrics(struct request *q, struct reply *r);
+void api_openapi(struct request *q, struct reply *r);
 
 #endif
