@@ -5,6 +5,9 @@
 #   make test       every test, under AddressSanitizer and UBSan
 #   make bench      the benchmark (bench/), not a test
 #   make deps       install the Debian packages the build and tests need
+#   make install    the binary, batchd(1), batchd.h and an example systemd
+#                   unit under PREFIX (/usr/local), staged in DESTDIR
+#   make docker-test  build the image and smoke-test it (podman or docker)
 #   make clean
 #
 # Every library is found with pkg-config. `make run` and `make test` install
@@ -67,8 +70,19 @@ INTEGRATION_TESTS = api metrics openapi ops
 UNIT_BINS = $(UNIT_TESTS:%=$(A)/tests/unit/test_%)
 INTEGRATION_BINS = $(INTEGRATION_TESTS:%=$(A)/tests/integration/test_%)
 HARNESS = $(A)/tests/integration/harness.o
+# Shell tests, each ending with "N passed, N failed".
+SCRIPT_TESTS = tests/install/test.sh
 
-.PHONY: all run test test-unit test-integration bench deps check-deps clean
+# make install
+PREFIX ?= /usr/local
+BINDIR = $(PREFIX)/bin
+MANDIR = $(PREFIX)/share/man
+INCLUDEDIR = $(PREFIX)/include
+DATADIR = $(PREFIX)/share/batchd
+INSTALL ?= install
+
+.PHONY: all run test test-unit test-integration bench deps check-deps clean \
+	man install uninstall docker-test
 
 all: batchd
 
@@ -121,9 +135,30 @@ run: check-deps
 
 test: check-deps
 	@$(MAKE) --no-print-directory test-build
-	@tests/run $(UNIT_BINS) $(INTEGRATION_BINS)
+	@tests/run $(UNIT_BINS) $(INTEGRATION_BINS) $(SCRIPT_TESTS)
 
 test-build: $(A)/batchd $(UNIT_BINS) $(INTEGRATION_BINS)
+
+# The man page is written from the binary's own --help texts.
+man: build/batchd.1
+
+build/batchd.1: batchd tools/mkman.sh
+	@mkdir -p $(dir $@)
+	$(call say,MAN)tools/mkman.sh ./batchd >$@.tmp && mv $@.tmp $@
+
+install: batchd build/batchd.1
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(DATADIR)
+	$(INSTALL) -m 755 batchd $(DESTDIR)$(BINDIR)/batchd
+	$(INSTALL) -m 644 build/batchd.1 $(DESTDIR)$(MANDIR)/man1/batchd.1
+	$(INSTALL) -m 644 include/batchd.h $(DESTDIR)$(INCLUDEDIR)/batchd.h
+	sed 's|@BINDIR@|$(BINDIR)|g' dist/batchd.service >$(DESTDIR)$(DATADIR)/batchd.service
+	chmod 644 $(DESTDIR)$(DATADIR)/batchd.service
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/batchd $(DESTDIR)$(MANDIR)/man1/batchd.1 \
+		$(DESTDIR)$(INCLUDEDIR)/batchd.h $(DESTDIR)$(DATADIR)/batchd.service
+	-rmdir $(DESTDIR)$(DATADIR) 2>/dev/null
 
 clean:
 	rm -rf build batchd

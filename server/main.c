@@ -29,6 +29,7 @@ static void usage(FILE *out)
 	      "  status     show jobs, or one job's progress\n"
 	      "  cancel     cancel a job\n"
 	      "  retry      queue a job's failed and cancelled tasks again\n"
+	      "  health     check that a server is serving (exit 0), for health checks\n"
 	      "  version    print the version and the libraries' versions\n"
 	      "\n"
 	      "Run \"batchd COMMAND --help\" for a command's options.\n", out);
@@ -80,6 +81,8 @@ int main(int argc, char **argv)
 		version();
 		return 0;
 	}
+	if (!strcmp(cmd, "health"))
+		return cli_health(argc - 1, argv + 1);
 	if (!strcmp(cmd, "routes")) {
 		print_routes();
 		return 0;

@@ -342,6 +342,41 @@ static void test_log_default(void **state)
 	server_free(&s);
 }
 
+/* `batchd health`: 0 while serving, 3 when nothing answers; without --url
+ * it follows BATCHD_LISTEN (as a container's health check does). */
+static void test_health_command(void **state)
+{
+	struct server s;
+	char cmd[1024];
+	char *out;
+	int status, port;
+
+	(void)state;
+	server_init(&s);
+	server_start(&s, (const char *const[]){ "--workers", "1", "--token", "secret", NULL });
+	snprintf(cmd, sizeof(cmd), "BATCHD_URL= BATCHD_LISTEN=0.0.0.0:%d '%s' health", s.port,
+		 batchd_bin());
+	out = run(cmd, &status);
+	assert_int_equal(status, 0);
+	assert_non_null(strstr(out, ": ok (HTTP 200)"));
+	free(out);
+	snprintf(cmd, sizeof(cmd), "BATCHD_LISTEN=0.0.0.0:1 '%s' health --json --url %s", batchd_bin(),
+		 s.url);
+	out = run(cmd, &status);
+	assert_int_equal(status, 0);
+	assert_non_null(strstr(out, "\"status\":\"ok\""));
+	free(out);
+	port = s.port;
+	server_stop(&s);
+	snprintf(cmd, sizeof(cmd), "BATCHD_URL=http://127.0.0.1:%d '%s' health 2>&1", port,
+		 batchd_bin());
+	out = run(cmd, &status);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 3);
+	assert_non_null(strstr(out, "cannot reach the server"));
+	free(out);
+	server_free(&s);
+}
+
 /* A wrong level or format is refused at start-up with a clear message. */
 static void test_log_options_refused(void **state)
 {
@@ -365,6 +400,7 @@ int main(void)
 		cmocka_unit_test(test_log_level_warn),
 		cmocka_unit_test(test_log_default),
 		cmocka_unit_test(test_log_options_refused),
+		cmocka_unit_test(test_health_command),
 	};
 
 	return cmocka_run_group_tests_name("ops", tests, NULL, NULL);
