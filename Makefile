@@ -70,8 +70,10 @@ INTEGRATION_TESTS = api metrics openapi ops
 UNIT_BINS = $(UNIT_TESTS:%=$(A)/tests/unit/test_%)
 INTEGRATION_BINS = $(INTEGRATION_TESTS:%=$(A)/tests/integration/test_%)
 HARNESS = $(A)/tests/integration/harness.o
-# Shell tests, each ending with "N passed, N failed".
-SCRIPT_TESTS = tests/install/test.sh
+# Shell tests, each ending with "N passed, N failed". The container smoke
+# test comes last: it is the slowest, and it skips (saying so) where
+# neither podman nor docker can run.
+SCRIPT_TESTS = tests/install/test.sh tests/docker/smoke.sh
 
 # make install
 PREFIX ?= /usr/local
@@ -138,6 +140,10 @@ test: check-deps
 	@tests/run $(UNIT_BINS) $(INTEGRATION_BINS) $(SCRIPT_TESTS)
 
 test-build: $(A)/batchd $(UNIT_BINS) $(INTEGRATION_BINS)
+
+# Builds the image from the Dockerfile and runs it (see tests/docker/).
+docker-test:
+	@tests/run tests/docker/smoke.sh
 
 # The man page is written from the binary's own --help texts.
 man: build/batchd.1
