@@ -65,7 +65,7 @@ GEN_SRC = $(GEN)/openapi.c
 CORE_R = $(CORE_SRC:%.c=$(R)/%.o) $(R)/gen/openapi.o
 CORE_A = $(CORE_SRC:%.c=$(A)/%.o) $(A)/gen/openapi.o
 
-UNIT_TESTS = frame meter
+UNIT_TESTS = frame meter metrics
 INTEGRATION_TESTS = api metrics openapi ops
 UNIT_BINS = $(UNIT_TESTS:%=$(A)/tests/unit/test_%)
 INTEGRATION_BINS = $(INTEGRATION_TESTS:%=$(A)/tests/integration/test_%)
