@@ -5,6 +5,9 @@
 #   make test       every test, under AddressSanitizer and UBSan
 #   make bench      the benchmark (bench/), not a test
 #   make deps       install the Debian packages the build and tests need
+#   make install    the binary, batchd(1), batchd.h and an example systemd
+#                   unit under PREFIX (/usr/local), staged in DESTDIR
+#   make docker-test  build the image and smoke-test it (podman or docker)
 #   make clean
 #
 # Every library is found with pkg-config. `make run` and `make test` install
@@ -44,7 +47,8 @@ DB_SRC = db/store.c
 SERVER_SRC = server/meter.c server/loop.c server/pool.c server/sched.c \
 	server/config.c server/http.c server/routes.c server/views.c \
 	server/jobreq.c server/api_jobs.c server/api_tasks.c \
-	server/api_progress.c server/api_system.c server/serve.c \
+	server/api_progress.c server/api_system.c server/api_metrics.c \
+	server/api_openapi.c server/metrics.c server/serve.c \
 	server/client.c server/cli.c
 MAIN_SRC = server/main.c
 CORE_SRC = $(LIB_SRC) $(WORKER_SRC) $(DB_SRC) $(SERVER_SRC)
@@ -55,16 +59,32 @@ say = $(if $(V),,@echo "  $(1)	$@";)
 
 R = build/release
 A = build/asan
-CORE_R = $(CORE_SRC:%.c=$(R)/%.o)
-CORE_A = $(CORE_SRC:%.c=$(A)/%.o)
+# Generated sources: files the binary carries (tools/embed.sh).
+GEN = build/gen
+GEN_SRC = $(GEN)/openapi.c
+CORE_R = $(CORE_SRC:%.c=$(R)/%.o) $(R)/gen/openapi.o
+CORE_A = $(CORE_SRC:%.c=$(A)/%.o) $(A)/gen/openapi.o
 
-UNIT_TESTS = store jobreq frame meter config
-INTEGRATION_TESTS = api lifecycle cli
+UNIT_TESTS = store jobreq frame meter config metrics
+INTEGRATION_TESTS = api lifecycle cli metrics openapi ops
 UNIT_BINS = $(UNIT_TESTS:%=$(A)/tests/unit/test_%)
 INTEGRATION_BINS = $(INTEGRATION_TESTS:%=$(A)/tests/integration/test_%)
 HARNESS = $(A)/tests/integration/harness.o
+# Shell tests, each ending with "N passed, N failed". The container smoke
+# test comes last: it is the slowest, and it skips (saying so) where
+# neither podman nor docker can run.
+SCRIPT_TESTS = tests/install/test.sh tests/docker/smoke.sh
 
-.PHONY: all run test test-unit test-integration bench deps check-deps clean
+# make install
+PREFIX ?= /usr/local
+BINDIR = $(PREFIX)/bin
+MANDIR = $(PREFIX)/share/man
+INCLUDEDIR = $(PREFIX)/include
+DATADIR = $(PREFIX)/share/batchd
+INSTALL ?= install
+
+.PHONY: all run test test-unit test-integration bench deps check-deps clean \
+	man install uninstall docker-test
 
 all: batchd
 
@@ -76,6 +96,18 @@ $(R)/%.o: %.c
 	$(call say,CC)$(CC) $(RELEASE_CFLAGS) -c -o $@ $<
 
 $(A)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call say,CC-ASAN)$(CC) $(ASAN_CFLAGS) -c -o $@ $<
+
+$(GEN)/openapi.c: docs/openapi.json tools/embed.sh
+	@mkdir -p $(dir $@)
+	$(call say,GEN)tools/embed.sh openapi_json docs/openapi.json >$@.tmp && mv $@.tmp $@
+
+$(R)/gen/%.o: $(GEN)/%.c
+	@mkdir -p $(dir $@)
+	$(call say,CC)$(CC) $(RELEASE_CFLAGS) -c -o $@ $<
+
+$(A)/gen/%.o: $(GEN)/%.c
 	@mkdir -p $(dir $@)
 	$(call say,CC-ASAN)$(CC) $(ASAN_CFLAGS) -c -o $@ $<
 
@@ -105,9 +137,34 @@ run: check-deps
 
 test: check-deps
 	@$(MAKE) --no-print-directory test-build
-	@tests/run $(UNIT_BINS) $(INTEGRATION_BINS)
+	@tests/run $(UNIT_BINS) $(INTEGRATION_BINS) $(SCRIPT_TESTS)
 
 test-build: $(A)/batchd $(UNIT_BINS) $(INTEGRATION_BINS)
+
+# Builds the image from the Dockerfile and runs it (see tests/docker/).
+docker-test:
+	@tests/run tests/docker/smoke.sh
+
+# The man page is written from the binary's own --help texts.
+man: build/batchd.1
+
+build/batchd.1: batchd tools/mkman.sh
+	@mkdir -p $(dir $@)
+	$(call say,MAN)tools/mkman.sh ./batchd >$@.tmp && mv $@.tmp $@
+
+install: batchd build/batchd.1
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(DATADIR)
+	$(INSTALL) -m 755 batchd $(DESTDIR)$(BINDIR)/batchd
+	$(INSTALL) -m 644 build/batchd.1 $(DESTDIR)$(MANDIR)/man1/batchd.1
+	$(INSTALL) -m 644 include/batchd.h $(DESTDIR)$(INCLUDEDIR)/batchd.h
+	sed 's|@BINDIR@|$(BINDIR)|g' dist/batchd.service >$(DESTDIR)$(DATADIR)/batchd.service
+	chmod 644 $(DESTDIR)$(DATADIR)/batchd.service
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/batchd $(DESTDIR)$(MANDIR)/man1/batchd.1 \
+		$(DESTDIR)$(INCLUDEDIR)/batchd.h $(DESTDIR)$(DATADIR)/batchd.service
+	-rmdir $(DESTDIR)$(DATADIR) 2>/dev/null
 
 clean:
 	rm -rf build batchd

@@ -21,6 +21,8 @@
 
 #include <sqlite3.h>
 
+#include "../lib/clock.h"
+
 #define APPLICATION_ID 0x62746364	/* "btcd" */
 #define APPLICATION_ID_S "1651794788"
 #define SCHEMA_VERSION 1
@@ -164,6 +166,8 @@ struct store {
 	int in_txn;
 	int errcode;
 	char errmsg[512];
+	store_commit_fn on_commit;
+	void *on_commit_ctx;
 };
 
 static const char *const state_names[ST_COUNT] = {
@@ -521,14 +525,25 @@ static void rollback(struct store *s)
 	s->in_txn = 0;
 }
 
+void store_on_commit(struct store *s, store_commit_fn fn, void *ctx)
+{
+	s->on_commit = fn;
+	s->on_commit_ctx = ctx;
+}
+
 int store_commit(struct store *s)
 {
 	sqlite3_stmt *st;
+	int64_t t0 = clock_mono_us();
+	int rc;
 
 	if (!s->in_txn)
 		return 0;
 	st = stmt(s, Q_COMMIT);
-	if (!st || exec_stmt(s, st) < 0) {
+	rc = st ? exec_stmt(s, st) : -1;
+	if (s->on_commit)
+		s->on_commit(s->on_commit_ctx, clock_mono_us() - t0, rc == 0);
+	if (rc < 0) {
 		int code = s->errcode;
 		char msg[sizeof(s->errmsg)];
 

@@ -113,6 +113,11 @@ int64_t store_size(struct store *s);
 int store_begin(struct store *s);
 int store_commit(struct store *s);
 int store_in_txn(struct store *s);
+/* Calls fn after every COMMIT (the group's and store_job_insert's) with
+ * the time it took in microseconds and ok = 0 when it failed; fn NULL
+ * stops it. For the commit-latency metric. */
+typedef void (*store_commit_fn)(void *ctx, int64_t us, int ok);
+void store_on_commit(struct store *s, store_commit_fn fn, void *ctx);
 
 /*
  * Inserts job (id, created_at and state are set here) and its total tasks,

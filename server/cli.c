@@ -640,3 +640,76 @@ int cli_retry(int argc, char **argv)
 {
 	return job_action(argc, argv, "retry", "retry", "retried", retry_usage);
 }
+
+static void health_usage(FILE *out)
+{
+	fputs("usage: batchd health [--json] [--url URL]\n"
+	      "\n"
+	      "Asks a server whether it is healthy (GET /healthz, which needs no\n"
+	      "token): exits 0 when it is serving, 1 when it answers otherwise (for\n"
+	      "example while it shuts down), 3 when it cannot be reached. Without\n"
+	      "--url or $BATCHD_URL it asks the port of $BATCHD_LISTEN on this\n"
+	      "machine, so a container's health check follows its configuration.\n", out);
+}
+
+/* http://127.0.0.1:PORT for a listen address "HOST:PORT" when HOST means
+ * every address (or is empty), else http://HOST:PORT. */
+static void url_of_listen(const char *listen, char *out, size_t len)
+{
+	const char *colon = strrchr(listen, ':');
+	size_t hl = colon ? (size_t)(colon - listen) : 0;
+
+	if (!colon)
+		snprintf(out, len, "http://127.0.0.1:8080");
+	else if (hl == 0 || !strncmp(listen, "0.0.0.0", hl) || !strncmp(listen, "*", hl))
+		snprintf(out, len, "http://127.0.0.1%s", colon);
+	else if (!strncmp(listen, "[::]", hl))
+		snprintf(out, len, "http://[::1]%s", colon);
+	else
+		snprintf(out, len, "http://%s", listen);
+}
+
+int cli_health(int argc, char **argv)
+{
+	struct common c, defaults;
+	struct client *cl;
+	struct buf body = BUF_INIT;
+	char url[300];
+	const char *listen = getenv("BATCHD_LISTEN");
+	const char *env_url = getenv("BATCHD_URL");
+	long status;
+	int rc = parse_common(argc, argv, &c, health_usage, "health");
+
+	if (rc)
+		return rc > 0 ? 0 : EXIT_USAGE;
+	if (optind != argc) {
+		health_usage(stderr);
+		return EXIT_USAGE;
+	}
+	common_defaults(&defaults);
+	/* Neither --url nor $BATCHD_URL: follow $BATCHD_LISTEN. */
+	if (c.url == defaults.url && (!env_url || !*env_url) && listen && *listen) {
+		url_of_listen(listen, url, sizeof(url));
+		c.url = url;
+	}
+	cl = client_new(c.url, NULL);
+	if (!cl)
+		return EXIT_FAILED;
+	status = request(cl, "GET", "/healthz", NULL, 0, NULL, &body);
+	if (status < 0) {
+		rc = EXIT_UNREACHABLE;
+	} else {
+		cJSON *doc = cJSON_Parse(body.data);
+		const char *state = str(doc, "status");
+
+		if (c.json)
+			printf("%s\n", body.data);
+		else
+			printf("%s: %s (HTTP %ld)\n", c.url, state ? state : "?", status);
+		rc = status == 200 && state && !strcmp(state, "ok") ? 0 : EXIT_FAILED;
+		cJSON_Delete(doc);
+	}
+	buf_release(&body);
+	client_free(cl);
+	return rc;
+}

@@ -15,6 +15,8 @@ int cli_submit(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_cancel(int argc, char **argv);
 int cli_retry(int argc, char **argv);
+/* GET /healthz: 0 when the server is serving. */
+int cli_health(int argc, char **argv);
 
 /* Formats the progress line of a job object (a tqdm-like bar of width
  * bar_width) into out; exposed for tests. */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "../lib/buf.h"
@@ -17,7 +18,7 @@
 enum {
 	O_LISTEN = 1000, O_DB, O_WORKERS, O_HANDLERS, O_TOKEN, O_TOKEN_FILE,
 	O_GRACE, O_MAX_BODY, O_MAX_TASKS, O_TIMEOUT, O_LOG_LEVEL, O_LOG_FORMAT,
-	O_MAX_CONN, O_CONN_TIMEOUT, O_HELP,
+	O_MAX_CONN, O_CONN_TIMEOUT, O_METRICS_PUBLIC, O_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -35,6 +36,7 @@ static const struct option long_opts[] = {
 	{ "log-format", required_argument, NULL, O_LOG_FORMAT },
 	{ "max-connections", required_argument, NULL, O_MAX_CONN },
 	{ "connection-timeout", required_argument, NULL, O_CONN_TIMEOUT },
+	{ "metrics-public", no_argument, NULL, O_METRICS_PUBLIC },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -45,7 +47,7 @@ static const char *const env_names[] = {
 	"BATCHD_TOKEN", "BATCHD_TOKEN_FILE", "BATCHD_GRACE", "BATCHD_MAX_BODY",
 	"BATCHD_MAX_TASKS", "BATCHD_DEFAULT_TIMEOUT", "BATCHD_LOG_LEVEL",
 	"BATCHD_LOG_FORMAT", "BATCHD_MAX_CONNECTIONS",
-	"BATCHD_CONNECTION_TIMEOUT", NULL,
+	"BATCHD_CONNECTION_TIMEOUT", "BATCHD_METRICS_PUBLIC", NULL,
 };
 
 void config_usage(FILE *out)
@@ -65,6 +67,8 @@ void config_usage(FILE *out)
 	      "  --token TOKEN          require \"Authorization: Bearer TOKEN\" on /api\n"
 	      "                         (BATCHD_TOKEN)\n"
 	      "  --token-file FILE      read the token from FILE (BATCHD_TOKEN_FILE)\n"
+	      "  --metrics-public       serve /metrics without the token (BATCHD_METRICS_PUBLIC=1;\n"
+	      "                         by default a token, when set, guards /metrics too)\n"
 	      "  --grace SECONDS        on SIGTERM/SIGINT, wait this long for running tasks\n"
 	      "                         (BATCHD_GRACE, default 10)\n"
 	      "  --max-body SIZE        largest request body, e.g. 64M (BATCHD_MAX_BODY,\n"
@@ -258,6 +262,20 @@ static int apply(struct config *c, int opt, const char *v, const char *name,
 		}
 		c->max_connections = (int)d;
 		return 0;
+	case O_METRICS_PUBLIC:
+		/* A flag on the command line (v NULL); a boolean in the
+		 * environment. */
+		if (!v || !strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes")) {
+			c->metrics_public = 1;
+			return 0;
+		}
+		if (!strcmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "no")) {
+			c->metrics_public = 0;
+			return 0;
+		}
+		snprintf(err, errlen, "%s: expected 1, true, yes, 0, false or no, got \"%s\"",
+			 name, v);
+		return -1;
 	case O_CONN_TIMEOUT:
 		if (parse_number(v, 1, 86400, &d) < 0) {
 			snprintf(err, errlen, "%s: expected seconds from 1 to 86400, got \"%s\"",

@@ -15,6 +15,7 @@ struct config {
 	int workers;
 	char *handlers;		/* handlers file, or NULL */
 	char *token;		/* API token, or NULL */
+	int metrics_public;	/* /metrics open even with a token */
 	double grace_s;
 	int64_t max_body;
 	int64_t max_tasks;

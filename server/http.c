@@ -16,6 +16,7 @@
 #include "../lib/buf.h"
 #include "../lib/clock.h"
 #include "../lib/log.h"
+#include "metrics.h"
 
 struct http {
 	struct app *app;
@@ -183,13 +184,20 @@ static int is_api(const char *path)
 	return !strncmp(path, "/api/", 5) || !strcmp(path, "/api");
 }
 
+/* With a token set, /api and (unless --metrics-public) /metrics need it. */
+static int needs_token(const struct config *cfg, const char *path)
+{
+	return cfg->token && (is_api(path) ||
+			      (!strcmp(path, "/metrics") && !cfg->metrics_public));
+}
+
 static void route(struct request *q, struct reply *r)
 {
 	const struct config *cfg = q->app->cfg;
 	struct buf allow = BUF_INIT;
 	int path_known = 0;
 
-	if (cfg->token && is_api(q->path) &&
+	if (needs_token(cfg, q->path) &&
 	    !token_ok(req_header(q, "Authorization"), cfg->token)) {
 		reply_error(r, 401, "unauthorized",
 			    req_header(q, "Authorization") ?
@@ -201,6 +209,7 @@ static void route(struct request *q, struct reply *r)
 		if (!match(routes[i].pattern, q->path, q))
 			continue;
 		path_known = 1;
+		q->route = routes[i].pattern;
 		if (!strcmp(routes[i].method, q->method)) {
 			buf_release(&allow);
 			routes[i].fn(q, r);
@@ -259,6 +268,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct reply *r)
 
 static void log_request(const struct request *q, int status, int64_t start_us)
 {
+	metrics_http_request(q->method, q->route, status);
 	if (!log_enabled(LOG_DEBUG))
 		return;
 	LOG_DEBUG("request", LF_S("method", q->method), LF_S("path", q->path),
@@ -292,7 +302,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		 * an unauthorized client learns nothing of the limits). */
 		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
 		if (cl && strtoll(cl, NULL, 10) > h->app->cfg->max_body &&
-		    (!h->app->cfg->token || !is_api(url) ||
+		    (!needs_token(h->app->cfg, url) ||
 		     token_ok(req_header(&q, "Authorization"), h->app->cfg->token))) {
 			reply_error(&r, 413, "too_large",
 				    "the body is %s bytes; this server takes at most %lld (--max-body)",

@@ -43,6 +43,7 @@ struct request {
 	struct MHD_Connection *conn;
 	const char *method;	/* HEAD is routed as GET */
 	const char *path;
+	const char *route;	/* the matched pattern, for metrics; NULL: none */
 	int64_t id;		/* {id} in the pattern, else 0 */
 	int64_t idx;		/* {index} */
 	const char *body;	/* NUL-terminated */
@@ -119,5 +120,7 @@ void api_progress(struct request *q, struct reply *r);
 void api_workers(struct request *q, struct reply *r);
 void api_handlers(struct request *q, struct reply *r);
 void api_healthz(struct request *q, struct reply *r);
+void api_metrics(struct request *q, struct reply *r);
+void api_openapi(struct request *q, struct reply *r);
 
 #endif

@@ -2,6 +2,7 @@
  * main: the batchd command: `batchd serve` runs the server; submit, status,
  * cancel and retry talk to one.
  */
+#include <gnu/libc-version.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,6 +12,7 @@
 #include <sqlite3.h>
 
 #include "cli.h"
+#include "http.h"
 #include "serve.h"
 #include "version.h"
 
@@ -27,16 +29,34 @@ static void usage(FILE *out)
 	      "  status     show jobs, or one job's progress\n"
 	      "  cancel     cancel a job\n"
 	      "  retry      queue a job's failed and cancelled tasks again\n"
+	      "  health     check that a server is serving (exit 0), for health checks\n"
 	      "  version    print the version and the libraries' versions\n"
 	      "\n"
 	      "Run \"batchd COMMAND --help\" for a command's options.\n", out);
 }
 
+/* The versions are those of the libraries loaded now, not of the headers
+ * batchd was built with: what an operator needs to know for a bug report. */
 static void version(void)
 {
 	printf("batchd %s\n", BATCHD_VERSION);
-	printf("libmicrohttpd %s, cJSON %s, SQLite %s, %s\n", MHD_get_version(),
-	       cJSON_Version(), sqlite3_libversion(), curl_version());
+	printf("libmicrohttpd %s\n", MHD_get_version());
+	printf("cJSON %s\n", cJSON_Version());
+	printf("SQLite %s\n", sqlite3_libversion());
+	const curl_version_info_data *c = curl_version_info(CURLVERSION_NOW);
+
+	printf("libcurl %s%s%s%s\n", c->version, c->ssl_version ? " (" : "",
+	       c->ssl_version ? c->ssl_version : "", c->ssl_version ? ")" : "");
+	printf("glibc %s\n", gnu_get_libc_version());
+}
+
+/* `batchd routes`, not in the usage: the compiled route table, one
+ * "METHOD PATTERN" a line, for the test that holds the OpenAPI document to
+ * it. */
+static void print_routes(void)
+{
+	for (size_t i = 0; i < route_count; i++)
+		printf("%s %s\n", routes[i].method, routes[i].pattern);
 }
 
 int main(int argc, char **argv)
@@ -59,6 +79,12 @@ int main(int argc, char **argv)
 		return cli_retry(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		version();
+		return 0;
+	}
+	if (!strcmp(cmd, "health"))
+		return cli_health(argc - 1, argv + 1);
+	if (!strcmp(cmd, "routes")) {
+		print_routes();
 		return 0;
 	}
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {

@@ -17,7 +17,9 @@ const struct route routes[] = {
 	{ "GET", "/api/progress", api_progress },
 	{ "GET", "/api/workers", api_workers },
 	{ "GET", "/api/handlers", api_handlers },
+	{ "GET", "/api/openapi.json", api_openapi },
 	{ "GET", "/healthz", api_healthz },
+	{ "GET", "/metrics", api_metrics },
 };
 
 const size_t route_count = sizeof(routes) / sizeof(routes[0]);

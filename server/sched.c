@@ -15,6 +15,7 @@
 #include "../lib/clock.h"
 #include "../lib/log.h"
 #include "meter.h"
+#include "metrics.h"
 
 /* Tasks read from the store at a time, per job. */
 #define SCAN_BATCH 1024
@@ -29,6 +30,8 @@
 #define STORE_PAUSE_US 1000000
 
 enum kill_reason { KILL_NONE, KILL_TIMEOUT, KILL_CANCEL, KILL_SHUTDOWN };
+/* A replaced worker's cause, for metrics (KILL_NONE: "crash" or "recycled"). */
+static const char *const kill_cause[] = { NULL, "timeout", "cancel", "reset" };
 
 struct qtask {
 	int64_t idx;
@@ -249,6 +252,7 @@ static void fail_orphan(struct sched *s, struct ljob *j)
 						   t->attempts, 0, 0, now, NULL, 0,
 						   msg.data, msg.len, -1, NULL), "finish");
 		j->row.failed++;
+		metrics_tasks_final(j->row.handler, ST_FAILED, 1);
 	}
 	clear_queue(j);
 	j->dirty = 1;
@@ -538,6 +542,7 @@ static void record_final(struct sched *s, struct inflight *e, int slot, int stat
 		j->row.succeeded++;
 	else
 		j->row.failed++;
+	metrics_tasks_final(j->row.handler, state, 1);
 	j->dirty = 1;
 	meter_add(&j->meter, now, j->row.succeeded + j->row.failed, 1);
 	maybe_finish(s, j);
@@ -617,6 +622,7 @@ static void on_result(struct sched *s, int slot, const struct frame *f)
 		double *avg = &s->avg_us[e->job->handler];
 
 		*avg = *avg < 0 ? f->duration_us : 0.8 * *avg + 0.2 * f->duration_us;
+		metrics_task_duration(h->name, f->duration_us);
 	}
 	if (!e->dead) {
 		if (f->ok)
@@ -729,6 +735,8 @@ static void ev_exited(void *ctx, int slot, int status)
 	}
 	if (!clean && why == KILL_NONE && !s->stopping && w->ready == 0)
 		LOG_WARN("worker died before it was ready", LF_I("slot", slot));
+	if (!s->stopping)	/* the pool replaces it */
+		metrics_worker_restart(kill_cause[why] ? kill_cause[why] : clean ? "recycled" : "crash");
 	w->ready = 0;
 	w->kill = KILL_NONE;
 	s->version++;
@@ -897,6 +905,7 @@ int sched_cancel(struct sched *s, int64_t id, char *msg, size_t len)
 		return SCHED_ERROR;
 	}
 	j->row.cancelled += n;
+	metrics_tasks_final(j->row.handler, ST_CANCELLED, n);
 	j->gen++;
 	clear_queue(j);
 	j->scan_done = 1;

@@ -28,6 +28,7 @@
 #include "config.h"
 #include "http.h"
 #include "loop.h"
+#include "metrics.h"
 #include "pool.h"
 #include "sched.h"
 #include "version.h"
@@ -273,6 +274,8 @@ int serve_main(int argc, char **argv)
 		fprintf(stderr, "batchd serve: %s\n", err);
 		goto out;
 	}
+	metrics_init(sv.reg);
+	store_on_commit(sv.store, metrics_commit, NULL);
 	sv.listen_fd = listen_on(sv.cfg.listen, bound, sizeof(bound), err, sizeof(err));
 	if (sv.listen_fd < 0) {
 		fprintf(stderr, "batchd serve: %s\n", err);
@@ -342,6 +345,7 @@ out:
 	loop_free(sv.loop);
 	registry_free(sv.reg);
 	free(sv.app.progress_body);
+	metrics_free();
 	config_release(&sv.cfg);
 	return rc;
 }
