@@ -2,7 +2,8 @@
 #
 #   make            ./batchd (optimized)
 #   make run        build, then serve on http://127.0.0.1:8080 with ./batchd.db
-#   make test       every test, under AddressSanitizer and UBSan
+#   make test       every test, under AddressSanitizer and UBSan, then the
+#                   dashboard's browser tests (headless Chromium)
 #   make bench      the benchmark (bench/), not a test
 #   make deps       install the Debian packages the build and tests need
 #   make clean
@@ -19,7 +20,7 @@ TEST_PKGS = cmocka
 # Debian packages: what the build and the tests need.
 DEB_BUILD = build-essential pkg-config libmicrohttpd-dev libcjson-dev \
 	libsqlite3-dev libcurl4-openssl-dev
-DEB_TEST = libcmocka-dev python3 curl procps
+DEB_TEST = libcmocka-dev python3 curl procps chromium nodejs npm
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
@@ -45,9 +46,13 @@ SERVER_SRC = server/meter.c server/loop.c server/pool.c server/sched.c \
 	server/config.c server/http.c server/routes.c server/views.c \
 	server/jobreq.c server/api_jobs.c server/api_tasks.c \
 	server/api_progress.c server/api_system.c server/serve.c \
-	server/client.c server/cli.c
+	server/client.c server/cli.c server/static.c server/api_throughput.c
 MAIN_SRC = server/main.c
-CORE_SRC = $(LIB_SRC) $(WORKER_SRC) $(DB_SRC) $(SERVER_SRC)
+# The dashboard (web/), embedded by tools/embed.c into a generated file.
+WEB_FILES := $(sort $(shell find web -type f ! -name '.*'))
+WEB_DIRS := $(shell find web -type d)
+WEB_GEN = build/gen/web_assets.c
+CORE_SRC = $(LIB_SRC) $(WORKER_SRC) $(DB_SRC) $(SERVER_SRC) $(WEB_GEN)
 
 # Quiet by default; V=1 shows the commands.
 Q = $(if $(V),,@)
@@ -59,12 +64,16 @@ CORE_R = $(CORE_SRC:%.c=$(R)/%.o)
 CORE_A = $(CORE_SRC:%.c=$(A)/%.o)
 
 UNIT_TESTS = frame meter
-INTEGRATION_TESTS = api
+INTEGRATION_TESTS = api web
 UNIT_BINS = $(UNIT_TESTS:%=$(A)/tests/unit/test_%)
 INTEGRATION_BINS = $(INTEGRATION_TESTS:%=$(A)/tests/integration/test_%)
 HARNESS = $(A)/tests/integration/harness.o
 
-.PHONY: all run test test-unit test-integration bench deps check-deps clean
+BROWSER = tests/browser
+BROWSER_DEPS = $(BROWSER)/node_modules/.package-lock.json
+
+.PHONY: all run test test-unit test-integration test-browser bench deps \
+	check-deps browser-deps clean
 
 all: batchd
 
@@ -79,6 +88,16 @@ $(A)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(call say,CC-ASAN)$(CC) $(ASAN_CFLAGS) -c -o $@ $<
 
+# A build tool, run here: plain flags, no sanitizer.
+build/tools/embed: tools/embed.c
+	@mkdir -p $(dir $@)
+	$(call say,CC)$(CC) -std=c17 -Wall -Wextra -Werror -O1 -o $@ $<
+
+# Depends on the directories too, so that removing a file regenerates.
+$(WEB_GEN): build/tools/embed $(WEB_FILES) $(WEB_DIRS)
+	@mkdir -p $(dir $@)
+	$(call say,EMBED)build/tools/embed web $@ $(WEB_FILES)
+
 # The binary the integration tests start: the same program, sanitized.
 $(A)/batchd: $(CORE_A) $(A)/$(MAIN_SRC:.c=.o)
 	$(call say,LINK)$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDFLAGS_BASE) $(LIBS)
@@ -92,7 +111,17 @@ $(A)/tests/integration/test_%: $(A)/tests/integration/test_%.o $(HARNESS) $(A)/l
 # Installs what is missing, only when something is.
 check-deps:
 	@pkg-config --exists $(PKGS) $(TEST_PKGS) && command -v python3 >/dev/null \
-		&& command -v curl >/dev/null || $(MAKE) --no-print-directory deps
+		&& command -v curl >/dev/null && command -v node >/dev/null \
+		&& command -v npm >/dev/null && [ -x /usr/bin/chromium ] \
+		|| $(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory browser-deps
+
+# playwright-core, as pinned by the lockfile; it drives /usr/bin/chromium
+# and never downloads a browser of its own.
+browser-deps: $(BROWSER_DEPS)
+
+$(BROWSER_DEPS): $(BROWSER)/package.json $(BROWSER)/package-lock.json
+	cd $(BROWSER) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
 
 deps:
 	$(SUDO) apt-get update
@@ -105,7 +134,12 @@ run: check-deps
 
 test: check-deps
 	@$(MAKE) --no-print-directory test-build
-	@tests/run $(UNIT_BINS) $(INTEGRATION_BINS)
+	@tests/run $(UNIT_BINS) $(INTEGRATION_BINS) $(BROWSER)/run
+
+# The browser tests alone (they need the sanitized batchd).
+test-browser: check-deps
+	@$(MAKE) --no-print-directory $(A)/batchd
+	@tests/run $(BROWSER)/run
 
 test-build: $(A)/batchd $(UNIT_BINS) $(INTEGRATION_BINS)
 
