@@ -21,6 +21,10 @@ TEST_PKGS = cmocka
 DEB_BUILD = build-essential pkg-config libmicrohttpd-dev libcjson-dev \
 	libsqlite3-dev libcurl4-openssl-dev
 DEB_TEST = libcmocka-dev python3 curl procps chromium nodejs npm
+# A Node.js from elsewhere (NodeSource's nodejs bundles npm and conflicts
+# with Debian's npm) is used as it is: Debian's pair only when none is there.
+HAVE_NODE := $(shell command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && echo yes)
+DEB_INSTALL = $(DEB_BUILD) $(filter-out $(if $(HAVE_NODE),nodejs npm),$(DEB_TEST))
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
@@ -126,7 +130,7 @@ $(BROWSER_DEPS): $(BROWSER)/package.json $(BROWSER)/package-lock.json
 deps:
 	$(SUDO) apt-get update
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends \
-		$(DEB_BUILD) $(DEB_TEST)
+		$(DEB_INSTALL)
 
 run: check-deps
 	@$(MAKE) --no-print-directory batchd

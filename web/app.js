@@ -155,6 +155,8 @@ document.addEventListener('visibilitychange', () => {
 
 function askToken(message) {
   app.waitingToken = true;
+  $('live').dataset.state = 'locked';
+  setText($('live').querySelector('.live-text'), 'Token needed');
   const d = $('token-dialog');
   const err = $('token-error');
   const had = api.token();
