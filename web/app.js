@@ -373,11 +373,15 @@ function renderWorkers() {
   const now = serverNow();
   const rows = [];
   for (const w of p.workers) {
+    // A slot whose worker id changed lost its worker: note it, and name
+    // the replacement once it is there (a poll may see the empty slot).
     const seen = app.workerSeen.get(w.slot);
     if (seen && seen.id && seen.id !== w.id) {
-      app.events.unshift({
-        at: now, slot: w.slot, old: seen.id, pid: seen.pid, by: w.id,
-      });
+      const ev = { at: now, slot: w.slot, old: seen.id, pid: seen.pid, by: w.id };
+      app.events.unshift(ev);
+      if (!w.id) seen.waiting = ev;
+    } else if (seen && !seen.id && w.id && seen.waiting) {
+      seen.waiting.by = w.id;
     }
     if (w.id || !seen) app.workerSeen.set(w.slot, { id: w.id, pid: w.pid });
     else seen.id = null;
