@@ -292,25 +292,26 @@ test('the dashboard with running jobs (README screenshot), phone and dark', asyn
     tasks: Array.from({ length: 2000 }, (_, i) => ({ photo: i })) });
   await s.submit({ handler: 'fail', name: 'import invoices (bad credentials)', tasks: [{}, {}, {}] });
   const cancelled = await s.submit({ handler: 'sleep', name: 'old backfill',
-    tasks: Array.from({ length: 40 }, () => ({ ms: 100 })) });
+    tasks: Array.from({ length: 40 }, () => ({ ms: 150 })) });
   await s.waitJob(2, 'failed');
-  await s.waitJob(cancelled, 'running');
+  await until('the backfill to get going', async () =>
+    (await s.api('GET', `/api/jobs/${cancelled}`)).progress.succeeded >= 12);
   await s.api('POST', `/api/jobs/${cancelled}/cancel`);
   // A job whose slow tasks time out: green, red and running together.
   const mixed = await s.submit({ handler: 'sleep', name: 'transcode lecture videos', timeout_s: 2.5,
-    tasks: Array.from({ length: 400 }, (_, i) => (i % 9 === 4 ? { ms: 20000 } : { ms: 700 + (i * 37) % 500, steps: 5 })) });
+    tasks: Array.from({ length: 400 }, (_, i) => (i % 9 === 4 ? { ms: 20000 } : { ms: 250 + (i * 37) % 300, steps: 5 })) });
   await until('the first job to use its workers', async () => {
     const j = await s.api('GET', `/api/jobs/${mixed}`);
-    return j.progress.succeeded >= 12 && j.progress.failed >= 1;
-  });
+    return j.progress.succeeded >= 80 && j.progress.failed >= 1;
+  }, 120000);
   // A higher priority job takes the workers as they free up: both run.
   const urgent = await s.submit({ handler: 'sleep', name: 'score rows with model v7', priority: 5,
-    tasks: Array.from({ length: 300 }, () => ({ ms: 900, steps: 9 })) });
+    tasks: Array.from({ length: 300 }, () => ({ ms: 600, steps: 6 })) });
   await s.submit({ handler: 'sleep', name: 'nightly thumbnails', tasks: Array.from({ length: 500 }, () => ({ ms: 500 })) });
   await until('both jobs to make progress', async () => {
     const j = await s.api('GET', `/api/jobs/${urgent}`);
-    return j.progress.succeeded >= 8;
-  });
+    return j.progress.succeeded >= 40;
+  }, 120000);
   const page = await open(t, s);
   await live(page);
   await page.waitForSelector(`${jobCard(urgent)} .badge.running`);
