@@ -914,7 +914,6 @@ function route() {
   }
   $('view-jobs').hidden = app.route.view !== 'jobs';
   $('view-job').hidden = app.route.view !== 'job';
-  if (app.route.view === 'job') $('job-title').focus?.();
   if (app.progress) renderProgress();
   tick();
 }

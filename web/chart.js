@@ -30,10 +30,11 @@ export function draw(el, data) {
   const total = counts.reduce((a, b) => a + b, 0);
   const life = Math.max((Date.parse(data.end) - Date.parse(data.start)) / 1000, 0);
   el.replaceChildren();
-  if (!counts.length || !total) {
+  if (!counts.length || !total || (counts.length === 1 && !data.live && life < bucket)) {
     const p = document.createElement('p');
     p.className = 'chart-empty';
-    p.textContent = data.live ? 'No task has finished yet.' : 'No task finished.';
+    p.textContent = !total ? (data.live ? 'No task has finished yet.' : 'No task finished.')
+      : `All ${fmt.int(total)} tasks finished within ${fmt.duration(Math.max(life, 0.001), { ms: true })}: too quick to chart.`;
     el.append(p);
     return '';
   }
@@ -41,12 +42,13 @@ export function draw(el, data) {
   const H = 150;
   const pad = { l: 48, r: 8, t: 10, b: 22 };
   const pw = W - pad.l - pad.r, ph = H - pad.t - pad.b;
-  // The last bucket of a live job is still filling: its rate counts the
-  // time it has had so far (at least a second, to tame the first moments).
+  // The last bucket ends at "end": still filling for a live job, cut
+  // short for a finished one. Its rate counts the time it covers (at least
+  // a second, to tame the first moments).
   const lastSpan = Math.min(Math.max(life - bucket * (counts.length - 1), 1), bucket);
-  const rates = counts.map((c, i) => c / (i === counts.length - 1 && data.live ? lastSpan : bucket));
+  const rates = counts.map((c, i) => c / (i === counts.length - 1 ? lastSpan : bucket));
   const top = niceMax(Math.max(...rates));
-  const avg = life > 0 ? total / life : 0;
+  const avg = total / Math.max(life, 1);
   const root = svg('svg', {
     width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: 'img',
     'aria-label': `Throughput: ${fmt.int(total)} tasks in ${fmt.duration(life)}, average ${fmt.rate(avg)}, peak ${fmt.rate(Math.max(...rates))}`,
