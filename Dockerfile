@@ -26,6 +26,7 @@ COPY lib/ lib/
 COPY db/ db/
 COPY workers/ workers/
 COPY server/ server/
+COPY web/ web/
 RUN make -j"$(nproc)" batchd && strip batchd && ./batchd --version
 
 FROM debian:bookworm-slim

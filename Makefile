@@ -2,7 +2,8 @@
 #
 #   make            ./batchd (optimized)
 #   make run        build, then serve on http://127.0.0.1:8080 with ./batchd.db
-#   make test       every test, under AddressSanitizer and UBSan
+#   make test       every test, under AddressSanitizer and UBSan, then the
+#                   dashboard's browser tests (headless Chromium)
 #   make bench      the benchmark (bench/), not a test
 #   make deps       install the Debian packages the build and tests need
 #   make install    the binary, batchd(1), batchd.h and an example systemd
@@ -22,7 +23,11 @@ TEST_PKGS = cmocka
 # Debian packages: what the build and the tests need.
 DEB_BUILD = build-essential pkg-config libmicrohttpd-dev libcjson-dev \
 	libsqlite3-dev libcurl4-openssl-dev
-DEB_TEST = libcmocka-dev python3 curl procps
+DEB_TEST = libcmocka-dev python3 curl procps chromium nodejs npm
+# A Node.js from elsewhere (NodeSource's nodejs bundles npm and conflicts
+# with Debian's npm) is used as it is: Debian's pair only when none is there.
+HAVE_NODE := $(shell command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && echo yes)
+DEB_INSTALL = $(DEB_BUILD) $(filter-out $(if $(HAVE_NODE),nodejs npm),$(DEB_TEST))
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
@@ -48,10 +53,18 @@ SERVER_SRC = server/meter.c server/loop.c server/pool.c server/sched.c \
 	server/config.c server/http.c server/routes.c server/views.c \
 	server/jobreq.c server/api_jobs.c server/api_tasks.c \
 	server/api_progress.c server/api_system.c server/api_metrics.c \
-	server/api_openapi.c server/metrics.c server/serve.c \
-	server/client.c server/cli.c
+	server/api_openapi.c server/api_throughput.c server/metrics.c \
+	server/static.c server/serve.c server/client.c server/cli.c
 MAIN_SRC = server/main.c
-CORE_SRC = $(LIB_SRC) $(WORKER_SRC) $(DB_SRC) $(SERVER_SRC)
+# Files the binary carries, turned into C by tools/embed.c: the dashboard
+# (web/) and the OpenAPI description (docs/openapi.json).
+GEN = build/gen
+WEB_FILES := $(sort $(shell find web -type f ! -name '.*'))
+WEB_DIRS := $(shell find web -type d)
+WEB_GEN = $(GEN)/web_assets.c
+OPENAPI_GEN = $(GEN)/openapi.c
+CORE_SRC = $(LIB_SRC) $(WORKER_SRC) $(DB_SRC) $(SERVER_SRC) $(WEB_GEN) \
+	$(OPENAPI_GEN)
 
 # Quiet by default; V=1 shows the commands.
 Q = $(if $(V),,@)
@@ -59,14 +72,11 @@ say = $(if $(V),,@echo "  $(1)	$@";)
 
 R = build/release
 A = build/asan
-# Generated sources: files the binary carries (tools/embed.sh).
-GEN = build/gen
-GEN_SRC = $(GEN)/openapi.c
-CORE_R = $(CORE_SRC:%.c=$(R)/%.o) $(R)/gen/openapi.o
-CORE_A = $(CORE_SRC:%.c=$(A)/%.o) $(A)/gen/openapi.o
+CORE_R = $(CORE_SRC:%.c=$(R)/%.o)
+CORE_A = $(CORE_SRC:%.c=$(A)/%.o)
 
 UNIT_TESTS = store jobreq frame meter config metrics
-INTEGRATION_TESTS = api lifecycle cli metrics openapi ops
+INTEGRATION_TESTS = api lifecycle cli metrics openapi ops web
 UNIT_BINS = $(UNIT_TESTS:%=$(A)/tests/unit/test_%)
 INTEGRATION_BINS = $(INTEGRATION_TESTS:%=$(A)/tests/integration/test_%)
 HARNESS = $(A)/tests/integration/harness.o
@@ -83,8 +93,11 @@ INCLUDEDIR = $(PREFIX)/include
 DATADIR = $(PREFIX)/share/batchd
 INSTALL ?= install
 
-.PHONY: all run test test-unit test-integration bench deps check-deps clean \
-	man install uninstall docker-test
+BROWSER = tests/browser
+BROWSER_DEPS = $(BROWSER)/node_modules/.package-lock.json
+
+.PHONY: all run test test-unit test-integration test-browser bench deps \
+	check-deps browser-deps clean man install uninstall docker-test
 
 all: batchd
 
@@ -99,17 +112,19 @@ $(A)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(call say,CC-ASAN)$(CC) $(ASAN_CFLAGS) -c -o $@ $<
 
-$(GEN)/openapi.c: docs/openapi.json tools/embed.sh
+# Build tools, run here: plain flags, no sanitizer.
+build/tools/embed: tools/embed.c
 	@mkdir -p $(dir $@)
-	$(call say,GEN)tools/embed.sh openapi_json docs/openapi.json >$@.tmp && mv $@.tmp $@
+	$(call say,CC)$(CC) -std=c17 -Wall -Wextra -Werror -O1 -o $@ $<
 
-$(R)/gen/%.o: $(GEN)/%.c
+# Depends on the directories too, so that removing a file regenerates.
+$(WEB_GEN): build/tools/embed $(WEB_FILES) $(WEB_DIRS)
 	@mkdir -p $(dir $@)
-	$(call say,CC)$(CC) $(RELEASE_CFLAGS) -c -o $@ $<
+	$(call say,EMBED)build/tools/embed web $@ $(WEB_FILES)
 
-$(A)/gen/%.o: $(GEN)/%.c
+$(OPENAPI_GEN): docs/openapi.json build/tools/embed
 	@mkdir -p $(dir $@)
-	$(call say,CC-ASAN)$(CC) $(ASAN_CFLAGS) -c -o $@ $<
+	$(call say,EMBED)build/tools/embed -n openapi_json $@ docs/openapi.json
 
 # The binary the integration tests start: the same program, sanitized.
 $(A)/batchd: $(CORE_A) $(A)/$(MAIN_SRC:.c=.o)
@@ -124,12 +139,22 @@ $(A)/tests/integration/test_%: $(A)/tests/integration/test_%.o $(HARNESS) $(A)/l
 # Installs what is missing, only when something is.
 check-deps:
 	@pkg-config --exists $(PKGS) $(TEST_PKGS) && command -v python3 >/dev/null \
-		&& command -v curl >/dev/null || $(MAKE) --no-print-directory deps
+		&& command -v curl >/dev/null && command -v node >/dev/null \
+		&& command -v npm >/dev/null && [ -x /usr/bin/chromium ] \
+		|| $(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory browser-deps
+
+# playwright-core, as pinned by the lockfile; it drives /usr/bin/chromium
+# and never downloads a browser of its own.
+browser-deps: $(BROWSER_DEPS)
+
+$(BROWSER_DEPS): $(BROWSER)/package.json $(BROWSER)/package-lock.json
+	cd $(BROWSER) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
 
 deps:
 	$(SUDO) apt-get update
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends \
-		$(DEB_BUILD) $(DEB_TEST)
+		$(DEB_INSTALL)
 
 run: check-deps
 	@$(MAKE) --no-print-directory batchd
@@ -137,7 +162,12 @@ run: check-deps
 
 test: check-deps
 	@$(MAKE) --no-print-directory test-build
-	@tests/run $(UNIT_BINS) $(INTEGRATION_BINS) $(SCRIPT_TESTS)
+	@tests/run $(UNIT_BINS) $(INTEGRATION_BINS) $(BROWSER)/run $(SCRIPT_TESTS)
+
+# The browser tests alone (they need the sanitized batchd).
+test-browser: check-deps
+	@$(MAKE) --no-print-directory $(A)/batchd
+	@tests/run $(BROWSER)/run
 
 test-build: $(A)/batchd $(UNIT_BINS) $(INTEGRATION_BINS)
 

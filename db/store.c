@@ -80,6 +80,7 @@ enum {
 	Q_TASK_GET, Q_TASKS_QUEUED, Q_TASK_QUEUED, Q_TASK_RUNNING,
 	Q_TASK_PROGRESS, Q_TASK_FINISH, Q_TASK_RETRY, Q_TASK_REQUEUE,
 	Q_TASKS_CANCEL, Q_TASKS_FAILED, Q_TASKS_RETRY, Q_REQUEUE_RUNNING,
+	Q_THROUGHPUT,
 	Q_COUNT
 };
 
@@ -156,6 +157,9 @@ static const char *const sql[Q_COUNT] = {
 		" attempts = max(attempts - 1, 0), worker = NULL,"
 		" started_at = NULL, progress = NULL, message = NULL"
 		" WHERE job_id = ?1 AND state = 1",
+	[Q_THROUGHPUT] = "SELECT (finished_at - ?2) / ?3, count(*) FROM tasks"
+		" WHERE job_id = ?1 AND state IN (2, 3) AND finished_at IS NOT NULL"
+		" GROUP BY 1",
 };
 
 struct store {
@@ -782,6 +786,35 @@ int store_job_totals(struct store *s, int64_t jobs[ST_COUNT],
 	memset(jobs, 0, sizeof(int64_t) * ST_COUNT);
 	memset(tasks, 0, sizeof(int64_t) * ST_COUNT);
 	FOR_EACH_ROW(s, st, n, add_totals(st, jobs, tasks));
+	return 0;
+}
+
+/* Adds one row of the throughput query to its bucket, clamped. */
+static int add_bucket(int64_t *counts, int n, int64_t bucket, int64_t count)
+{
+	if (bucket < 0)
+		bucket = 0;
+	if (bucket >= n)
+		bucket = n - 1;
+	counts[bucket] += count;
+	return 0;
+}
+
+int store_job_throughput(struct store *s, int64_t job, int64_t start_ms,
+			 int64_t bucket_ms, int n, int64_t *counts)
+{
+	sqlite3_stmt *st = stmt(s, Q_THROUGHPUT);
+	int rows = 0;
+
+	assert(n > 0 && bucket_ms > 0);
+	if (!st)
+		return -1;
+	memset(counts, 0, sizeof(int64_t) * (size_t)n);
+	sqlite3_bind_int64(st, 1, job);
+	sqlite3_bind_int64(st, 2, start_ms);
+	sqlite3_bind_int64(st, 3, bucket_ms);
+	FOR_EACH_ROW(s, st, rows, add_bucket(counts, n, sqlite3_column_int64(st, 0),
+					     sqlite3_column_int64(st, 1)));
 	return 0;
 }
 

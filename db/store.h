@@ -150,6 +150,15 @@ int store_job_recount(struct store *s, int64_t id, int64_t counts[ST_COUNT]);
 int store_job_totals(struct store *s, int64_t jobs[ST_COUNT],
 		     int64_t tasks[ST_COUNT]);
 
+/* Throughput of a finished job, for a chart: how many of its tasks
+ * finished (succeeded or failed) in each of n buckets of bucket_ms from
+ * start_ms, into counts[0..n-1] (zeroed first; a task finished before
+ * start_ms counts in the first bucket, after the last in the last). Reads
+ * every task of the job once: for finished jobs, whose history is not in
+ * memory. 0 or -1. */
+int store_job_throughput(struct store *s, int64_t job, int64_t start_ms,
+			 int64_t bucket_ms, int n, int64_t *counts);
+
 /* Tasks of a job in index order, state -1 for any; with_input adds input. */
 int store_tasks_list(struct store *s, int64_t job, int state, int64_t offset,
 		     int limit, int with_input, store_task_fn fn, void *ctx);

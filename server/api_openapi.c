@@ -3,7 +3,7 @@
  *
  *   GET /api/openapi.json   OpenAPI 3.1, from docs/openapi.json
  *
- * The document is compiled into the binary (tools/embed.sh makes
+ * The document is compiled into the binary (tools/embed.c makes
  * build/gen/openapi.c from it), so what a server serves is what it was
  * built with. tests/integration/test_openapi.c checks it against the route
  * table: every route documented, nothing documented that is not a route.

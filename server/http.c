@@ -129,7 +129,13 @@ int64_t req_int(const struct request *q, const char *key, int64_t max)
 /* Matches path against pattern, filling q->id / q->idx. */
 static int match(const char *pattern, const char *path, struct request *q)
 {
-	while (*pattern && *path) {
+	for (;;) {
+		if (pattern[0] == '*' && !pattern[1]) {
+			q->rest = path;
+			return 1;
+		}
+		if (!*pattern || !*path)
+			break;
 		if (*pattern == '{') {
 			const char *close = strchr(pattern, '}');
 			int64_t v = 0;

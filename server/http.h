@@ -46,6 +46,7 @@ struct request {
 	const char *route;	/* the matched pattern, for metrics; NULL: none */
 	int64_t id;		/* {id} in the pattern, else 0 */
 	int64_t idx;		/* {index} */
+	const char *rest;	/* what a trailing * in the pattern matched */
 	const char *body;	/* NUL-terminated */
 	size_t body_len;
 };
@@ -86,7 +87,8 @@ typedef void (*route_fn)(struct request *q, struct reply *r);
 
 struct route {
 	const char *method;
-	const char *pattern;	/* segments; {id} and {index} take integers */
+	const char *pattern;	/* segments; {id} and {index} take integers;
+				 * a final * takes the rest of the path */
 	route_fn fn;
 };
 
@@ -122,5 +124,9 @@ void api_handlers(struct request *q, struct reply *r);
 void api_healthz(struct request *q, struct reply *r);
 void api_metrics(struct request *q, struct reply *r);
 void api_openapi(struct request *q, struct reply *r);
+void api_jobs_throughput(struct request *q, struct reply *r);
+/* The dashboard's files (static.c). */
+void static_index(struct request *q, struct reply *r);
+void static_get(struct request *q, struct reply *r);
 
 #endif

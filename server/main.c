@@ -52,11 +52,19 @@ static void version(void)
 
 /* `batchd routes`, not in the usage: the compiled route table, one
  * "METHOD PATTERN" a line, for the test that holds the OpenAPI document to
- * it. */
+ * it. A trailing * (the rest of the path) is written as OpenAPI writes it,
+ * a {path} parameter. */
 static void print_routes(void)
 {
-	for (size_t i = 0; i < route_count; i++)
-		printf("%s %s\n", routes[i].method, routes[i].pattern);
+	for (size_t i = 0; i < route_count; i++) {
+		const char *p = routes[i].pattern;
+		size_t n = strlen(p);
+
+		if (n && p[n - 1] == '*')
+			printf("%s %.*s{path}\n", routes[i].method, (int)(n - 1), p);
+		else
+			printf("%s %s\n", routes[i].method, p);
+	}
 }
 
 int main(int argc, char **argv)

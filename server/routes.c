@@ -1,7 +1,7 @@
 /*
  * routes: the table of what batchd answers. Patterns are matched segment by
  * segment; {id} and {index} match non-negative integers and are handed to
- * the handler in struct request.
+ * the handler in struct request; a final * matches the rest of the path.
  */
 #include "http.h"
 
@@ -14,12 +14,15 @@ const struct route routes[] = {
 	{ "POST", "/api/jobs/{id}/retry", api_jobs_retry },
 	{ "GET", "/api/jobs/{id}/tasks", api_tasks_list },
 	{ "GET", "/api/jobs/{id}/tasks/{index}", api_tasks_get },
+	{ "GET", "/api/jobs/{id}/throughput", api_jobs_throughput },
 	{ "GET", "/api/progress", api_progress },
 	{ "GET", "/api/workers", api_workers },
 	{ "GET", "/api/handlers", api_handlers },
 	{ "GET", "/api/openapi.json", api_openapi },
 	{ "GET", "/healthz", api_healthz },
 	{ "GET", "/metrics", api_metrics },
+	{ "GET", "/", static_index },
+	{ "GET", "/static/*", static_get },
 };
 
 const size_t route_count = sizeof(routes) / sizeof(routes[0]);

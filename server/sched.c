@@ -1109,12 +1109,13 @@ uint64_t sched_version(const struct sched *s)
 }
 
 int sched_history(struct sched *s, int64_t id, int64_t now_ms, int64_t *counts,
-		  int64_t *bucket_ms)
+		  int64_t *bucket_ms, int64_t *start_ms)
 {
 	struct ljob *j = find_job(s, id);
 
 	if (!j)
 		return 0;
+	*start_ms = j->meter.start_ms;
 	return meter_history(&j->meter, now_ms, counts, bucket_ms);
 }
 

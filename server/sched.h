@@ -84,9 +84,11 @@ int sched_task_live(const struct sched *s, int64_t job, int64_t idx,
 		    double *progress, const char **message);
 /* Changes with anything a progress poll would show. */
 uint64_t sched_version(const struct sched *s);
-/* Throughput history of a live job (see meter_history). */
+/* Throughput history of a live job (see meter_history): fills counts (up
+ * to METER_HISTORY), the bucket width and the wall time the first bucket
+ * starts at; returns how many buckets, or 0 when the job is not held. */
 int sched_history(struct sched *s, int64_t id, int64_t now_ms,
-		  int64_t *counts, int64_t *bucket_ms);
+		  int64_t *counts, int64_t *bucket_ms, int64_t *start_ms);
 
 /* Hands queued tasks to workers that have room. */
 void sched_dispatch(struct sched *s);

@@ -163,6 +163,11 @@ fi
 # ---- the API, with the token and the handlers file -------------------------
 status=$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/api/jobs")
 [ "$status" = 401 ] && ok "the token guards /api" || not_ok "the token guards /api" "HTTP $status"
+page=$(curl -fsS "http://127.0.0.1:$port/" 2>/dev/null || true)
+case "$page" in
+*'<title>batchd'*) ok "the dashboard is served from the binary" ;;
+*) not_ok "the dashboard is served from the binary" "$(echo "$page" | head -n 5)" ;;
+esac
 api GET /api/handlers
 case "$body" in
 *'"name":"orphan","kind":"command"'*) ok "the mounted handlers file is loaded" ;;

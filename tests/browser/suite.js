@@ -1,0 +1,412 @@
+// The dashboard's end-to-end tests: each starts a real batchd (the
+// sanitized build) on an ephemeral port with a temporary directory, drives
+// the page in headless Chromium, and saves a screenshot under artifacts/.
+// A tiny runner (no framework): tests run one after another, each with a
+// deadline; the last line says "N passed, N failed" for tests/run.
+//
+//   node suite.js [NAME-SUBSTRING...]
+'use strict';
+
+const assert = require('assert/strict');
+const fs = require('fs');
+const path = require('path');
+const lib = require('./lib');
+
+const { Server, browser, screenshot, until } = lib;
+const TEST_DEADLINE_MS = 240000;
+const tests = [];
+const test = (name, fn) => tests.push({ name, fn });
+
+// Opens the dashboard in a fresh browser, failing the test on any page
+// error, console error or CSP violation.
+async function open(t, server, opts = {}) {
+  const ctx = await browser(opts);
+  t.cleanup.push(() => ctx.close());
+  const page = ctx.pages()[0] || await ctx.newPage();
+  t.page = page;
+  page.on('pageerror', (e) => t.problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/Failed to load resource|ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|401 \(Unauthorized\)|net::ERR/.test(m.text())) {
+      t.problems.push(`console error: ${m.text()}`);
+    }
+  });
+  await page.addInitScript(() => {
+    window.__csp = [];
+    document.addEventListener('securitypolicyviolation', (e) => {
+      window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`);
+    });
+  });
+  await page.goto(server.url + (opts.hash || '/'));
+  return page;
+}
+
+async function live(page) {
+  await page.waitForSelector('#live[data-state="live"]');
+}
+
+function jobCard(id) {
+  return `#view-jobs .job[data-id="${id}"]`;
+}
+
+async function text(page, sel) {
+  return (await page.textContent(sel)).trim();
+}
+
+// ---- the tests ----
+
+test('page loads from the binary, strict CSP, 304 while idle', async (t) => {
+  const s = await new Server(['--workers', '2']).start();
+  const seen = [];
+  const page = await open(t, s);
+  page.on('response', (r) => {
+    if (r.url().endsWith('/api/progress')) seen.push(r.status());
+  });
+  await live(page);
+  await page.waitForSelector('#jobs-empty:not([hidden])');
+  // An idle dashboard costs a 304 per poll.
+  await until('a 304 from /api/progress', () => seen.includes(304));
+  const headers = (await s.request('GET', '/')).headers;
+  assert.match(headers['content-security-policy'], /script-src 'self'; style-src 'self'/);
+  assert.match(headers['content-security-policy'], /frame-ancestors 'none'/);
+  assert.equal(headers['x-content-type-options'], 'nosniff');
+  // Every script and style came from batchd itself.
+  const external = await page.evaluate(() => performance.getEntriesByType('resource')
+    .map((e) => e.name).filter((u) => !u.startsWith(location.origin)));
+  assert.deepEqual(external, []);
+  // Numbers for people.
+  const f = await page.evaluate(async () => {
+    const m = await import('/static/fmt.js');
+    return [m.rate(1234), m.rate(12.34), m.rate(0.5), m.rate(0.05), m.rate(0.01), m.duration(200),
+      m.duration(3725), m.duration(42), m.compact(1234), m.int(1234567),
+      m.percent(0.9996), m.percent(1), m.duration(0.25, { ms: true })];
+  });
+  assert.deepEqual(f, ['1.2k/s', '12.3/s', '0.5/s', '3/min', '36/h', '3m 20s', '1h 02m', '42s',
+    '1.2k', '1,234,567', '99.9%', '100%', '250ms']);
+  await screenshot(page, 'empty');
+  // The tab hidden: polling slows down and the indicator says so.
+  await page.evaluate(() => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  await page.waitForSelector('#live[data-state="paused"]');
+});
+
+test('submit a job through the form and watch its bar reach 100%', async (t) => {
+  const s = await new Server(['--workers', '2']).start();
+  const page = await open(t, s);
+  await live(page);
+  await page.click('#new-job');
+  await page.waitForSelector('#f-handler option[value="sleep"]', { state: 'attached' });
+  await page.selectOption('#f-handler', 'sleep');
+  // Refused by the API: its message is shown next to the form.
+  await page.fill('#f-tasks', '[{"ms": 100}, {"ms": "soon"}]');
+  await page.click('#submit-go');
+  await page.waitForSelector('#submit-error:not([hidden])');
+  assert.match(await text(page, '#submit-error'), /tasks\[1\]\.ms/);
+  await screenshot(page, 'submit-refused');
+  // The generator: 12 tasks from a template.
+  await page.fill('#f-count', '12');
+  await page.fill('#f-template', '{"ms": 300, "steps": 3}');
+  await page.click('#f-generate');
+  assert.equal(JSON.parse(await page.inputValue('#f-tasks')).length, 12);
+  await page.fill('#f-name', 'thumbnails from the form');
+  await page.fill('#f-attempts', '2');
+  await page.click('#submit-go');
+  await page.waitForSelector('#submit-dialog', { state: 'hidden' });
+  const card = jobCard(1);
+  await page.waitForSelector(`${card} .job-name >> text=thumbnails from the form`);
+  await page.waitForSelector(`${card} [role="progressbar"][aria-valuenow="100"]`, { timeout: 90000 });
+  await page.waitForSelector(`${card} .badge.succeeded`);
+  assert.equal(await text(page, `${card} .fig.count`), '12/12');
+  assert.equal(await text(page, `${card} .fig.pct`), '100%');
+  assert.match(await page.getAttribute(`${card} [role="progressbar"]`, 'aria-valuetext'), /12 of 12 tasks finished/);
+  const job = await s.api('GET', '/api/jobs/1');
+  assert.equal(job.max_attempts, 2);
+  assert.equal(job.progress.succeeded, 12);
+  await screenshot(page, 'submitted-done');
+});
+
+test("a failing task's error, in the job's deep-linked detail", async (t) => {
+  const s = await new Server(['--workers', '2']).start();
+  await s.submit({ handler: 'fail', name: 'import invoices', tasks: [
+    { message: 'disk on fire: /var/spool/invoices' }, { message: 'second failure' }] });
+  await s.submit({ handler: 'echo', tasks: [1, 2, 3] });
+  await s.waitJob(1, 'failed');
+  const page = await open(t, s, { hash: '/#/jobs/1' });
+  await live(page);
+  await page.waitForSelector('#job-state.badge.failed');
+  assert.match(await text(page, '#job-title'), /import invoices/);
+  assert.equal(await page.getAttribute('#job-bar', 'aria-valuenow'), '100');
+  await page.click('#task-filters .filter[data-state="failed"]');
+  await page.waitForSelector('.task-row[data-index="0"][data-state="failed"]');
+  assert.match(await text(page, '.task-row[data-index="0"] .msg'), /disk on fire/);
+  await page.click('.task-row[data-index="0"]');
+  await page.waitForSelector('#task-0-detail .kv.err pre');
+  assert.equal(await text(page, '#task-0-detail .kv.err pre'), 'disk on fire: /var/spool/invoices');
+  await screenshot(page, 'failed-task-error', { fullPage: true });
+  // The other job's result, on click.
+  await page.goto(`${s.url}/#/jobs/2`);
+  await page.waitForSelector('#job-state.badge.succeeded');
+  await page.click('.task-row[data-index="2"] button');
+  await page.waitForSelector('#task-2-detail .kv pre');
+  const blocks = await page.$$eval('#task-2-detail .kv pre', (els) => els.map((e) => e.textContent));
+  assert.deepEqual(blocks, ['3', '3']);	// input, result
+});
+
+test('cancel a running job', async (t) => {
+  const s = await new Server(['--workers', '2']).start();
+  const id = await s.submit({ handler: 'sleep', name: 'long sleeps',
+    tasks: Array.from({ length: 6 }, () => ({ ms: 120000, steps: 120 })) });
+  const page = await open(t, s, { hash: `/#/jobs/${id}` });
+  await live(page);
+  await page.waitForSelector('#job-state.badge.running');
+  await page.waitForSelector('#running-list .run-item');
+  await page.click('#job-cancel');
+  await page.waitForSelector('#job-cancel.armed');
+  await page.click('#job-cancel');
+  await page.waitForSelector('#job-state.badge.cancelled');
+  await page.waitForSelector('#job-figs .fig.cancelled:not([hidden])');
+  assert.equal(await text(page, '#job-figs .fig.cancelled'), '6 cancelled');
+  assert.ok(await page.isDisabled('#job-cancel'));
+  assert.ok(!(await page.isDisabled('#job-retry')));
+  await screenshot(page, 'cancelled');
+  const j = await s.api('GET', `/api/jobs/${id}`);
+  assert.equal(j.progress.cancelled, 6);
+});
+
+test('retry the failed tasks of a job', async (t) => {
+  const s = await new Server(['--workers', '2']).start();
+  const id = await s.submit({ handler: 'fail', name: 'flaky uploads', tasks: [{}, {}, {}] });
+  await s.waitJob(id, 'failed');
+  const page = await open(t, s, { hash: `/#/jobs/${id}` });
+  await live(page);
+  await page.waitForSelector('#job-state.badge.failed');
+  await page.waitForSelector('.task-row[data-index="0"]');
+  assert.equal(await text(page, '.task-row[data-index="0"] td:nth-child(3)'), '1');
+  assert.match(await text(page, '#job-retry'), /Retry 3 failed/);
+  await page.click('#job-retry');
+  await page.waitForSelector('#job-action-msg >> text=queued again');
+  // Each task ran once more: two attempts, failed again.
+  await until('the retried tasks to run', async () => {
+    const j = await s.api('GET', `/api/jobs/${id}/tasks`);
+    return j.tasks.every((x) => x.attempts === 2 && x.state === 'failed');
+  });
+  await page.waitForSelector('.task-row[data-index="2"] td:nth-child(3) >> text=2');
+  await page.waitForSelector('#job-state.badge.failed');
+  await screenshot(page, 'retried');
+});
+
+test('a crashed worker is shown and replaced', async (t) => {
+  const s = await new Server(['--workers', '2']).start();
+  const page = await open(t, s);
+  await live(page);
+  await page.waitForSelector('#worker-rows tr[data-id="2"]');
+  const before = await page.$$eval('#worker-rows tr', (rows) => rows.map((r) => r.dataset.id));
+  assert.deepEqual(before.sort(), ['1', '2']);
+  const id = await s.submit({ handler: 'crash', name: 'segfaulting plugin', tasks: [null] });
+  await page.waitForSelector('#workers-note >> text=1 restart');
+  await page.waitForSelector('#worker-rows tr[data-id="3"]');
+  await page.waitForSelector('#worker-events .event >> text=replaced by #3');
+  assert.match(await text(page, '#worker-events .event'), /Worker #[12] \(pid \d+\) exited; replaced by #3/);
+  await screenshot(page, 'worker-crashed');
+  await page.goto(`${s.url}/#/jobs/${id}`);
+  await page.waitForSelector('.task-row[data-index="0"][data-state="failed"]');
+  assert.match(await text(page, '.task-row[data-index="0"] .msg'), /killed by signal 11 \(SIGSEGV\)/);
+});
+
+test('connection lost: a banner, then recovery when the server is back', async (t) => {
+  const s = await new Server(['--workers', '1']).start();
+  await s.submit({ handler: 'echo', name: 'before the outage', tasks: [1] });
+  await s.waitJob(1, 'succeeded');
+  const page = await open(t, s);
+  await live(page);
+  await page.waitForSelector(jobCard(1));
+  assert.ok(await page.isHidden('#conn-banner'));
+  await s.stop();
+  await page.waitForSelector('#conn-banner', { state: 'visible' });
+  assert.match(await text(page, '#conn-banner'), /Connection lost — retrying/);
+  await page.waitForSelector('#live[data-state="down"]');
+  // What was known stays on the page.
+  assert.ok(await page.isVisible(jobCard(1)));
+  await screenshot(page, 'connection-lost');
+  await s.start();	// the same port and database
+  await page.waitForSelector('#conn-banner', { state: 'hidden' });
+  await live(page);
+  await s.submit({ handler: 'echo', name: 'after the outage', tasks: [1] });
+  await page.waitForSelector(`${jobCard(2)} .badge.succeeded`);
+  await screenshot(page, 'connection-restored');
+});
+
+test('with a token: the page asks for it once per session', async (t) => {
+  const s = await new Server(['--workers', '1', '--token', 'open-sesame-42']).start();
+  const page = await open(t, s);
+  await page.waitForSelector('#token-dialog[open]');
+  await screenshot(page, 'token-prompt');
+  await page.fill('#token-input', 'not-the-token');
+  await page.click('#token-go');
+  await page.waitForSelector('#token-error:not([hidden])');
+  assert.match(await text(page, '#token-error'), /wrong token/);
+  await page.fill('#token-input', 'open-sesame-42');
+  await page.click('#token-go');
+  await page.waitForSelector('#token-dialog', { state: 'hidden' });
+  await live(page);
+  s.token = 'open-sesame-42';
+  await s.submit({ handler: 'echo', name: 'with a token', tasks: [1, 2] });
+  await page.waitForSelector(`${jobCard(1)} .badge.succeeded`);
+  // Kept for the session: a reload does not ask again.
+  await page.reload();
+  await live(page);
+  assert.ok(await page.isHidden('#token-dialog'));
+  await page.waitForSelector(jobCard(1));
+});
+
+test('a 100,000-task job pages without loading it whole', async (t) => {
+  const s = await new Server(['--workers', '2']).start();
+  const tasks = '[' + Array.from({ length: 100000 }, (_, i) => String(i)).join(',') + ']';
+  const id = await s.submit(`{"handler": "echo", "name": "one hundred thousand", "tasks": ${tasks}}`);
+  const asked = [];
+  const page = await open(t, s, { hash: `/#/jobs/${id}` });
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname.endsWith('/tasks')) asked.push(Number(u.searchParams.get('limit')));
+  });
+  await live(page);
+  await page.waitForSelector('#pg-info >> text=of 100,000');
+  assert.equal(await page.$$eval('.task-row', (r) => r.length), 50);
+  await page.click('#pg-last');
+  await page.waitForSelector('.task-row[data-index="99999"]');
+  assert.equal(await page.getAttribute('.task-row:first-child', 'data-index'), '99950');
+  assert.match(await text(page, '#pg-info'), /99,951–100,000 of 100,000 · page 2,000 of 2,000/);
+  await page.fill('#pg-input', '1000');
+  await page.click('#pg-jump button');
+  await page.waitForSelector('.task-row[data-index="49950"]');
+  await page.click('#pg-prev');
+  await page.waitForSelector('.task-row[data-index="49900"]');
+  await screenshot(page, 'large-job');
+  assert.ok(asked.length > 0 && asked.every((n) => n > 0 && n <= 100), `limits asked: ${asked}`);
+});
+
+test('the dashboard with running jobs (README screenshot), phone and dark', async (t) => {
+  const s = await new Server(['--workers', '4']).start();
+  await s.submit({ handler: 'echo', name: 'resize March photos',
+    tasks: Array.from({ length: 2000 }, (_, i) => ({ photo: i })) });
+  await s.submit({ handler: 'fail', name: 'import invoices (bad credentials)', tasks: [{}, {}, {}] });
+  const cancelled = await s.submit({ handler: 'sleep', name: 'old backfill',
+    tasks: Array.from({ length: 40 }, () => ({ ms: 150 })) });
+  await s.waitJob(2, 'failed');
+  await until('the backfill to get going', async () =>
+    (await s.api('GET', `/api/jobs/${cancelled}`)).progress.succeeded >= 12);
+  await s.api('POST', `/api/jobs/${cancelled}/cancel`);
+  // A job whose slow tasks time out: green, red and running together.
+  const mixed = await s.submit({ handler: 'sleep', name: 'transcode lecture videos', timeout_s: 2.5,
+    tasks: Array.from({ length: 400 }, (_, i) => (i % 9 === 4 ? { ms: 20000 } : { ms: 250 + (i * 37) % 300, steps: 5 })) });
+  await until('the first job to use its workers', async () => {
+    const j = await s.api('GET', `/api/jobs/${mixed}`);
+    return j.progress.succeeded >= 80 && j.progress.failed >= 1;
+  }, 120000);
+  // A higher priority job takes the workers as they free up: both run.
+  const urgent = await s.submit({ handler: 'sleep', name: 'score rows with model v7', priority: 5,
+    tasks: Array.from({ length: 300 }, () => ({ ms: 600, steps: 6 })) });
+  await s.submit({ handler: 'sleep', name: 'nightly thumbnails', tasks: Array.from({ length: 500 }, () => ({ ms: 500 })) });
+  await until('both jobs to make progress', async () => {
+    const j = await s.api('GET', `/api/jobs/${urgent}`);
+    return j.progress.succeeded >= 40;
+  }, 120000);
+  const page = await open(t, s);
+  await live(page);
+  await page.waitForSelector(`${jobCard(urgent)} .badge.running`);
+  await page.waitForSelector('#worker-rows .badge.busy');
+  const png = await screenshot(page, 'dashboard');
+  fs.mkdirSync(path.join(lib.ROOT, 'docs', 'img'), { recursive: true });
+  fs.copyFileSync(png, path.join(lib.ROOT, 'docs', 'img', 'dashboard.png'));
+  await page.goto(`${s.url}/#/jobs/${mixed}`);
+  await page.waitForSelector('#chart svg');
+  await page.waitForSelector('.task-row');
+  await screenshot(page, 'detail', { fullPage: true });
+
+  // The same at a phone's width, and in the dark.
+  const phone = await open(t, s, { width: 390, height: 844 });
+  await live(phone);
+  await phone.waitForSelector(jobCard(urgent));
+  await screenshot(phone, 'phone');
+  const width = await phone.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= 390, `the page is ${width}px wide at a 390px viewport`);
+  await phone.goto(`${s.url}/#/jobs/${mixed}`);
+  await phone.waitForSelector('#chart svg');
+  await screenshot(phone, 'phone-detail');
+  const dark = await open(t, s, { colorScheme: 'dark' });
+  await live(dark);
+  await dark.waitForSelector(jobCard(urgent));
+  await screenshot(dark, 'dashboard-dark');
+  await dark.goto(`${s.url}/#/jobs/${urgent}`);
+  await dark.waitForSelector('#chart svg');
+  await screenshot(dark, 'detail-dark');
+});
+
+// ---- the runner ----
+
+async function runOne(tc, n) {
+  const t = { cleanup: [], page: null, problems: [] };
+  const started = Date.now();
+  let error = null, timer;
+  try {
+    await Promise.race([
+      tc.fn(t),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`test took longer than ${TEST_DEADLINE_MS / 1000} s`)), TEST_DEADLINE_MS);
+      }),
+    ]);
+    if (t.page) {
+      const csp = await t.page.evaluate(() => window.__csp || []);
+      if (csp.length) throw new Error(`CSP violations: ${csp.join('; ')}`);
+    }
+    if (t.problems.length) throw new Error(t.problems.join('\n'));
+  } catch (e) {
+    error = e;
+    if (t.page) {
+      await screenshot(t.page, `FAILED-${n}`, { fullPage: true }).catch(() => {});
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  for (const f of t.cleanup.reverse()) await f().catch(() => {});
+  const stopErrors = await lib.stopServers();
+  if (!error && stopErrors.length) error = stopErrors[0];
+  lib.removeTemps();
+  const secs = ((Date.now() - started) / 1000).toFixed(1);
+  if (error) {
+    console.log(`not ok ${n} - ${tc.name} (${secs}s)`);
+    console.log(String(error.stack || error).split('\n').map((l) => '    ' + l).join('\n'));
+  } else {
+    console.log(`ok ${n} - ${tc.name} (${secs}s)`);
+  }
+  return !error;
+}
+
+async function main() {
+  const only = process.argv.slice(2);
+  const chosen = only.length ? tests.filter((x) => only.some((o) => x.name.includes(o))) : tests;
+  let passed = 0, failed = 0;
+  if (!fs.existsSync(lib.BIN)) {
+    console.log(`no batchd binary at ${lib.BIN} (build it with make test-build, or set BATCHD_BIN)`);
+    console.log(`0 passed, ${chosen.length} failed`);
+    process.exit(1);
+  }
+  for (const [i, tc] of chosen.entries()) {
+    if (await runOne(tc, i + 1)) passed++;
+    else failed++;
+  }
+  console.log(`screenshots: ${path.relative(process.cwd(), lib.ARTIFACTS) || lib.ARTIFACTS}/`);
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+}
+
+process.on('SIGINT', () => {
+  for (const x of [lib.stopServers]) x().finally(() => process.exit(130));
+});
+
+main().catch((e) => {
+  console.error(e);
+  console.log('0 passed, 1 failed');
+  process.exit(1);
+});

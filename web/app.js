@@ -1,0 +1,926 @@
+// batchd's dashboard: polls GET /api/progress about once a second (with
+// If-None-Match, so an idle page costs a 304), draws a bar per job, the
+// workers, and a job's detail at #/jobs/{id}. Plain DOM, no framework:
+// elements are built once and updated in place, and every text from the
+// server goes in through textContent, never as HTML.
+
+import * as api from './api.js';
+import * as fmt from './fmt.js';
+import { draw as drawChart } from './chart.js';
+
+const POLL_MS = 1000;          // visible tab
+const POLL_HIDDEN_MS = 10000;  // hidden tab: slow down
+const RETRY_MS = [1000, 2000, 3000, 5000];  // while the server is unreachable
+const PAGE = 50;               // task table rows per page
+const STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
+const TEMPLATES = {
+  sleep: '{"ms": 1500, "steps": 10}',
+  cpu: '{"ms": 500, "steps": 5}',
+  echo: '{"n": {{i}}}',
+  fail: '{"message": "task {{i}} failed"}',
+  noop: 'null',
+  counter: 'null',
+  crash: 'null',
+};
+
+const $ = (id) => document.getElementById(id);
+
+// Builds an element: h('a', {href: '#/', class: 'x'}, 'text', child...)
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v == null || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children) if (c != null && c !== false) el.append(c);
+  return el;
+}
+
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
+const app = {
+  progress: null,
+  etag: null,
+  offset: 0,          // server clock minus ours, ms
+  online: null,
+  failures: 0,
+  retryAt: 0,
+  lastOk: 0,
+  timer: 0,
+  busy: false,
+  again: false,
+  waitingToken: false,
+  route: { view: 'jobs' },
+  workerSeen: new Map(),   // slot -> {id, pid}
+  events: [],
+  handlers: null,
+  jobCards: new Map(),     // id -> card element
+};
+
+const serverNow = () => Date.now() + app.offset;
+
+// ---- the poll loop ----
+
+function schedule() {
+  clearTimeout(app.timer);
+  if (app.waitingToken) return;
+  let delay;
+  if (app.online === false) {
+    delay = RETRY_MS[Math.min(app.failures - 1, RETRY_MS.length - 1)];
+    app.retryAt = Date.now() + delay;
+    showRetry();
+  } else {
+    delay = document.hidden ? POLL_HIDDEN_MS : POLL_MS;
+  }
+  app.timer = setTimeout(tick, delay);
+}
+
+async function tick() {
+  if (app.busy) {
+    app.again = true;
+    return;
+  }
+  app.busy = true;
+  clearTimeout(app.timer);
+  try {
+    await pollProgress();
+    if (app.route.view === 'job') await pollJob();
+    setOnline(true);
+  } catch (e) {
+    if (e instanceof api.ApiError && e.status === 401) {
+      askToken(e.message);
+    } else if (e instanceof api.NetworkError || (e instanceof api.ApiError && e.status >= 502)) {
+      setOnline(false, e.message);
+    } else {
+      console.error(e);
+    }
+  } finally {
+    app.busy = false;
+  }
+  if (app.again) {
+    app.again = false;
+    return tick();
+  }
+  schedule();
+}
+
+async function pollProgress() {
+  const r = await api.get('/api/progress', { etag: app.etag });
+  if (r.status === 304) return;
+  app.etag = r.etag;
+  app.progress = r.data;
+  if (r.data.time) app.offset = Date.parse(r.data.time) - Date.now();
+  renderProgress();
+}
+
+function setOnline(ok, why) {
+  const was = app.online;
+  app.online = ok;
+  if (ok) {
+    app.failures = 0;
+    app.lastOk = Date.now();
+  } else {
+    app.failures++;
+  }
+  $('conn-banner').hidden = ok;
+  const live = $('live');
+  live.dataset.state = ok ? (document.hidden ? 'paused' : 'live') : 'down';
+  setText(live.querySelector('.live-text'), ok ? (document.hidden ? 'Paused' : 'Live') : 'Offline');
+  if (!ok) live.title = why || 'unreachable';
+  else live.title = 'Live updates every second';
+  if (ok && was === false) toast('Connection restored');
+}
+
+function showRetry() {
+  const left = Math.max(0, Math.ceil((app.retryAt - Date.now()) / 1000));
+  const last = app.lastOk ? ` · last update ${fmt.ago(new Date(app.lastOk).toISOString())}` : '';
+  setText($('conn-detail'), `(attempt ${app.failures}; next in ${left}s${last})`);
+}
+
+setInterval(() => {
+  if (app.online === false) showRetry();
+}, 500);
+
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden) tick();
+  else if (app.online) setOnline(true);
+});
+
+// ---- the token ----
+
+function askToken(message) {
+  app.waitingToken = true;
+  $('live').dataset.state = 'locked';
+  setText($('live').querySelector('.live-text'), 'Token needed');
+  const d = $('token-dialog');
+  const err = $('token-error');
+  const had = api.token();
+  err.hidden = !had;
+  setText(err, had ? `The server refused this token: ${message}` : '');
+  if (!d.open) d.showModal();
+  $('token-input').focus();
+}
+
+$('token-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const v = $('token-input').value.trim();
+  if (!v) {
+    $('token-error').hidden = false;
+    setText($('token-error'), 'Enter the token.');
+    return;
+  }
+  api.setToken(v);
+  $('token-dialog').close();
+  $('token-input').value = '';
+  app.waitingToken = false;
+  app.etag = null;
+  tick();
+});
+$('token-dialog').addEventListener('cancel', (ev) => ev.preventDefault());
+
+// ---- toasts ----
+
+function toast(text) {
+  let box = document.querySelector('.toasts');
+  if (!box) {
+    box = h('div', { class: 'toasts', role: 'status', 'aria-live': 'polite' });
+    document.body.append(box);
+  }
+  const t = h('div', { class: 'toast' }, text);
+  box.append(t);
+  setTimeout(() => t.remove(), 3500);
+}
+
+// ---- bars ----
+
+function makeBar(big) {
+  return h('div', {
+    class: big ? 'bar big' : 'bar', role: 'progressbar',
+    'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': 0,
+  },
+  h('span', { class: 'seg ok' }), h('span', { class: 'seg fail' }),
+  h('span', { class: 'seg run' }), h('span', { class: 'seg cancel' }));
+}
+
+function finished(p) {
+  return p.succeeded + p.failed + p.cancelled;
+}
+
+function updateBar(bar, p, label) {
+  const total = p.total || 0;
+  const w = (n) => (total ? (n / total) * 100 : 0).toFixed(3) + '%';
+  const segs = bar.children;
+  segs[0].style.width = w(p.succeeded);
+  segs[1].style.width = w(p.failed);
+  segs[2].style.width = w(p.running);
+  segs[3].style.width = w(p.cancelled);
+  const done = finished(p);
+  const now = total ? Math.floor((done / total) * 1000) / 10 : 0;
+  bar.setAttribute('aria-valuenow', String(now));
+  bar.setAttribute('aria-label', label);
+  const parts = [`${fmt.int(done)} of ${fmt.int(total)} tasks finished`];
+  if (p.failed) parts.push(`${fmt.int(p.failed)} failed`);
+  if (p.cancelled) parts.push(`${fmt.int(p.cancelled)} cancelled`);
+  if (p.running) parts.push(`${fmt.int(p.running)} running`);
+  bar.setAttribute('aria-valuetext', parts.join(', '));
+}
+
+function jobTitle(j) {
+  return j.name || `${j.handler} job`;
+}
+
+// Elapsed seconds: to now while active, to the finish when finished; for
+// a job that has not started, the time it has waited.
+function elapsed(j) {
+  const start = Date.parse(j.started_at || j.created_at);
+  const end = j.finished_at ? Date.parse(j.finished_at) : serverNow();
+  return Math.max(0, (end - start) / 1000);
+}
+
+function isActive(j) {
+  return j.state === 'queued' || j.state === 'running';
+}
+
+// The figures a tqdm bar shows, as spans: done/total, percent, rate,
+// elapsed, ETA; then failures.
+function figures(j, fig) {
+  const p = j.progress;
+  const done = finished(p);
+  const active = isActive(j);
+  setText(fig.count.firstChild, fmt.int(done));
+  setText(fig.count.lastChild, '/' + fmt.int(p.total));
+  setText(fig.pct, fmt.percent(p.total ? done / p.total : 0));
+  setText(fig.rate, fmt.rate(p.rate));
+  fig.rate.title = active ? 'Tasks per second, over the last 10 seconds' : 'Average tasks per second';
+  setText(fig.elapsed.lastChild, fmt.duration(elapsed(j)));
+  setText(fig.elapsedKey, j.started_at ? (active ? 'elapsed' : 'took') : 'waiting');
+  const eta = active ? (p.eta_s == null ? '—' : fmt.duration(p.eta_s)) : null;
+  fig.eta.hidden = eta == null;
+  if (eta != null) setText(fig.eta.lastChild, eta);
+  fig.failed.hidden = !p.failed;
+  setText(fig.failed, `${fmt.int(p.failed)} failed`);
+  fig.cancelled.hidden = !p.cancelled;
+  setText(fig.cancelled, `${fmt.int(p.cancelled)} cancelled`);
+}
+
+function makeFigures(big) {
+  const count = h('span', { class: 'fig count' }, h('b'), h('span'));
+  const pct = h('span', { class: 'fig pct' });
+  const rate = h('span', { class: 'fig rate' });
+  const elapsedKey = h('span', { class: 'k' });
+  const el = h('span', { class: 'fig elapsed' }, elapsedKey, ' ', h('span'));
+  const eta = h('span', { class: 'fig eta' }, h('span', { class: 'k' }, 'ETA'), ' ', h('span'));
+  const failed = h('span', { class: 'fig failed' });
+  const cancelled = h('span', { class: 'fig cancelled' });
+  const root = h('div', { class: big ? 'figs big' : 'figs' }, count, pct, rate, el, eta, failed, cancelled);
+  return { root, count, pct, rate, elapsed: el, elapsedKey, eta, failed, cancelled };
+}
+
+function badge(el, state) {
+  el.className = 'badge ' + state;
+  setText(el, state);
+}
+
+// ---- the job list ----
+
+function jobCard(j) {
+  let c = app.jobCards.get(j.id);
+  if (!c) {
+    const link = h('a', { class: 'job-link', href: `#/jobs/${j.id}` });
+    const bar = makeBar(false);
+    const fig = makeFigures(false);
+    const state = h('span', { class: 'badge' });
+    c = h('article', { class: 'job', dataset: { id: j.id } },
+      h('div', { class: 'job-top' },
+        h('span', { class: 'job-id' }, '#' + j.id),
+        h('h3', { class: 'job-name' }, link),
+        h('span', { class: 'job-handler' }),
+        state),
+      bar, fig.root);
+    c._parts = { link, bar, fig, state, handler: c.querySelector('.job-handler') };
+    app.jobCards.set(j.id, c);
+  }
+  const parts = c._parts;
+  setText(parts.link, jobTitle(j));
+  setText(parts.handler, j.name ? j.handler : '');
+  parts.handler.hidden = !j.name;
+  badge(parts.state, j.state);
+  c.dataset.state = j.state;
+  if (app.highlight === j.id) {
+    app.highlight = 0;
+    c.classList.add('new');
+  }
+  updateBar(parts.bar, j.progress, `Job ${j.id} progress`);
+  figures(j, parts.fig);
+  return c;
+}
+
+function placeCards(container, cards) {
+  // Moves only what is out of place, so the list does not flicker.
+  cards.forEach((c, i) => {
+    if (container.children[i] !== c) container.insertBefore(c, container.children[i] || null);
+  });
+  while (container.children.length > cards.length) container.lastChild.remove();
+}
+
+function renderJobs() {
+  const p = app.progress;
+  const active = [], recent = [];
+  for (const j of p.jobs) (isActive(j) ? active : recent).push(j);
+  const keep = new Set(p.jobs.map((j) => j.id));
+  for (const id of app.jobCards.keys()) if (!keep.has(id)) app.jobCards.delete(id);
+  placeCards($('active-jobs'), active.map(jobCard));
+  placeCards($('recent-jobs'), recent.map(jobCard));
+  $('recent-title').hidden = !recent.length;
+  $('jobs-empty').hidden = p.jobs.length > 0;
+  $('active-title').hidden = !p.jobs.length;
+  setText($('active-title'), active.length ? `Active · ${active.length}` : 'Active');
+  $('active-none').hidden = active.length > 0 || !p.jobs.length;
+  const more = p.totals.active_not_listed || 0;
+  $('active-more').hidden = !more;
+  setText($('active-more'), `…and ${fmt.int(more)} more active jobs (lower priority) not shown.`);
+}
+
+function renderSummary() {
+  const t = app.progress.totals;
+  const chips = [
+    [t.jobs.running, 'running', 'job'],
+    [t.jobs.queued, 'queued', 'job'],
+  ];
+  const box = $('summary');
+  const items = [];
+  for (const [n, what, unit] of chips) {
+    if (n) items.push(h('span', { class: 'chip ' + what }, h('b', {}, fmt.int(n)), ` ${what} ${unit}${n === 1 ? '' : 's'}`));
+  }
+  const queuedTasks = t.tasks.queued;
+  items.push(h('span', { class: 'chip' }, h('b', {}, fmt.rate(t.rate)), ' throughput'));
+  if (queuedTasks) items.push(h('span', { class: 'chip' }, h('b', {}, fmt.compact(queuedTasks)), ' tasks waiting'));
+  items.push(h('span', { class: 'chip' }, h('b', {}, `${t.workers.busy}/${t.workers.total}`), ' workers busy'));
+  box.replaceChildren(...items);
+  const running = t.jobs.running + t.jobs.queued;
+  if (app.route.view === 'jobs') document.title = running ? `(${running}) batchd` : 'batchd';
+}
+
+// ---- workers ----
+
+function renderWorkers() {
+  const p = app.progress;
+  const now = serverNow();
+  const rows = [];
+  for (const w of p.workers) {
+    // A slot whose worker id changed lost its worker: note it, and name
+    // the replacement once it is there (a poll may see the empty slot).
+    const seen = app.workerSeen.get(w.slot);
+    if (seen && seen.id && seen.id !== w.id) {
+      const ev = { at: now, slot: w.slot, old: seen.id, pid: seen.pid, by: w.id };
+      app.events.unshift(ev);
+      if (!w.id) seen.waiting = ev;
+    } else if (seen && !seen.id && w.id && seen.waiting) {
+      seen.waiting.by = w.id;
+    }
+    if (w.id || !seen) app.workerSeen.set(w.slot, { id: w.id, pid: w.pid });
+    else seen.id = null;
+    const cur = w.job != null
+      ? h('div', { class: 'cur' },
+        h('a', { href: `#/jobs/${w.job}` }, `job ${w.job} · task ${w.task}`),
+        miniBar(w.progress))
+      : h('span', { class: 'muted' }, '—');
+    rows.push(h('tr', { dataset: { slot: w.slot, id: w.id ?? '' }, class: 'w-' + w.state },
+      h('td', {},
+        h('div', { class: 'w-id' }, w.id != null ? `#${w.id}` : `slot ${w.slot}`),
+        h('div', { class: 'w-sub' }, w.pid ? `pid ${w.pid}` : 'no process'),
+        w.handlers.length ? h('div', { class: 'w-sub', title: 'Handlers initialized in this worker' },
+          w.handlers.join(', ')) : null),
+      h('td', {}, h('span', { class: 'badge ' + w.state }, w.state)),
+      h('td', {}, cur),
+      h('td', { class: 'num' }, fmt.int(w.tasks_done))));
+  }
+  $('worker-rows').replaceChildren(...rows);
+  app.events.splice(5);
+  const t = p.totals.workers;
+  setText($('workers-note'), `${t.busy}/${t.total} busy · ${fmt.int(t.restarts)} restart${t.restarts === 1 ? '' : 's'}`);
+  $('worker-events').replaceChildren(...app.events.map((e) => h('li', { class: 'event' },
+    h('span', { class: 'ev-dot', 'aria-hidden': 'true' }),
+    h('span', {}, `Worker #${e.old}${e.pid ? ` (pid ${e.pid})` : ''} exited`,
+      e.by ? `; replaced by #${e.by}` : '; being replaced',
+      h('span', { class: 'muted' }, ` · ${fmt.clock(new Date(e.at).toISOString())}`)))));
+}
+
+function miniBar(progress, state = 'running') {
+  const known = progress != null && progress >= 0;
+  const fill = h('span', { class: 'fill' });
+  if (known) fill.style.width = (Math.min(progress, 1) * 100).toFixed(1) + '%';
+  return h('span', {
+    class: (known ? 'mini ' : 'mini indeterminate ') + state, role: 'progressbar',
+    'aria-valuemin': 0, 'aria-valuemax': 100,
+    'aria-valuenow': known ? String(Math.round(progress * 1000) / 10) : null,
+    'aria-label': 'Task progress',
+  }, fill);
+}
+
+function renderProgress() {
+  renderSummary();
+  renderJobs();
+  renderWorkers();
+}
+
+// ---- the job detail ----
+
+const detail = {
+  id: 0,
+  job: null,
+  filter: '',
+  offset: 0,
+  tasksKey: '',
+  tasks: null,
+  open: new Map(),     // task index -> fetched task (with input), or null while loading
+  sig: '',
+  chartAt: 0,
+  chartJob: null,
+  chartData: null,
+  figs: makeFigures(true),
+  confirmTimer: 0,
+};
+$('job-figs').replaceWith(detail.figs.root);
+detail.figs.root.id = 'job-figs';
+{
+  const bar = makeBar(true);
+  bar.id = 'job-bar';
+  $('job-bar').replaceWith(bar);
+}
+
+function resetDetail(id) {
+  Object.assign(detail, {
+    id, job: null, filter: '', offset: 0, tasksKey: '', tasks: null, sig: '',
+    chartAt: 0, chartJob: null, chartData: null,
+  });
+  detail.open = new Map();
+  $('job-detail').hidden = true;
+  $('job-missing').hidden = true;
+  setText($('job-action-msg'), '');
+  $('chart').replaceChildren();
+  $('task-rows').replaceChildren();
+  disarmCancel();
+}
+
+async function pollJob() {
+  const id = detail.id;
+  let r;
+  try {
+    r = await api.get(`/api/jobs/${id}`);
+  } catch (e) {
+    if (e instanceof api.ApiError && e.status === 404) {
+      $('job-detail').hidden = true;
+      $('job-missing').hidden = false;
+      setText($('job-missing-text'), `There is no job ${id}: it may have been deleted.`);
+      document.title = 'No such job — batchd';
+      return;
+    }
+    throw e;
+  }
+  if (id !== detail.id) return;
+  const j = r.data;
+  detail.job = j;
+  renderJob(j);
+  const p = j.progress;
+  const sig = [j.state, p.succeeded, p.failed, p.cancelled, p.running].join('/');
+  const changed = sig !== detail.sig;
+  detail.sig = sig;
+  const active = isActive(j);
+  const key = `${detail.filter}/${detail.offset}`;
+  if (changed || active || key !== detail.tasksKey) await loadTasks();
+  await loadRunning(active);
+  const now = Date.now();
+  if (detail.chartJob !== sig && (!active || now - detail.chartAt > 3000 || !detail.chartData)) {
+    detail.chartAt = now;
+    detail.chartJob = active ? null : sig;
+    const t = await api.get(`/api/jobs/${id}/throughput`);
+    detail.chartData = t.data;
+    renderChart();
+  }
+}
+
+function renderChart() {
+  if (!detail.chartData) return;
+  setText($('chart-note'), drawChart($('chart'), detail.chartData));
+}
+
+let resizeTimer = 0;
+window.addEventListener('resize', () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(renderChart, 150);
+});
+
+function renderJob(j) {
+  $('job-detail').hidden = false;
+  $('job-missing').hidden = true;
+  const title = $('job-title');
+  title.replaceChildren(h('span', { class: 'job-id' }, '#' + j.id), ' ', jobTitle(j));
+  badge($('job-state'), j.state);
+  const p = j.progress;
+  updateBar($('job-bar'), p, `Job ${j.id} progress`);
+  figures(j, detail.figs);
+  const meta = [
+    ['Handler', j.handler], ['Priority', String(j.priority)],
+    ['Timeout', fmt.timeout(j.timeout_s)], ['Attempts', String(j.max_attempts)],
+    ['Submitted', fmt.clock(j.created_at, serverNow())],
+    ['Started', fmt.clock(j.started_at, serverNow())],
+    ['Finished', fmt.clock(j.finished_at, serverNow())],
+  ];
+  $('job-meta').replaceChildren(...meta.map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, v))));
+  const active = isActive(j);
+  $('job-cancel').disabled = !active;
+  $('job-retry').disabled = !(p.failed + p.cancelled);
+  setText($('job-retry'), p.failed + p.cancelled
+    ? `Retry ${fmt.int(p.failed + p.cancelled)} failed` : 'Retry failed');
+  $('job-retry').title = 'Queue the failed and cancelled tasks again';
+  document.title = `#${j.id} ${jobTitle(j)} · ${fmt.percent(p.total ? finished(p) / p.total : 0)} — batchd`;
+  renderFilters(j);
+}
+
+function renderFilters(j) {
+  const p = j.progress;
+  const counts = { '': p.total, ...Object.fromEntries(STATES.map((s) => [s, p[s]])) };
+  const box = $('task-filters');
+  if (!box.children.length) {
+    for (const s of ['', ...STATES]) {
+      box.append(h('button', {
+        type: 'button', class: 'filter', dataset: { state: s },
+        onclick: () => {
+          detail.filter = s;
+          detail.offset = 0;
+          tick();
+          renderFilters(detail.job);
+        },
+      }, h('span', { class: 'f-name' }, s || 'all'), ' ', h('span', { class: 'f-count' })));
+    }
+  }
+  for (const b of box.children) {
+    const s = b.dataset.state;
+    setText(b.querySelector('.f-count'), fmt.compact(counts[s] || 0));
+    b.setAttribute('aria-pressed', String(s === detail.filter));
+  }
+}
+
+async function loadTasks() {
+  const id = detail.id;
+  const q = new URLSearchParams({ offset: detail.offset, limit: PAGE });
+  if (detail.filter) q.set('state', detail.filter);
+  const r = await api.get(`/api/jobs/${id}/tasks?${q}`);
+  if (id !== detail.id) return;
+  // Past the end (the filter's count shrank): go to the last page.
+  if (!r.data.tasks.length && r.data.total && detail.offset >= r.data.total) {
+    detail.offset = Math.floor((r.data.total - 1) / PAGE) * PAGE;
+    return loadTasks();
+  }
+  detail.tasksKey = `${detail.filter}/${detail.offset}`;
+  const text = JSON.stringify(r.data);
+  if (text === detail.tasksText) return;
+  detail.tasksText = text;
+  detail.tasks = r.data;
+  renderTasks();
+}
+
+function taskDuration(t) {
+  if (!t.started_at) return null;
+  const end = t.finished_at ? Date.parse(t.finished_at) : serverNow();
+  return Math.max(0, (end - Date.parse(t.started_at)) / 1000);
+}
+
+function renderTasks() {
+  const d = detail.tasks;
+  const rows = [];
+  for (const t of d.tasks) {
+    const open = detail.open.has(t.index);
+    const toggle = () => toggleTask(t.index);
+    const text = t.state === 'failed' || (t.error && t.state === 'queued') ? t.error : t.message;
+    rows.push(h('tr', {
+      class: 'task-row' + (open ? ' open' : ''), dataset: { index: t.index, state: t.state },
+      onclick: (ev) => {
+        if (!ev.target.closest('button, a')) toggle();
+      },
+    },
+    h('td', {}, h('button', {
+      type: 'button', class: 'linkish', 'aria-expanded': String(open),
+      'aria-controls': `task-${t.index}-detail`, onclick: toggle,
+    }, fmt.int(t.index))),
+    h('td', {}, h('span', { class: 'badge ' + t.state }, t.state),
+      t.retry_at ? h('span', { class: 'muted small' }, ` retry ${fmt.clock(t.retry_at, serverNow())}`) : null),
+    h('td', { class: 'num' }, String(t.attempts)),
+    h('td', {}, t.state === 'running' || (t.progress != null && t.state !== 'queued')
+      ? miniBar(t.state === 'succeeded' ? 1 : t.progress, t.state) : h('span', { class: 'muted' }, '—')),
+    h('td', { class: 'num' }, t.worker != null ? '#' + t.worker : '—'),
+    h('td', { class: 'num' }, fmt.duration(taskDuration(t), { ms: true })),
+    h('td', { class: 'msg' + (t.state === 'failed' ? ' err' : '') }, text || '')));
+    if (open) rows.push(taskDetailRow(t));
+  }
+  $('task-rows').replaceChildren(...rows);
+  $('tasks-empty').hidden = d.tasks.length > 0;
+  const pages = Math.max(1, Math.ceil(d.total / PAGE));
+  const page = Math.floor(detail.offset / PAGE) + 1;
+  const from = d.total ? detail.offset + 1 : 0;
+  const to = Math.min(detail.offset + d.tasks.length, d.total);
+  setText($('pg-info'), `${fmt.int(from)}–${fmt.int(to)} of ${fmt.int(d.total)} · page ${fmt.int(page)} of ${fmt.int(pages)}`);
+  $('pg-first').disabled = $('pg-prev').disabled = page <= 1;
+  $('pg-next').disabled = $('pg-last').disabled = page >= pages;
+  $('pg-input').max = String(pages);
+  $('pager').hidden = d.total <= PAGE;
+}
+
+function pretty(v) {
+  if (v === undefined) return '';
+  return JSON.stringify(v, null, 2);
+}
+
+function taskDetailRow(t) {
+  const full = detail.open.get(t.index);
+  const body = [];
+  if (!full) {
+    body.push(h('p', { class: 'muted' }, 'Loading…'));
+  } else {
+    const blocks = [['Input', pretty(full.input)]];
+    if (full.error) blocks.push(['Error', full.error]);
+    if (full.result !== null && full.result !== undefined) blocks.push(['Result', pretty(full.result)]);
+    else if (full.state === 'succeeded') blocks.push(['Result', 'null']);
+    for (const [k, v] of blocks) {
+      body.push(h('div', { class: 'kv' + (k === 'Error' ? ' err' : '') },
+        h('div', { class: 'k' }, k), h('pre', {}, v)));
+    }
+    const facts = [
+      `attempts ${full.attempts}`,
+      full.worker != null ? `worker #${full.worker}` : null,
+      full.started_at ? `started ${fmt.clock(full.started_at, serverNow())}` : null,
+      full.finished_at ? `finished ${fmt.clock(full.finished_at, serverNow())}` : null,
+      full.retry_at ? `retry at ${fmt.clock(full.retry_at, serverNow())}` : null,
+      full.message ? `last message “${full.message}”` : null,
+    ].filter(Boolean);
+    body.push(h('p', { class: 'muted small' }, facts.join(' · ')));
+  }
+  return h('tr', { class: 'task-detail', id: `task-${t.index}-detail` },
+    h('td', { colspan: 7 }, h('div', { class: 'task-detail-body' }, ...body)));
+}
+
+async function toggleTask(idx) {
+  if (detail.open.has(idx)) {
+    detail.open.delete(idx);
+    renderTasks();
+    return;
+  }
+  detail.open.set(idx, null);
+  renderTasks();
+  await refreshOpen(idx);
+}
+
+async function refreshOpen(idx) {
+  const id = detail.id;
+  try {
+    const r = await api.get(`/api/jobs/${id}/tasks/${idx}`);
+    if (id !== detail.id || !detail.open.has(idx)) return;
+    detail.open.set(idx, r.data);
+    renderTasks();
+  } catch (e) {
+    if (detail.open.get(idx) === null) detail.open.delete(idx);
+    toast(`Could not load task ${idx}: ${e.message}`);
+  }
+}
+
+// Open tasks whose state moved on are fetched again (their result came).
+function refreshStaleOpen() {
+  if (!detail.tasks) return;
+  for (const t of detail.tasks.tasks) {
+    const full = detail.open.get(t.index);
+    if (full && (full.state !== t.state || full.attempts !== t.attempts)) refreshOpen(t.index);
+  }
+}
+
+async function loadRunning(active) {
+  const list = $('running-list');
+  if (!active) {
+    $('running-card').hidden = true;
+    return;
+  }
+  $('running-card').hidden = false;
+  const r = await api.get(`/api/jobs/${detail.id}/tasks?state=running&limit=50`);
+  const items = r.data.tasks.map((t) => h('li', { class: 'run-item', dataset: { index: t.index } },
+    h('div', { class: 'run-top' },
+      h('span', { class: 'run-idx' }, `Task ${fmt.int(t.index)}`),
+      h('span', { class: 'muted' }, t.worker != null ? `worker #${t.worker}` : ''),
+      h('span', { class: 'muted run-time' }, fmt.duration(taskDuration(t), { ms: true }))),
+    miniBar(t.progress),
+    h('div', { class: 'run-msg' }, t.message || (t.progress != null ? '' : 'no progress reported'))));
+  list.replaceChildren(...items);
+  $('running-none').hidden = items.length > 0;
+  setText($('running-count'), r.data.total > items.length
+    ? `${fmt.int(r.data.total)} (first ${items.length} shown)` : fmt.int(r.data.total));
+  refreshStaleOpen();
+}
+
+function page(to) {
+  if (!detail.tasks) return;
+  const pages = Math.max(1, Math.ceil(detail.tasks.total / PAGE));
+  const p = Math.min(Math.max(1, to), pages);
+  detail.offset = (p - 1) * PAGE;
+  tick();
+}
+
+const curPage = () => Math.floor(detail.offset / PAGE) + 1;
+$('pg-first').addEventListener('click', () => page(1));
+$('pg-prev').addEventListener('click', () => page(curPage() - 1));
+$('pg-next').addEventListener('click', () => page(curPage() + 1));
+$('pg-last').addEventListener('click', () => page(Infinity));
+$('pg-jump').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const n = parseInt($('pg-input').value, 10);
+  if (n > 0) page(n);
+});
+
+// Cancel asks twice: a second click within a few seconds confirms.
+function disarmCancel() {
+  clearTimeout(detail.confirmTimer);
+  const b = $('job-cancel');
+  b.classList.remove('armed');
+  setText(b, 'Cancel job');
+}
+
+$('job-cancel').addEventListener('click', async () => {
+  const b = $('job-cancel');
+  if (!b.classList.contains('armed')) {
+    b.classList.add('armed');
+    setText(b, 'Click again to cancel');
+    detail.confirmTimer = setTimeout(disarmCancel, 4000);
+    return;
+  }
+  disarmCancel();
+  await action('cancel', (j) => `Cancelled: ${fmt.int(j.progress.cancelled)} tasks will not run.`);
+});
+
+$('job-retry').addEventListener('click', () => action('retry',
+  () => 'Failed and cancelled tasks are queued again.'));
+
+async function action(what, say) {
+  const msg = $('job-action-msg');
+  msg.className = 'action-msg';
+  try {
+    const r = await api.post(`/api/jobs/${detail.id}/${what}`);
+    setText(msg, say(r.data));
+    detail.sig = '';
+    detail.chartJob = null;
+  } catch (e) {
+    msg.className = 'action-msg err';
+    setText(msg, e.message);
+  }
+  tick();
+}
+
+// ---- the submit form ----
+
+const dlg = $('submit-dialog');
+
+async function openSubmit() {
+  $('submit-error').hidden = true;
+  dlg.showModal();
+  if (!app.handlers) {
+    try {
+      const r = await api.get('/api/handlers');
+      app.handlers = r.data.handlers;
+    } catch (e) {
+      showSubmitError(`Could not load the handlers: ${e.message}`);
+      return;
+    }
+    const sel = $('f-handler');
+    sel.replaceChildren(...app.handlers.map((hd) => h('option', { value: hd.name },
+      hd.kind === 'builtin' ? hd.name : `${hd.name} (${hd.kind})`)));
+    const pick = app.handlers.find((hd) => hd.name === 'sleep') || app.handlers[0];
+    if (pick) sel.value = pick.name;
+    onHandler();
+  }
+  $('f-handler').focus();
+}
+
+function onHandler() {
+  const name = $('f-handler').value;
+  const tpl = $('f-template');
+  if (!tpl.dataset.touched) tpl.value = TEMPLATES[name] ?? '{"item": {{i}}}';
+  if (!$('f-tasks').dataset.touched) generate();
+}
+
+function generate() {
+  const n = parseInt($('f-count').value, 10);
+  const tpl = $('f-template').value.trim() || 'null';
+  if (!(n >= 1 && n <= 100000)) {
+    showSubmitError('Count must be a whole number from 1 to 100,000.');
+    return false;
+  }
+  try {
+    JSON.parse(tpl.replaceAll('{{i}}', '0'));
+  } catch (e) {
+    showSubmitError(`The template is not JSON once {{i}} is replaced: ${e.message}`);
+    return false;
+  }
+  const parts = [];
+  for (let i = 0; i < n; i++) parts.push(tpl.replaceAll('{{i}}', String(i)));
+  $('f-tasks').value = n <= 200 ? '[\n  ' + parts.join(',\n  ') + '\n]' : '[' + parts.join(', ') + ']';
+  $('submit-error').hidden = true;
+  tasksInfo();
+  return true;
+}
+
+function tasksInfo() {
+  let text;
+  try {
+    const v = JSON.parse($('f-tasks').value);
+    text = Array.isArray(v) ? `${fmt.int(v.length)} task${v.length === 1 ? '' : 's'}` : 'not an array';
+  } catch {
+    text = 'not valid JSON yet';
+  }
+  setText($('f-tasks-info'), text);
+}
+
+function showSubmitError(text) {
+  const e = $('submit-error');
+  e.hidden = false;
+  setText(e, text);
+}
+
+$('new-job').addEventListener('click', openSubmit);
+$('new-job-2').addEventListener('click', openSubmit);
+$('submit-close').addEventListener('click', () => dlg.close());
+$('submit-cancel').addEventListener('click', () => dlg.close());
+$('f-handler').addEventListener('change', onHandler);
+$('f-template').addEventListener('input', () => { $('f-template').dataset.touched = '1'; });
+$('f-tasks').addEventListener('input', () => {
+  $('f-tasks').dataset.touched = '1';
+  tasksInfo();
+});
+$('f-generate').addEventListener('click', () => {
+  if (generate()) $('f-tasks').dataset.touched = '';
+});
+
+$('submit-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  let tasks;
+  try {
+    tasks = JSON.parse($('f-tasks').value);
+  } catch (e) {
+    showSubmitError(`Tasks: not valid JSON (${e.message}).`);
+    return;
+  }
+  if (!Array.isArray(tasks)) {
+    showSubmitError('Tasks must be a JSON array: one input per task.');
+    return;
+  }
+  const body = { handler: $('f-handler').value, tasks };
+  const name = $('f-name').value.trim();
+  if (name) body.name = name;
+  for (const [id, key] of [['f-timeout', 'timeout_s'], ['f-attempts', 'max_attempts'], ['f-priority', 'priority']]) {
+    const v = $(id).value.trim();
+    if (v !== '') body[key] = Number(v);
+  }
+  const go = $('submit-go');
+  go.disabled = true;
+  setText(go, 'Submitting…');
+  try {
+    const r = await api.post('/api/jobs', body);
+    dlg.close();
+    $('f-name').value = '';
+    toast(`Job #${r.data.id} submitted: ${fmt.int(r.data.progress.total)} tasks`);
+    app.highlight = r.data.id;
+    location.hash = '#/';
+    tick();
+  } catch (e) {
+    showSubmitError(e instanceof api.NetworkError ? `The server is unreachable: ${e.message}` : e.message);
+  } finally {
+    go.disabled = false;
+    setText(go, 'Submit job');
+  }
+});
+
+// ---- routing ----
+
+function route() {
+  const m = location.hash.match(/^#\/jobs\/(\d+)/);
+  if (m) {
+    const id = Number(m[1]);
+    if (app.route.view !== 'job' || app.route.id !== id) resetDetail(id);
+    app.route = { view: 'job', id };
+  } else {
+    app.route = { view: 'jobs' };
+    document.title = 'batchd';
+  }
+  $('view-jobs').hidden = app.route.view !== 'jobs';
+  $('view-job').hidden = app.route.view !== 'job';
+  if (app.progress) renderProgress();
+  tick();
+}
+
+window.addEventListener('hashchange', () => {
+  route();
+  window.scrollTo(0, 0);
+});
+$('conn-retry').addEventListener('click', () => tick());
+route();
