@@ -97,7 +97,7 @@ BROWSER = tests/browser
 BROWSER_DEPS = $(BROWSER)/node_modules/.package-lock.json
 
 .PHONY: all run test test-unit test-integration test-browser bench deps \
-	check-deps browser-deps clean man install uninstall docker-test
+	check-deps browser-deps clean man install uninstall docker-test screenshot
 
 all: batchd
 
@@ -168,6 +168,12 @@ test: check-deps
 test-browser: check-deps
 	@$(MAKE) --no-print-directory $(A)/batchd
 	@tests/run $(BROWSER)/run
+
+# Retakes the README's screenshot (docs/img/dashboard.png) with the browser
+# test that stages running jobs.
+screenshot: check-deps
+	@$(MAKE) --no-print-directory $(A)/batchd
+	@BATCHD_SCREENSHOT=1 tests/run "$(BROWSER)/run"
 
 test-build: $(A)/batchd $(UNIT_BINS) $(INTEGRATION_BINS)
 
