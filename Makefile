@@ -38,8 +38,8 @@ ASAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all \
 ASAN_CFLAGS = $(CFLAGS_BASE) -O1 $(ASAN_FLAGS)
 
 LIB_SRC = lib/buf.c lib/clock.c lib/log.c lib/utf8.c
-WORKER_SRC = workers/frame.c workers/registry.c workers/builtin.c workers/proc.c \
-	workers/command.c workers/worker.c
+WORKER_SRC = workers/frame.c workers/registry.c workers/builtin.c \
+	workers/proc.c workers/command.c workers/persistent.c workers/worker.c
 DB_SRC = db/store.c
 SERVER_SRC = server/meter.c server/loop.c server/pool.c server/sched.c \
 	server/config.c server/http.c server/routes.c server/views.c \

@@ -16,7 +16,7 @@
 #include "../lib/utf8.h"
 
 /* Entries a program's environment may hold at most (fixed and extra). */
-#define ENV_MAX 512
+#define ENVP_MAX 512
 
 static char *xstrdup(const char *s)
 {
@@ -64,7 +64,7 @@ int proc_spec_init(struct proc_spec *spec, const cJSON *config, char *err,
 
 	memset(spec, 0, sizeof(*spec));
 	if (!cJSON_IsArray(argv) || cJSON_GetArraySize(argv) < 1 ||
-	    (env && !cJSON_IsObject(env)) || cJSON_GetArraySize(env) > ENV_MAX - 16) {
+	    (env && !cJSON_IsObject(env)) || cJSON_GetArraySize(env) > ENVP_MAX - 16) {
 		snprintf(err, errlen, "bad program configuration");
 		return -1;
 	}
@@ -102,13 +102,13 @@ int proc_spawn(const struct proc_spec *spec, const int *fds, int nfds,
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none, all;
-	char *envp[ENV_MAX + 1];
+	char *envp[ENVP_MAX + 1];
 	size_t ne = 0;
 	int rc;
 
-	for (size_t i = 0; i < spec->nenv && ne < ENV_MAX; i++)
+	for (size_t i = 0; i < spec->nenv && ne < ENVP_MAX; i++)
 		envp[ne++] = spec->env[i];
-	for (size_t i = 0; extra && extra[i] && ne < ENV_MAX; i++)
+	for (size_t i = 0; extra && extra[i] && ne < ENVP_MAX; i++)
 		envp[ne++] = extra[i];
 	envp[ne] = NULL;
 
