@@ -59,12 +59,21 @@ CORE_R = $(CORE_SRC:%.c=$(R)/%.o)
 CORE_A = $(CORE_SRC:%.c=$(A)/%.o)
 
 UNIT_TESTS = frame meter
-INTEGRATION_TESTS = api
+INTEGRATION_TESTS = api persistent plugins
 UNIT_BINS = $(UNIT_TESTS:%=$(A)/tests/unit/test_%)
 INTEGRATION_BINS = $(INTEGRATION_TESTS:%=$(A)/tests/integration/test_%)
 HARNESS = $(A)/tests/integration/harness.o
 
-.PHONY: all run test test-unit test-integration bench deps check-deps clean
+# Plugins the tests load, built as a user builds one (see
+# examples/plugin/Makefile): no sanitizer runtime of their own. Loaded into
+# the sanitized batchd, they call its allocator and its batchd_* functions.
+TEST_PLUGINS = tplugin badabi nosym
+TEST_PLUGIN_SOS = $(TEST_PLUGINS:%=$(A)/tests/plugins/%.so)
+PLUGIN_CFLAGS = -std=c17 -Wall -Wextra -Werror -g -O2 -fPIC -shared
+EXAMPLE_PLUGIN = examples/plugin/primes.so
+
+.PHONY: all run test test-unit test-integration bench deps check-deps clean \
+	examples
 
 all: batchd
 
@@ -89,6 +98,16 @@ $(A)/tests/unit/test_%: $(A)/tests/unit/test_%.o $(CORE_A)
 $(A)/tests/integration/test_%: $(A)/tests/integration/test_%.o $(HARNESS) $(A)/lib/buf.o
 	$(call say,LINK)$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) $$(pkg-config --libs $(TEST_PKGS))
 
+$(A)/tests/plugins/%.so: tests/plugins/%.c include/batchd.h
+	@mkdir -p $(dir $@)
+	$(call say,CC-SO)$(CC) $(PLUGIN_CFLAGS) -o $@ $<
+
+# The examples that are built: the C plugin, with its own one-line Makefile.
+examples: $(EXAMPLE_PLUGIN)
+
+$(EXAMPLE_PLUGIN): examples/plugin/primes.c include/batchd.h
+	$(call say,MAKE)$(MAKE) --no-print-directory -s -C examples/plugin
+
 # Installs what is missing, only when something is.
 check-deps:
 	@pkg-config --exists $(PKGS) $(TEST_PKGS) && command -v python3 >/dev/null \
@@ -107,9 +126,10 @@ test: check-deps
 	@$(MAKE) --no-print-directory test-build
 	@tests/run $(UNIT_BINS) $(INTEGRATION_BINS)
 
-test-build: $(A)/batchd $(UNIT_BINS) $(INTEGRATION_BINS)
+test-build: $(A)/batchd $(UNIT_BINS) $(INTEGRATION_BINS) $(TEST_PLUGIN_SOS) \
+	$(EXAMPLE_PLUGIN)
 
 clean:
-	rm -rf build batchd
+	rm -rf build batchd $(EXAMPLE_PLUGIN)
 
 -include $(shell find build -name '*.d' 2>/dev/null)
