@@ -344,12 +344,14 @@ fail:
 }
 
 /* Before a task: a co-process that ended, or wrote to stdout, while it had
- * no task is replaced (the output would be taken for the next task's). */
+ * no task is replaced (the output would be taken for the next task's).
+ * Not one still starting up: its ready line may be waiting, and its end is
+ * a failed start-up, which the task reports. */
 static void check_idle(struct persistent *p)
 {
 	struct buf why = BUF_INIT;
 
-	if (!p->pid)
+	if (!p->pid || !p->answered)
 		return;
 	read_stderr(p);
 	if (has_exited(p)) {
@@ -618,8 +620,8 @@ static int persistent_run(void *state, struct batchd_task *task, const char *inp
 		if (kind != LINE_MORE)
 			break;
 		if (p->obuf.len > LINE_MAX_BYTES) {
-			buf_addf(&msg, "co-process wrote a line longer than %u bytes",
-				 LINE_MAX_BYTES);
+			buf_addf(&msg, "co-process wrote a line longer than %u MiB",
+				 LINE_MAX_BYTES >> 20);
 			kind = LINE_FAULT;
 			break;
 		}
