@@ -59,7 +59,7 @@ CORE_R = $(CORE_SRC:%.c=$(R)/%.o)
 CORE_A = $(CORE_SRC:%.c=$(A)/%.o)
 
 UNIT_TESTS = frame meter
-INTEGRATION_TESTS = api persistent plugins
+INTEGRATION_TESTS = api persistent plugins examples
 UNIT_BINS = $(UNIT_TESTS:%=$(A)/tests/unit/test_%)
 INTEGRATION_BINS = $(INTEGRATION_TESTS:%=$(A)/tests/integration/test_%)
 HARNESS = $(A)/tests/integration/harness.o
