@@ -389,8 +389,19 @@ int worker_main(int sock, int id, const struct registry *reg)
 
 		if (w.hs[i].ready && h->ops->fini)
 			h->ops->fini(w.hs[i].state);
+		free(w.hs[i].error);
 	}
-	/* The rest of the memory is the server's, inherited at fork; the
-	 * process ends here without tidying it. */
+	/* What the worker allocated goes, so that a leak checker run on the
+	 * server sees only real leaks. The rest of the memory is the
+	 * server's, inherited at fork; the process ends without tidying it. */
+	while (w.head) {
+		struct wtask *t = w.head;
+
+		w.head = t->next;
+		free(t);
+	}
+	free(w.hs);
+	buf_release(&w.in);
+	buf_release(&w.out);
 	return 0;
 }
