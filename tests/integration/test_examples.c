@@ -2,7 +2,9 @@
  * The examples of docs/HANDLERS.md work as the document says, and the
  * document quotes them as they are: batchd serves examples/handlers/
  * handlers.json (a command, two persistent handlers and the example
- * plugin) and each handler answers what the document shows.
+ * plugin) and each handler answers what the document shows. And the frame
+ * pipeline of examples/frames/ gives through batchd what it gives in one
+ * process.
  */
 #include "harness.h"
 
@@ -122,11 +124,61 @@ static void test_examples_answer_as_documented(void **state)
 	assert_false(server_log_has(s, "replacing co-process"));
 }
 
+/* The objects line of client.py's output in file path. */
+static char *objects_line(const char *path)
+{
+	char *text = slurp(path), *line = strstr(text, "  objects: "), *nl;
+
+	if (!line)
+		fail_msg("%s: no objects line in:\n%s", path, text);
+	nl = strchr(line, '\n');
+	if (nl)
+		*nl = '\0';
+	memmove(text, line, strlen(line) + 1);
+	return text;
+}
+
+/* examples/frames/ with a short set-up and 20 frames: batchd's pipeline
+ * and the one-process baseline find the same objects. */
+static void test_frames_pipeline(void **state)
+{
+	struct server *s = *state;
+	char cwd[PATH_MAX], handlers[400], out[400], local[400];
+	struct buf h = BUF_INIT;
+	const char *args[] = { "--workers", "2", "--handlers", handlers, NULL };
+	const char *stages[] = { "detect", "size", "classify", "aggregate", NULL };
+	char *a, *b;
+
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	buf_adds(&h, "{\"handlers\": {");
+	for (int i = 0; stages[i]; i++)
+		buf_addf(&h, "%s\"frames.%s\": {\"argv\": [\"%s/examples/frames/stage.py\", \"%s\"],"
+			 " \"mode\": \"persistent\", \"env\": {\"FRAMES_SETUP_S\": \"0.2\"}}",
+			 i ? ", " : "", stages[i], cwd, stages[i]);
+	buf_adds(&h, "}}");
+	write_file(s, "handlers.json", h.data, 0644, handlers, sizeof(handlers));
+	server_start(s, args);
+	snprintf(out, sizeof(out), "%s/batchd.out", s->dir);
+	snprintf(local, sizeof(local), "%s/local.out", s->dir);
+	assert_int_equal(sh("python3 examples/frames/client.py --url %s --frames 20 --runs 2 >%s",
+			    s->url, out), 0);
+	assert_int_equal(sh("FRAMES_SETUP_S=0.2 python3 examples/frames/client.py --local"
+			    " --frames 20 >%s", local), 0);
+	a = objects_line(out);
+	b = objects_line(local);
+	assert_string_equal(a, b);
+	assert_non_null(strstr(a, "car="));
+	free(a);
+	free(b);
+	buf_release(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_docs_quote_the_examples),
 		cmocka_unit_test_setup_teardown(test_examples_answer_as_documented, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_frames_pipeline, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("examples", tests, NULL, NULL);
