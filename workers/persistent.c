@@ -667,8 +667,6 @@ static int persistent_run(void *state, struct batchd_task *task, const char *inp
 	unread = off < req.len;
 	buf_release(&req);
 	if (kind == LINE_FAULT) {
-		/* Killed before fault() reads the tail: its last stderr lines are
-		 * in by then. */
 		kill_now(p);
 		return fault(p, &msg, startup && !p->answered, 0, result);
 	}

@@ -15,6 +15,7 @@ Input {"do": ...}:
   "crash"     writes "stderr" on stderr, then dies by SIGSEGV
   "exit"      writes "stderr" on stderr, then exits with "code", no result
   "answer_exit"  a result, then exits
+  "answer_twice" a result, then a stray line while it has no task
   "sleep"     sleeps "s" seconds, then a result
 """
 import json
@@ -73,3 +74,5 @@ for line in sys.stdin:
                      "served": served}})
     if do == "answer_exit":
         sys.exit(0)
+    if do == "answer_twice":
+        send({"progress": 1})

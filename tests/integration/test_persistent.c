@@ -374,8 +374,9 @@ static void test_error_line_keeps_the_coprocess(void **state)
 	assert_int_equal(start_count(e), 1);
 }
 
-/* A co-process that ends between tasks (after its answer) is replaced
- * before the next task, which does not fail for it. */
+/* A co-process that ends between tasks (after its answer), or writes to
+ * stdout while it has no task, is replaced before the next task, which does
+ * not fail for it. */
 static void test_exit_between_tasks(void **state)
 {
 	struct env *e = *state;
@@ -390,6 +391,17 @@ static void test_exit_between_tasks(void **state)
 	assert_true(expect_echo(e) != first);
 	assert_int_equal(start_count(e), 2);
 	assert_true(server_log_has(&e->s, "reason=\"co-process exited with status 0 between tasks\""));
+
+	/* Output between tasks would be taken for the next task's: the
+	 * co-process that wrote it is replaced instead. */
+	t = run_one(e, "{\"do\": \"answer_twice\"}", NULL);
+	assert_string_equal(jstr(t, "state"), "succeeded");
+	first = (long)jnum(t, "result.pid");
+	cJSON_Delete(t);
+	assert_true(expect_echo(e) != first);
+	assert_int_equal(start_count(e), 3);
+	assert_true(server_log_has(&e->s, "reason=\"co-process wrote to stdout between tasks: "
+				   "{\\\"progress\\\": 1}\""));
 }
 
 /* Over the task's timeout: the worker is killed and the co-process with
