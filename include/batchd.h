@@ -72,7 +72,7 @@ struct batchd_handler {
 	 * Runs one task. input is the task's JSON text, NUL-terminated.
 	 * On success returns BATCHD_OK (0) and sets *result to a malloc()ed
 	 * JSON text, or leaves it NULL for a null result. On failure returns
-	 * BATCHD_FAILED (-1), or BATCHD_INIT_FAILED (see below), and sets
+	 * BATCHD_FAILED (-1), or BATCHD_INIT_FAILED (above), and sets
 	 * *result to a malloc()ed error message (or NULL for a generic one).
 	 */
 	int (*run)(void *state, struct batchd_task *task, const char *input,

@@ -21,6 +21,7 @@ import sys
 import time
 import urllib.request
 
+sys.dont_write_bytecode = True  # leave the examples directory as it is
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import frames  # noqa: E402
 
