@@ -504,7 +504,7 @@ static void test_init_timeout(void **state)
 
 /* The ready line ends the start-up: a crash on the first task after it is
  * that task's failure, not a failed set-up. Without it, the same crash
- * counts as a failed start-up. */
+ * counts as a failed start-up, and so does a line that is not JSON. */
 static void test_ready_line_ends_startup(void **state)
 {
 	struct env *e = *state;
@@ -517,6 +517,13 @@ static void test_ready_line_ends_startup(void **state)
 	expect_failure(e, "{\"do\": \"exit\", \"code\": 2}",
 		       "handler \"co\" failed to initialize: co-process exited with status 2 "
 		       "before its first answer");
+	/* A banner on stdout before the first answer: a failed start-up too
+	 * (on a fresh worker, which has no back-off to sit out). */
+	server_stop(&e->s);
+	start_with(e, 1, "\"READY\": \"0\"", "");
+	expect_failure(e, "{\"do\": \"print\", \"text\": \"Loading weights...\"}",
+		       "handler \"co\" failed to initialize: co-process wrote a line that is "
+		       "not JSON: Loading weights...");
 }
 
 /* Inputs with newlines (stored as submitted) still travel as one line, and
