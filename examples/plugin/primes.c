@@ -11,7 +11,10 @@
  *
  *     make -C examples/plugin
  *
- * which runs: cc -std=c17 -O2 -fPIC -shared -I../../include -o primes.so primes.c
+ * which runs
+ *
+ *     cc -std=c17 -Wall -Wextra -Werror -O2 -fPIC -shared -I../../include \
+ *        -o primes.so primes.c
  */
 #define _POSIX_C_SOURCE 200809L
 
