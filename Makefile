@@ -47,7 +47,7 @@ ASAN_CFLAGS = $(CFLAGS_BASE) -O1 $(ASAN_FLAGS)
 
 LIB_SRC = lib/buf.c lib/clock.c lib/log.c lib/utf8.c
 WORKER_SRC = workers/frame.c workers/registry.c workers/builtin.c \
-	workers/command.c workers/worker.c
+	workers/proc.c workers/command.c workers/persistent.c workers/worker.c
 DB_SRC = db/store.c
 SERVER_SRC = server/meter.c server/loop.c server/pool.c server/sched.c \
 	server/config.c server/http.c server/routes.c server/views.c \
@@ -76,7 +76,8 @@ CORE_R = $(CORE_SRC:%.c=$(R)/%.o)
 CORE_A = $(CORE_SRC:%.c=$(A)/%.o)
 
 UNIT_TESTS = store jobreq frame meter config metrics
-INTEGRATION_TESTS = api lifecycle cli metrics openapi ops web
+INTEGRATION_TESTS = api lifecycle cli metrics openapi ops web persistent \
+	plugins examples
 UNIT_BINS = $(UNIT_TESTS:%=$(A)/tests/unit/test_%)
 INTEGRATION_BINS = $(INTEGRATION_TESTS:%=$(A)/tests/integration/test_%)
 HARNESS = $(A)/tests/integration/harness.o
@@ -96,8 +97,17 @@ INSTALL ?= install
 BROWSER = tests/browser
 BROWSER_DEPS = $(BROWSER)/node_modules/.package-lock.json
 
+# Plugins the tests load, built as a user builds one (see
+# examples/plugin/Makefile): no sanitizer runtime of their own. Loaded into
+# the sanitized batchd, they call its allocator and its batchd_* functions.
+TEST_PLUGINS = tplugin badabi nosym
+TEST_PLUGIN_SOS = $(TEST_PLUGINS:%=$(A)/tests/plugins/%.so)
+PLUGIN_CFLAGS = -std=c17 -Wall -Wextra -Werror -g -O2 -fPIC -shared
+EXAMPLE_PLUGIN = examples/plugin/primes.so
+
 .PHONY: all run test test-unit test-integration test-browser bench deps \
-	check-deps browser-deps clean man install uninstall docker-test screenshot
+	check-deps browser-deps clean man install uninstall docker-test screenshot \
+	examples
 
 all: batchd
 
@@ -135,6 +145,16 @@ $(A)/tests/unit/test_%: $(A)/tests/unit/test_%.o $(CORE_A)
 
 $(A)/tests/integration/test_%: $(A)/tests/integration/test_%.o $(HARNESS) $(A)/lib/buf.o
 	$(call say,LINK)$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) $$(pkg-config --libs $(TEST_PKGS))
+
+$(A)/tests/plugins/%.so: tests/plugins/%.c include/batchd.h
+	@mkdir -p $(dir $@)
+	$(call say,CC-SO)$(CC) $(PLUGIN_CFLAGS) -o $@ $<
+
+# The examples that are built: the C plugin, with its own one-line Makefile.
+examples: $(EXAMPLE_PLUGIN)
+
+$(EXAMPLE_PLUGIN): examples/plugin/primes.c include/batchd.h
+	$(call say,MAKE)$(MAKE) --no-print-directory -s -C examples/plugin
 
 # Installs what is missing, only when something is.
 check-deps:
@@ -175,7 +195,8 @@ screenshot: check-deps
 	@$(MAKE) --no-print-directory $(A)/batchd
 	@BATCHD_SCREENSHOT=1 tests/run "$(BROWSER)/run"
 
-test-build: $(A)/batchd $(UNIT_BINS) $(INTEGRATION_BINS)
+test-build: $(A)/batchd $(UNIT_BINS) $(INTEGRATION_BINS) $(TEST_PLUGIN_SOS) \
+	$(EXAMPLE_PLUGIN)
 
 # Builds the image from the Dockerfile and runs it (see tests/docker/).
 docker-test:
@@ -203,6 +224,6 @@ uninstall:
 	-rmdir $(DESTDIR)$(DATADIR) 2>/dev/null
 
 clean:
-	rm -rf build batchd
+	rm -rf build batchd $(EXAMPLE_PLUGIN)
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -14,7 +14,8 @@
  *     later run() in that worker. Put the costly set-up here.
  *   - run() is called for each task.
  *   - fini() is called when the worker stops normally (it is not called when
- *     the worker is killed).
+ *     the worker is killed), and after a run() that returns
+ *     BATCHD_INIT_FAILED.
  *
  * Memory: strings passed in are owned by batchd and valid during the call.
  * Strings a handler returns through *result or err are malloc()ed by the
@@ -36,6 +37,21 @@ extern "C" {
 
 #define BATCHD_ABI_VERSION 1
 
+/* What run() returns. */
+#define BATCHD_OK 0
+#define BATCHD_FAILED (-1)
+/*
+ * The handler's set-up failed, not the task. For a handler that finishes
+ * its set-up during its first task, as a persistent co-process does when it
+ * dies before its first answer. The task fails with *result as the set-up
+ * error, exactly as when init() fails; batchd calls fini(state) at once,
+ * and the next task of this handler in this worker calls init() again, but
+ * not before a back-off (1 s, doubling up to 30 s, reset by a run() that
+ * returns anything else) during which its tasks fail at once with the same
+ * error. A batchd that predates this value treats it as BATCHD_FAILED.
+ */
+#define BATCHD_INIT_FAILED (-2)
+
 /* The task being run; opaque. */
 struct batchd_task;
 
@@ -54,8 +70,9 @@ struct batchd_handler {
 
 	/*
 	 * Runs one task. input is the task's JSON text, NUL-terminated.
-	 * On success returns 0 and sets *result to a malloc()ed JSON text, or
-	 * leaves it NULL for a null result. On failure returns -1 and sets
+	 * On success returns BATCHD_OK (0) and sets *result to a malloc()ed
+	 * JSON text, or leaves it NULL for a null result. On failure returns
+	 * BATCHD_FAILED (-1), or BATCHD_INIT_FAILED (above), and sets
 	 * *result to a malloc()ed error message (or NULL for a generic one).
 	 */
 	int (*run)(void *state, struct batchd_task *task, const char *input,

@@ -17,41 +17,23 @@
 #include <fcntl.h>
 #include <math.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "../lib/buf.h"
 #include "../lib/utf8.h"
+#include "proc.h"
 #include "registry.h"
 #include "worker.h"
 
 #define STDOUT_MAX (64u << 20)
 #define STDERR_TAIL 4096
 #define PROGRESS_LINE_MAX 4096
-#define PROGRESS_FD 3
-
-struct command {
-	char **argv;
-	char **env;		/* the fixed part; per-task entries follow */
-	size_t nenv;
-};
-
-static char *xstrdup(const char *s)
-{
-	char *p = strdup(s);
-
-	if (!p)
-		abort();
-	return p;
-}
 
 static char *xasprintf(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
@@ -67,66 +49,32 @@ static char *xasprintf(const char *fmt, ...)
 	return buf_detach(&b, NULL);
 }
 
-static void free_strv(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
-}
-
 static void command_fini(void *state)
 {
-	struct command *c = state;
+	struct proc_spec *spec = state;
 
-	if (!c)
+	if (!spec)
 		return;
-	free_strv(c->argv);
-	free_strv(c->env);
-	free(c);
-}
-
-static int has_env(const cJSON *env, const char *name)
-{
-	return cJSON_GetObjectItemCaseSensitive(env, name) != NULL;
+	proc_spec_release(spec);
+	free(spec);
 }
 
 static int command_init(const char *config, void **state, char *err,
 			size_t errlen)
 {
 	cJSON *doc = cJSON_Parse(config ? config : "");
-	const cJSON *argv = cJSON_GetObjectItemCaseSensitive(doc, "argv");
-	const cJSON *env = cJSON_GetObjectItemCaseSensitive(doc, "env");
-	const cJSON *a;
-	struct command *c = calloc(1, sizeof(*c));
-	size_t n = 0;
+	struct proc_spec *spec = calloc(1, sizeof(*spec));
+	int rc;
 
-	if (!c)
+	if (!spec)
 		abort();
-	if (!cJSON_IsArray(argv)) {
-		snprintf(err, errlen, "bad command configuration");
-		cJSON_Delete(doc);
-		free(c);
+	rc = proc_spec_init(spec, doc, err, errlen);
+	cJSON_Delete(doc);
+	if (rc < 0) {
+		free(spec);
 		return -1;
 	}
-	c->argv = calloc((size_t)cJSON_GetArraySize(argv) + 1, sizeof(char *));
-	c->env = calloc((size_t)cJSON_GetArraySize(env) + 4, sizeof(char *));
-	if (!c->argv || !c->env)
-		abort();
-	cJSON_ArrayForEach(a, argv)
-		c->argv[n++] = xstrdup(a->valuestring);
-	if (!has_env(env, "PATH"))
-		c->env[c->nenv++] = xstrdup("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-	if (!has_env(env, "HOME")) {
-		struct passwd *pw = getpwuid(getuid());
-
-		c->env[c->nenv++] = xasprintf("HOME=%s", pw && pw->pw_dir ? pw->pw_dir : "/");
-	}
-	if (!has_env(env, "LANG"))
-		c->env[c->nenv++] = xstrdup("LANG=C.UTF-8");
-	cJSON_ArrayForEach(a, env)
-		c->env[c->nenv++] = xasprintf("%s=%s", a->string, a->valuestring);
-	cJSON_Delete(doc);
-	*state = c;
+	*state = spec;
 	return 0;
 }
 
@@ -215,49 +163,25 @@ static char *stdout_result(struct buf *out)
 static char *failure(int status, struct buf *err, const char *extra)
 {
 	struct buf b = BUF_INIT;
-	size_t n = err->len, from = 0;
 
-	if (WIFEXITED(status)) {
-		buf_addf(&b, "exited with status %d", WEXITSTATUS(status));
-	} else if (WIFSIGNALED(status)) {
-		const char *abbr = sigabbrev_np(WTERMSIG(status));
-
-		buf_addf(&b, "killed by signal %d (SIG%s)", WTERMSIG(status),
-			 abbr ? abbr : "?");
-	} else {
-		buf_addf(&b, "ended with wait status %d", status);
-	}
+	proc_describe_status(&b, status);
 	if (extra)
 		buf_addf(&b, " (%s)", extra);
-	while (n && strchr(" \t\r\n", err->data[n - 1]))
-		n--;
-	if (n > STDERR_TAIL)
-		from = n - STDERR_TAIL;
-	/* Start the tail at a character boundary. */
-	while (from < n && ((unsigned char)err->data[from] & 0xc0) == 0x80)
-		from++;
-	if (n > from) {
-		buf_adds(&b, "; stderr: ");
-		utf8_sanitize(&b, err->data + from, n - from);
-	}
+	proc_add_stderr(&b, err->data, err->len, STDERR_TAIL);
 	return buf_detach(&b, NULL);
 }
 
 static int command_run(void *state, struct batchd_task *task, const char *input,
 		       char **result)
 {
-	struct command *c = state;
+	struct proc_spec *c = state;
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 },
 	    prog[2] = { -1, -1 };
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none, all;
 	struct buf obuf = BUF_INIT, ebuf = BUF_INIT, pbuf = BUF_INIT;
 	size_t in_len = strlen(input), in_off = 0;
 	const char *extra = NULL;
-	char *envp[256 + 8];
 	char ejob[48], etask[48], eatt[48];
-	size_t ne = 0;
+	char *envp[] = { "BATCHD_PROGRESS_FD=3", ejob, etask, eatt, NULL };
 	pid_t pid;
 	int status = 0, rc;
 
@@ -266,33 +190,10 @@ static int command_run(void *state, struct batchd_task *task, const char *input,
 		*result = xasprintf("cannot create pipes: %s", strerror(errno));
 		goto fail;
 	}
-	for (size_t i = 0; i < c->nenv && ne < 256; i++)
-		envp[ne++] = c->env[i];
-	envp[ne++] = "BATCHD_PROGRESS_FD=3";
 	snprintf(ejob, sizeof(ejob), "BATCHD_JOB=%lld", (long long)batchd_task_job(task));
 	snprintf(etask, sizeof(etask), "BATCHD_TASK=%lld", (long long)batchd_task_index(task));
 	snprintf(eatt, sizeof(eatt), "BATCHD_ATTEMPT=%d", batchd_task_attempt(task));
-	envp[ne++] = ejob;
-	envp[ne++] = etask;
-	envp[ne++] = eatt;
-	envp[ne] = NULL;
-
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-	posix_spawn_file_actions_adddup2(&fa, prog[1], PROGRESS_FD);
-	posix_spawnattr_init(&attr);
-	sigemptyset(&none);
-	sigfillset(&all);
-	sigdelset(&all, SIGKILL);
-	sigdelset(&all, SIGSTOP);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &all);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	rc = posix_spawn(&pid, c->argv[0], &fa, &attr, c->argv, envp);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
+	rc = proc_spawn(c, (int[]){ in[0], out[1], err[1], prog[1] }, 4, envp, &pid);
 	if (rc) {
 		*result = xasprintf("cannot start %s: %s", c->argv[0], strerror(rc));
 		goto fail;
@@ -370,8 +271,7 @@ static int command_run(void *state, struct batchd_task *task, const char *input,
 	}
 	parse_progress(task, &pbuf, 1);
 	close_fd(&in[1]);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
+	status = proc_wait(pid);
 	if (!extra && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		*result = stdout_result(&obuf);
 		rc = 0;

@@ -110,6 +110,8 @@ const char *handler_kind_name(enum handler_kind kind)
 		return "builtin";
 	case HANDLER_COMMAND:
 		return "command";
+	case HANDLER_PERSISTENT:
+		return "persistent";
 	case HANDLER_PLUGIN:
 		return "plugin";
 	}
@@ -161,11 +163,15 @@ static char *resolve(const char *p, const char *dir, int search_path)
 	return NULL;
 }
 
+/* A program's handler: "argv" and "env", one process per task or, with
+ * persistent set, one kept per worker ("init_timeout_s" bounds its
+ * start-up). */
 static int load_command(struct handler *h, const cJSON *spec, const char *dir,
-			char *err, size_t errlen)
+			int persistent, char *err, size_t errlen)
 {
 	const cJSON *argv = cJSON_GetObjectItemCaseSensitive(spec, "argv");
 	const cJSON *env = cJSON_GetObjectItemCaseSensitive(spec, "env");
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(spec, "init_timeout_s");
 	const cJSON *a;
 	cJSON *cfg = NULL, *out_argv, *out_env;
 	struct stat st;
@@ -194,6 +200,20 @@ static int load_command(struct handler *h, const cJSON *spec, const char *dir,
 			return -1;
 		}
 	}
+	if (cJSON_GetArraySize(env) > ENV_MAX) {
+		snprintf(err, errlen, "\"env\" has more than %d entries", ENV_MAX);
+		return -1;
+	}
+	if (it && !persistent) {
+		snprintf(err, errlen, "\"init_timeout_s\" is for \"mode\": \"persistent\"");
+		return -1;
+	}
+	if (it && (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) ||
+		   it->valuedouble <= 0 || it->valuedouble > 86400)) {
+		snprintf(err, errlen,
+			 "\"init_timeout_s\" must be a number of seconds in (0, 86400]");
+		return -1;
+	}
 	prog = resolve(argv->child->valuestring, dir, 1);
 	if (!prog) {
 		snprintf(err, errlen, "%s: not found in PATH",
@@ -218,8 +238,14 @@ static int load_command(struct handler *h, const cJSON *spec, const char *dir,
 	out_env = cJSON_AddObjectToObject(cfg, "env");
 	cJSON_ArrayForEach(a, env)
 		cJSON_AddStringToObject(out_env, a->string, a->valuestring);
-	h->kind = HANDLER_COMMAND;
-	h->ops = &command_handler_ops;
+	if (persistent) {
+		cJSON_AddStringToObject(cfg, "handler", h->name);
+		if (it)
+			cJSON_AddNumberToObject(cfg, "init_timeout_ms",
+						ceil(it->valuedouble * 1000));
+	}
+	h->kind = persistent ? HANDLER_PERSISTENT : HANDLER_COMMAND;
+	h->ops = persistent ? &persistent_handler_ops : &command_handler_ops;
 	h->path = prog;
 	h->config = cJSON_PrintUnformatted(cfg);
 	cJSON_Delete(cfg);
@@ -255,10 +281,19 @@ static int load_plugin(struct handler *h, const cJSON *spec, const char *dir,
 		return -1;
 	}
 	ops = get();
-	if (!ops || ops->abi_version != BATCHD_ABI_VERSION || !ops->run) {
+	if (!ops) {
+		snprintf(err, errlen, "%s: %s() returned NULL", h->path,
+			 BATCHD_HANDLER_SYMBOL);
+		return -1;
+	}
+	if (ops->abi_version != BATCHD_ABI_VERSION) {
 		snprintf(err, errlen,
 			 "%s: built for batchd ABI %d, this batchd has ABI %d",
-			 h->path, ops ? ops->abi_version : -1, BATCHD_ABI_VERSION);
+			 h->path, ops->abi_version, BATCHD_ABI_VERSION);
+		return -1;
+	}
+	if (!ops->run) {
+		snprintf(err, errlen, "%s: the handler has no run()", h->path);
 		return -1;
 	}
 	h->kind = HANDLER_PLUGIN;
@@ -269,7 +304,8 @@ static int load_plugin(struct handler *h, const cJSON *spec, const char *dir,
 }
 
 static const char *const known_keys[] = {
-	"argv", "env", "timeout_s", "plugin", "config", "mode", NULL
+	"argv", "env", "timeout_s", "plugin", "config", "mode", "init_timeout_s",
+	NULL
 };
 
 static int load_one(struct handler *h, const cJSON *spec, const char *dir,
@@ -304,13 +340,21 @@ static int load_one(struct handler *h, const cJSON *spec, const char *dir,
 		if (h->timeout_ms < 1)
 			h->timeout_ms = 1;
 	}
-	if (mode && (!cJSON_IsString(mode) || strcmp(mode->valuestring, "exec"))) {
-		snprintf(err, errlen, "\"mode\" must be \"exec\"");
+	if (mode && (!cJSON_IsString(mode) || (strcmp(mode->valuestring, "exec") &&
+						strcmp(mode->valuestring, "persistent")))) {
+		snprintf(err, errlen, "\"mode\" must be \"exec\" or \"persistent\"");
 		return -1;
 	}
 	if (cJSON_HasObjectItem(spec, "plugin")) {
-		if (cJSON_HasObjectItem(spec, "argv") || mode) {
+		if (cJSON_HasObjectItem(spec, "argv")) {
 			snprintf(err, errlen, "give either \"plugin\" or \"argv\", not both");
+			return -1;
+		}
+		if (mode || cJSON_HasObjectItem(spec, "env") ||
+		    cJSON_HasObjectItem(spec, "init_timeout_s")) {
+			snprintf(err, errlen, "\"%s\" is for programs (\"argv\"), not plugins",
+				 mode ? "mode" : cJSON_HasObjectItem(spec, "env") ? "env"
+				 : "init_timeout_s");
 			return -1;
 		}
 		return load_plugin(h, spec, dir, err, errlen);
@@ -319,7 +363,8 @@ static int load_one(struct handler *h, const cJSON *spec, const char *dir,
 		snprintf(err, errlen, "\"config\" is for plugins");
 		return -1;
 	}
-	return load_command(h, spec, dir, err, errlen);
+	return load_command(h, spec, dir,
+			    mode && !strcmp(mode->valuestring, "persistent"), err, errlen);
 }
 
 static char *read_file(const char *path, size_t *len, char *err, size_t errlen)

@@ -8,10 +8,12 @@
  * so every worker holds the same table and a handler is named in frames by
  * its index.
  *
- * Handlers file:
+ * Handlers file (docs/HANDLERS.md):
  *   {"handlers": {
  *      "resize": {"argv": ["/usr/local/bin/resize", "--fast"], "timeout_s": 60,
  *                 "env": {"MODEL": "/models/a"}},
+ *      "detect": {"argv": ["python3", "detect.py"], "mode": "persistent",
+ *                 "init_timeout_s": 30},
  *      "score":  {"plugin": "lib/score.so", "config": {"threshold": 0.5}}}}
  */
 #ifndef BATCHD_REGISTRY_H
@@ -27,6 +29,7 @@
 enum handler_kind {
 	HANDLER_BUILTIN,
 	HANDLER_COMMAND,	/* one process per task */
+	HANDLER_PERSISTENT,	/* one co-process per worker, task after task */
 	HANDLER_PLUGIN,		/* a shared object loaded with dlopen */
 };
 
@@ -44,6 +47,8 @@ struct handler {
 };
 
 #define REGISTRY_MAX 1024
+/* Entries a handler's "env" may have. */
+#define ENV_MAX 256
 
 struct registry;
 
@@ -67,8 +72,9 @@ const struct handler *registry_get(const struct registry *r, int id);
 int registry_count(const struct registry *r);
 const char *handler_kind_name(enum handler_kind kind);
 
-/* Built-in handlers (workers/builtin.c) and the command runner
- * (workers/command.c), all written against include/batchd.h. */
+/* Built-in handlers (workers/builtin.c), the command runner
+ * (workers/command.c) and the persistent runner (workers/persistent.c), all
+ * written against include/batchd.h. */
 struct builtin {
 	const struct batchd_handler *ops;
 	int (*validate)(const cJSON *input, char *err, size_t errlen);
@@ -76,5 +82,6 @@ struct builtin {
 extern const struct builtin builtin_handlers[];
 extern const size_t builtin_count;
 extern const struct batchd_handler command_handler_ops;
+extern const struct batchd_handler persistent_handler_ops;
 
 #endif

@@ -211,6 +211,37 @@ int batchd_task_attempt(const struct batchd_task *t)
 	return (int)t->attempt;
 }
 
+/* Records that handler id failed to set up in this worker (init() failed,
+ * or run() said BATCHD_INIT_FAILED): no new init() before a back-off that
+ * doubles with each failure in a row, so that a set-up that keeps failing
+ * (a co-process that dies on start) is not retried in a tight loop. Sets
+ * *error (malloc()ed) to the task's error. */
+static void init_failed(struct worker *w, int id, const struct handler *h,
+			const char *err, char **error)
+{
+	struct hstate *s = &w->hs[id];
+	struct buf b = BUF_INIT;
+	int64_t backoff;
+
+	if (!err || !err[0])
+		err = "init() failed";
+	s->ready = 0;
+	s->state = NULL;
+	s->failures++;
+	backoff = 1000000LL << (s->failures > 5 ? 5 : s->failures - 1);
+	s->retry_at_us = clock_mono_us() +
+		(backoff > INIT_BACKOFF_MAX_US ? INIT_BACKOFF_MAX_US : backoff);
+	free(s->error);
+	utf8_sanitize(&b, err, strlen(err));
+	s->error = buf_detach(&b, NULL);
+	frame_put_init(&w->out, (uint16_t)id, 0, s->error, strlen(s->error));
+	flush(w);
+	LOG_WARN("handler failed to initialize", LF_S("handler", h->name),
+		 LF_S("error", s->error));
+	buf_addf(&b, "handler \"%s\" failed to initialize: %s", h->name, s->error);
+	*error = buf_detach(&b, NULL);
+}
+
 /* Makes sure handler id is initialized in this worker. Returns 0, or -1
  * with the reason in *error (malloc()ed). */
 static int ensure_init(struct worker *w, int id, const struct handler *h,
@@ -229,9 +260,13 @@ static int ensure_init(struct worker *w, int id, const struct handler *h,
 		*error = buf_detach(&b, NULL);
 		return -1;
 	}
+	s->state = NULL;
 	if (!h->ops->init || h->ops->init(h->config, &s->state, err, sizeof(err)) == 0) {
+		/* The failure count is reset by the first run() that gets
+		 * past the set-up, not here: a handler may finish its set-up
+		 * in run() (BATCHD_INIT_FAILED), and counting init() alone
+		 * would never let the back-off grow. */
 		s->ready = 1;
-		s->failures = 0;
 		free(s->error);
 		s->error = NULL;
 		frame_put_init(&w->out, (uint16_t)id, 1, "", 0);
@@ -240,20 +275,7 @@ static int ensure_init(struct worker *w, int id, const struct handler *h,
 		return 0;
 	}
 	err[sizeof(err) - 1] = '\0';
-	if (!err[0])
-		snprintf(err, sizeof(err), "init() failed");
-	s->failures++;
-	int64_t backoff = 1000000LL << (s->failures > 5 ? 5 : s->failures - 1);
-	s->retry_at_us = now + (backoff > INIT_BACKOFF_MAX_US ? INIT_BACKOFF_MAX_US : backoff);
-	free(s->error);
-	utf8_sanitize(&b, err, strlen(err));
-	s->error = buf_detach(&b, NULL);
-	frame_put_init(&w->out, (uint16_t)id, 0, s->error, strlen(s->error));
-	flush(w);
-	LOG_WARN("handler failed to initialize", LF_S("handler", h->name),
-		 LF_S("error", s->error));
-	buf_addf(&b, "handler \"%s\" failed to initialize: %s", h->name, s->error);
-	*error = buf_detach(&b, NULL);
+	init_failed(w, id, h, err, error);
 	return -1;
 }
 
@@ -271,7 +293,20 @@ static void run_task(struct worker *w, struct wtask *wt)
 	if (!h) {
 		res = strdup("unknown handler");
 	} else if (ensure_init(w, wt->handler, h, &res) == 0) {
-		ok = h->ops->run(w->hs[wt->handler].state, &t, wt->input, &res) == 0;
+		struct hstate *s = &w->hs[wt->handler];
+		int rc = h->ops->run(s->state, &t, wt->input, &res);
+
+		ok = rc == BATCHD_OK;
+		if (rc == BATCHD_INIT_FAILED) {
+			char *why = res;
+
+			if (h->ops->fini)
+				h->ops->fini(s->state);
+			init_failed(w, wt->handler, h, why, &res);
+			free(why);
+		} else {
+			s->failures = 0;
+		}
 	}
 	int64_t dur = clock_mono_us() - start;
 	const char *data = res;
@@ -354,8 +389,19 @@ int worker_main(int sock, int id, const struct registry *reg)
 
 		if (w.hs[i].ready && h->ops->fini)
 			h->ops->fini(w.hs[i].state);
+		free(w.hs[i].error);
 	}
-	/* The rest of the memory is the server's, inherited at fork; the
-	 * process ends here without tidying it. */
+	/* What the worker allocated goes, so that a leak checker run on the
+	 * server sees only real leaks. The rest of the memory is the
+	 * server's, inherited at fork; the process ends without tidying it. */
+	while (w.head) {
+		struct wtask *t = w.head;
+
+		w.head = t->next;
+		free(t);
+	}
+	free(w.hs);
+	buf_release(&w.in);
+	buf_release(&w.out);
 	return 0;
 }

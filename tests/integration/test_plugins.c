@@ -1,0 +1,348 @@
+/*
+ * Integration tests of C plugins and of the handlers file's checks: a
+ * plugin loaded with dlopen from the handlers file runs init() once per
+ * worker, reports progress, turns a failed init() into a clear error on its
+ * tasks, and a plugin or handler that cannot be loaded stops batchd at
+ * start-up with one line naming the file.
+ *
+ * The plugins are tests/plugins/ (built by the Makefile next to the test,
+ * as a user builds one: -fPIC -shared, no sanitizer runtime of their own)
+ * and the example, examples/plugin/primes.so.
+ */
+#include "harness.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../../lib/buf.h"
+
+static char cwd[PATH_MAX];
+
+static int setup(void **state)
+{
+	struct server *s = calloc(1, sizeof(*s));
+
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	server_init(s);
+	*state = s;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct server *s = *state;
+
+	server_free(s);
+	free(s);
+	return 0;
+}
+
+/* The directory of the test plugins, next to this test's binary. */
+static const char *plugin_dir(void)
+{
+	static char dir[2 * PATH_MAX];
+	const char *bin = batchd_bin();
+	const char *slash = strrchr(bin, '/');
+
+	snprintf(dir, sizeof(dir), "%s%s%.*s/tests/plugins", bin[0] == '/' ? "" : cwd,
+		 bin[0] == '/' ? "" : "/", slash ? (int)(slash - bin) : 1,
+		 slash ? bin : ".");
+	return dir;
+}
+
+static void start_with(struct server *s, int workers, const char *handlers)
+{
+	char path[400], nw[16];
+	const char *args[] = { "--workers", nw, "--handlers", path, NULL };
+
+	snprintf(nw, sizeof(nw), "%d", workers);
+	write_file(s, "handlers.json", handlers, 0644, path, sizeof(path));
+	server_start(s, args);
+}
+
+static int workers_idle(const struct server *s, void *ctx)
+{
+	cJSON *j = api(s, "GET", "/api/workers", NULL, 200);
+	const cJSON *w;
+	int idle = 0;
+
+	cJSON_ArrayForEach(w, cJSON_GetObjectItem(j, "workers"))
+		idle += jstr(w, "state") && !strcmp(jstr(w, "state"), "idle");
+	cJSON_Delete(j);
+	return idle == *(int *)ctx;
+}
+
+/* Lines of a file that start with prefix. */
+static int count_lines(const char *path, const char *prefix)
+{
+	FILE *f = fopen(path, "r");
+	char line[256];
+	int n = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		n += !strncmp(line, prefix, strlen(prefix));
+	fclose(f);
+	return n;
+}
+
+static void test_init_once_per_worker(void **state)
+{
+	struct server *s = *state;
+	struct buf h = BUF_INIT, body = BUF_INIT;
+	char log[400];
+	long pids[2] = { 0, 0 }, calls[2] = { 0, 0 };
+	int two = 2, n = 0;
+	cJSON *j;
+	const cJSON *t;
+
+	snprintf(log, sizeof(log), "%s/inits", s->dir);
+	buf_addf(&h, "{\"handlers\": {\"tp\": {\"plugin\": \"%s/tplugin.so\","
+		 " \"config\": {\"log\": \"%s\"}}}}", plugin_dir(), log);
+	start_with(s, 2, h.data);
+	assert_true(wait_until(workers_idle, s, &two, 30));
+	buf_adds(&body, "{\"handler\": \"tp\", \"tasks\": [");
+	for (int i = 0; i < 60; i++)
+		buf_addf(&body, "%s%d", i ? ", " : "", i);
+	buf_adds(&body, "]}");
+	cJSON_Delete(wait_job(s, submit(s, body.data), "succeeded", 60));
+
+	assert_int_equal(count_lines(log, "init "), 2);
+	j = api(s, "GET", "/api/jobs/1/tasks?limit=100", NULL, 200);
+	cJSON_ArrayForEach(t, cJSON_GetObjectItem(j, "tasks")) {
+		long pid = (long)jnum(t, "result.pid");
+		int k = pid == pids[0] ? 0 : pid == pids[1] ? 1 : n++;
+
+		assert_true(k < 2);
+		pids[k] = pid;
+		/* The state lives on between tasks: its count only grows. */
+		assert_true(jnum(t, "result.calls") > calls[k] || n == 0);
+		calls[k] = (long)jnum(t, "result.calls");
+		assert_int_equal(jnum(t, "result.input"), jnum(t, "index"));
+	}
+	cJSON_Delete(j);
+	assert_int_equal(n, 2);
+	assert_int_equal(calls[0] + calls[1], 60);
+	j = api(s, "GET", "/api/handlers", NULL, 200);
+	cJSON_ArrayForEach(t, cJSON_GetObjectItem(j, "handlers"))
+		if (!strcmp(jstr(t, "name"), "tp"))
+			assert_string_equal(jstr(t, "kind"), "plugin");
+	cJSON_Delete(j);
+
+	/* fini() runs as each worker stops. */
+	assert_int_equal(server_stop(s), 0);
+	assert_int_equal(count_lines(log, "fini "), 2);
+	buf_release(&h);
+	buf_release(&body);
+}
+
+static int progress_visible(const struct server *s, void *ctx)
+{
+	cJSON *t = api(s, "GET", "/api/jobs/1/tasks/0", NULL, 200);
+	cJSON *p = api(s, "GET", "/api/progress", NULL, 200);
+	int ok = cJSON_IsNumber(cJSON_GetObjectItem(t, "progress")) &&
+		 jnum(t, "progress") == 0.5 && jstr(t, "message") &&
+		 !strcmp(jstr(t, "message"), "halfway") &&
+		 cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetArrayItem(
+			 cJSON_GetObjectItem(p, "workers"), 0), "progress")) &&
+		 jnum(p, "workers.0.progress") == 0.5;
+
+	(void)ctx;
+	cJSON_Delete(t);
+	cJSON_Delete(p);
+	return ok;
+}
+
+static void test_progress(void **state)
+{
+	struct server *s = *state;
+	struct buf h = BUF_INIT, body = BUF_INIT;
+	char tmp[400];
+
+	buf_addf(&h, "{\"handlers\": {\"tp\": {\"plugin\": \"%s/tplugin.so\"}}}", plugin_dir());
+	start_with(s, 1, h.data);
+	buf_addf(&body, "{\"handler\": \"tp\", \"tasks\": [\"wait:%s/go\"]}", s->dir);
+	submit(s, body.data);
+	assert_true(wait_until(progress_visible, s, NULL, 30));
+	write_file(s, "go", "", 0644, tmp, sizeof(tmp));
+	cJSON_Delete(wait_job(s, 1, "succeeded", 30));
+	buf_release(&h);
+	buf_release(&body);
+}
+
+static void test_init_fails(void **state)
+{
+	struct server *s = *state;
+	struct buf h = BUF_INIT;
+	cJSON *j;
+	const cJSON *t;
+
+	buf_addf(&h, "{\"handlers\": {\"gpu\": {\"plugin\": \"%s/tplugin.so\","
+		 " \"config\": {\"init_fail\": \"no GPU found\"}}}}", plugin_dir());
+	start_with(s, 1, h.data);
+	cJSON_Delete(wait_job(s, submit(s, "{\"handler\": \"gpu\", \"tasks\": [1, 2, 3]}"),
+			      "failed", 30));
+	j = api(s, "GET", "/api/jobs/1/tasks", NULL, 200);
+	assert_string_equal(jstr(j, "tasks.0.error"),
+			    "handler \"gpu\" failed to initialize: no GPU found");
+	cJSON_ArrayForEach(t, cJSON_GetObjectItem(j, "tasks"))
+		assert_int_equal(strncmp(jstr(t, "error"),
+					 "handler \"gpu\" failed to initialize: no GPU found", 48), 0);
+	cJSON_Delete(j);
+	buf_release(&h);
+}
+
+static void test_task_failure(void **state)
+{
+	struct server *s = *state;
+	struct buf h = BUF_INIT;
+	cJSON *j;
+
+	buf_addf(&h, "{\"handlers\": {\"tp\": {\"plugin\": \"%s/tplugin.so\"}}}", plugin_dir());
+	start_with(s, 1, h.data);
+	cJSON_Delete(wait_job(s, submit(s, "{\"handler\": \"tp\", \"tasks\": [\"fail:bad frame\", 2]}"),
+			      "failed", 30));
+	j = api(s, "GET", "/api/jobs/1/tasks", NULL, 200);
+	assert_string_equal(jstr(j, "tasks.0.error"), "bad frame");
+	assert_string_equal(jstr(j, "tasks.1.state"), "succeeded");
+	assert_int_equal(jnum(j, "tasks.1.result.calls"), 2);
+	cJSON_Delete(j);
+	buf_release(&h);
+}
+
+/* The example plugin, as its README runs it. */
+static void test_example_plugin(void **state)
+{
+	struct server *s = *state;
+	struct buf h = BUF_INIT;
+	cJSON *j;
+
+	buf_addf(&h, "{\"handlers\": {\"primes\": {\"plugin\": \"%s/examples/plugin/primes.so\","
+		 " \"config\": {\"limit\": 1000000}}}}", cwd);
+	start_with(s, 2, h.data);
+	cJSON_Delete(wait_job(s, submit(s, "{\"handler\": \"primes\", \"tasks\": ["
+					"{\"from\": 0, \"to\": 100}, {\"from\": 0, \"to\": 1000000},"
+					" {\"from\": 10, \"to\": 1}]}"), "failed", 30));
+	j = api(s, "GET", "/api/jobs/1/tasks", NULL, 200);
+	assert_int_equal(jnum(j, "tasks.0.result.primes"), 25);
+	assert_int_equal(jnum(j, "tasks.0.result.largest"), 97);
+	assert_int_equal(jnum(j, "tasks.1.result.primes"), 78498);
+	assert_string_equal(jstr(j, "tasks.2.error"),
+			    "input must be {\"from\": a, \"to\": b} with 0 <= a <= b <= 1000000");
+	cJSON_Delete(j);
+	buf_release(&h);
+}
+
+/* Starts batchd with a handlers file that it must refuse: it exits with
+ * status 1 and says why on one line, naming the file. */
+static void expect_refused(struct server *s, const char *handlers, const char *want)
+{
+	char path[400], log[8192] = "";
+	const char *args[] = { "--handlers", path, NULL };
+	struct buf line = BUF_INIT;
+	FILE *f;
+	size_t n;
+	int rc;
+
+	write_file(s, "handlers.json", handlers, 0644, path, sizeof(path));
+	truncate(s->log, 0);
+	rc = server_try_start(s, args, 30);
+	f = fopen(s->log, "r");
+	assert_non_null(f);
+	n = fread(log, 1, sizeof(log) - 1, f);
+	log[n] = '\0';
+	fclose(f);
+	buf_addf(&line, "batchd serve: handlers file %s: %s\n", path, want);
+	if (rc <= 0 || !WIFEXITED(rc) || WEXITSTATUS(rc) != 1 || strcmp(log, line.data)) {
+		print_error("want exit 1 and the one line\n  %sgot status %d and\n  %s", line.data,
+			    rc, log);
+		fail();
+	}
+	buf_release(&line);
+}
+
+static void test_refused_at_start(void **state)
+{
+	struct server *s = *state;
+	struct buf h = BUF_INIT, want = BUF_INIT;
+	const char *dir = plugin_dir();
+
+	buf_addf(&h, "{\"handlers\": {\"p\": {\"plugin\": \"%s/missing.so\"}}}", dir);
+	buf_addf(&want, "handler \"p\": %s/missing.so: No such file or directory", dir);
+	expect_refused(s, h.data, want.data);
+
+	buf_reset(&h);
+	buf_reset(&want);
+	buf_addf(&h, "{\"handlers\": {\"p\": {\"plugin\": \"%s/badabi.so\"}}}", dir);
+	buf_addf(&want, "handler \"p\": %s/badabi.so: built for batchd ABI 99, this batchd has ABI 1",
+		 dir);
+	expect_refused(s, h.data, want.data);
+
+	buf_reset(&h);
+	buf_reset(&want);
+	buf_addf(&h, "{\"handlers\": {\"p\": {\"plugin\": \"%s/nosym.so\"}}}", dir);
+	buf_addf(&want, "handler \"p\": %s/nosym.so: no symbol batchd_handler_get", dir);
+	expect_refused(s, h.data, want.data);
+
+	/* A relative path is taken from the handlers file's directory. */
+	buf_reset(&want);
+	buf_addf(&want, "handler \"p\": %s/lib/x.so: No such file or directory", s->dir);
+	expect_refused(s, "{\"handlers\": {\"p\": {\"plugin\": \"lib/x.so\"}}}", want.data);
+	buf_release(&h);
+	buf_release(&want);
+}
+
+static void test_handlers_file_checks(void **state)
+{
+	struct server *s = *state;
+	static const struct {
+		const char *spec;
+		const char *want;
+	} cases[] = {
+		{ "{\"argv\": [\"/bin/cat\"], \"mode\": \"forever\"}",
+		  "\"mode\" must be \"exec\" or \"persistent\"" },
+		{ "{\"argv\": [\"/bin/cat\"], \"init_timeout_s\": 5}",
+		  "\"init_timeout_s\" is for \"mode\": \"persistent\"" },
+		{ "{\"argv\": [\"/bin/cat\"], \"mode\": \"persistent\", \"init_timeout_s\": 0}",
+		  "\"init_timeout_s\" must be a number of seconds in (0, 86400]" },
+		{ "{\"argv\": [\"/bin/cat\"], \"mode\": \"persistent\", \"init_timeout_s\": \"5\"}",
+		  "\"init_timeout_s\" must be a number of seconds in (0, 86400]" },
+		{ "{\"plugin\": \"x.so\", \"mode\": \"persistent\"}",
+		  "\"mode\" is for programs (\"argv\"), not plugins" },
+		{ "{\"plugin\": \"x.so\", \"argv\": [\"/bin/cat\"]}",
+		  "give either \"plugin\" or \"argv\", not both" },
+		{ "{\"argv\": [\"/bin/cat\"], \"mode\": \"persistent\", \"config\": {}}",
+		  "\"config\" is for plugins" },
+		{ "{\"argv\": [\"no-such-program-here\"], \"mode\": \"persistent\"}",
+		  "no-such-program-here: not found in PATH" },
+		{ "{\"argv\": [\"/bin/cat\"], \"mode\": \"persistent\", \"init_timeout\": 3}",
+		  "unknown field \"init_timeout\"" },
+	};
+	char text[1024], want[512];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), "{\"handlers\": {\"h\": %s}}", cases[i].spec);
+		snprintf(want, sizeof(want), "handler \"h\": %s", cases[i].want);
+		expect_refused(s, text, want);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_init_once_per_worker, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_progress, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_init_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_task_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_example_plugin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_at_start, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_handlers_file_checks, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("plugins", tests, NULL, NULL);
+}

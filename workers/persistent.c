@@ -1,0 +1,688 @@
+/*
+ * persistent: the handler kind that keeps one program running in each worker
+ * ("mode": "persistent" in the handlers file) and hands it task after task,
+ * so that a costly set-up (loading a model, opening an index) is paid once
+ * per worker in any language. docs/HANDLERS.md is the author's reference.
+ *
+ * Protocol, one JSON document per line:
+ *   batchd -> stdin   {"task": 3, "job": 1, "attempt": 1, "input": <json>}
+ *   stdout -> batchd  any number of {"progress": 0.4, "message": "..."},
+ *                     then exactly one {"result": <json>} or {"error": "..."}
+ * and, once, before anything else, an optional {"ready": true}: "my set-up
+ * is done".
+ *
+ * Start-up: init() starts the program (it is started again after a fault,
+ * with the next task). The start-up lasts until the co-process's first line
+ * on stdout: the ready line, or its first answer to its first task. A
+ * co-process that dies, breaks the protocol, or stays silent longer than
+ * init_timeout_s during its start-up failed to set up: run() returns
+ * BATCHD_INIT_FAILED and the worker backs off before starting it again,
+ * failing the tasks meanwhile with that error. After the start-up, a fault
+ * (an exit, a crash, a line that is not JSON or breaks the protocol) fails
+ * the current task; the co-process is killed if it still lives, and a fresh
+ * one serves the next task. The task's timeout is the server's: it kills
+ * the worker's process group, the co-process with it.
+ *
+ * The co-process's stderr goes to the log, a line per event tagged with the
+ * handler (the worker adds worker=); the lines written during the current
+ * task are kept to explain its failure.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "../lib/buf.h"
+#include "../lib/clock.h"
+#include "../lib/log.h"
+#include "../lib/utf8.h"
+#include "proc.h"
+#include "registry.h"
+#include "worker.h"
+
+/* The longest line accepted: a 64 MiB result and its envelope. */
+#define LINE_MAX_BYTES ((64u << 20) + 4096)
+/* How much of an offending line an error shows. */
+#define SHOWN_LINE 200
+#define STDERR_TAIL 4096
+/* A stderr line longer than this is logged in pieces. */
+#define STDERR_LINE_MAX 4096
+/* At fini(): time to exit after stdin closes, then after SIGTERM. */
+#define STOP_GRACE_US 2000000
+#define TERM_GRACE_US 1000000
+/* Poll interval while waiting: coalesced progress goes out this often. */
+#define TICK_MS 50
+
+struct persistent {
+	char *name;		/* the handler's, for the log */
+	struct proc_spec spec;
+	int64_t init_timeout_us;	/* 0: none but the task's timeout */
+	pid_t pid;		/* 0: no co-process */
+	int exited;		/* pid has been reaped (and may be reused) */
+	int status;		/* its wait status, once exited */
+	int in, out, err;	/* its pipes; -1 when closed */
+	int answered;		/* it has written a line: start-up is over */
+	int64_t started_us;
+	struct buf obuf;	/* stdout not yet parsed */
+	struct buf ebuf;	/* stderr: an unfinished line */
+	struct buf tail;	/* stderr written during the current task */
+};
+
+enum line_kind { LINE_MORE, LINE_RESULT, LINE_ERROR, LINE_FAULT };
+
+static char *xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	if (!p)
+		abort();
+	return p;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void set_nonblock(int fd)
+{
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+static void nap_us(int64_t us)
+{
+	struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Appends at most SHOWN_LINE bytes of a line, cut at a character boundary
+ * and marked when cut. */
+static void show_line(struct buf *b, const char *line, size_t len)
+{
+	size_t n = len;
+
+	if (n > SHOWN_LINE) {
+		n = SHOWN_LINE;
+		while (n && ((unsigned char)line[n] & 0xc0) == 0x80)
+			n--;
+	}
+	utf8_sanitize(b, line, n);
+	if (n < len)
+		buf_addf(b, "... (%zu bytes)", len);
+}
+
+/* ---- stderr ---- */
+
+static void log_stderr_line(struct persistent *p, const char *line, size_t len)
+{
+	struct buf clean = BUF_INIT;
+
+	if (len && line[len - 1] == '\r')
+		len--;
+	utf8_sanitize(&clean, line, len);
+	LOG_INFO("co-process stderr", LF_S("handler", p->name), LF_I("pid", p->pid),
+		 LF_S("line", clean.data));
+	buf_release(&clean);
+}
+
+/* Takes bytes the co-process wrote on stderr: each complete line to the
+ * log, all of it to the current task's tail. final: the stream has ended,
+ * an unfinished line is logged too. */
+static void take_stderr(struct persistent *p, const char *data, size_t n, int final)
+{
+	size_t start = 0;
+
+	buf_add(&p->tail, data, n);
+	if (p->tail.len > 2 * STDERR_TAIL)
+		buf_consume(&p->tail, p->tail.len - STDERR_TAIL);
+	buf_add(&p->ebuf, data, n);
+	for (;;) {
+		char *nl = memchr(p->ebuf.data + start, '\n', p->ebuf.len - start);
+		size_t len = nl ? (size_t)(nl - p->ebuf.data) - start : p->ebuf.len - start;
+
+		if (!nl && len < STDERR_LINE_MAX && !(final && len))
+			break;
+		if (len > STDERR_LINE_MAX)
+			len = STDERR_LINE_MAX;
+		log_stderr_line(p, p->ebuf.data + start, len);
+		start += len + (nl && p->ebuf.data + start + len == nl);
+	}
+	buf_consume(&p->ebuf, start);
+}
+
+/* Reads what is waiting on stderr, without blocking. */
+static void read_stderr(struct persistent *p)
+{
+	char chunk[16384];
+
+	while (p->err >= 0) {
+		ssize_t n = read(p->err, chunk, sizeof(chunk));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			take_stderr(p, "", 0, 1);
+			close_fd(&p->err);
+			return;
+		}
+		take_stderr(p, chunk, (size_t)n, 0);
+	}
+}
+
+/* Reads what is waiting on stdout into obuf, without blocking. Returns 1
+ * at end of stream, else 0. */
+static int read_stdout(struct persistent *p)
+{
+	while (p->out >= 0) {
+		ssize_t n;
+
+		buf_grow(&p->obuf, 65536);
+		n = read(p->out, p->obuf.data + p->obuf.len, p->obuf.cap - p->obuf.len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n <= 0) {
+			close_fd(&p->out);
+			return 1;
+		}
+		p->obuf.len += (size_t)n;
+		p->obuf.data[p->obuf.len] = '\0';
+		if (p->obuf.len > LINE_MAX_BYTES)
+			return 0;
+	}
+	return 1;
+}
+
+/* ---- the co-process's life ---- */
+
+/* Forgets a co-process that has been reaped: what it left on stderr goes to
+ * the log, its pipes are closed. */
+static void forget(struct persistent *p)
+{
+	read_stderr(p);
+	if (p->ebuf.len)
+		take_stderr(p, "", 0, 1);
+	close_fd(&p->in);
+	close_fd(&p->out);
+	close_fd(&p->err);
+	buf_reset(&p->obuf);
+	buf_reset(&p->ebuf);
+	p->pid = 0;
+	p->exited = 0;
+}
+
+/* Kills the co-process (unless it has already been reaped: its pid may
+ * be another process's by now), reaps it and forgets it. */
+static void kill_now(struct persistent *p)
+{
+	if (!p->pid)
+		return;
+	if (!p->exited) {
+		kill(p->pid, SIGKILL);
+		p->status = proc_wait(p->pid);
+		p->exited = 1;
+	}
+	forget(p);
+}
+
+/* Whether the co-process has ended; if so it is reaped, its wait status in
+ * p->status. Its pipes stay open: what it wrote before it ended is still
+ * there to read. */
+static int has_exited(struct persistent *p)
+{
+	pid_t r;
+
+	if (p->exited)
+		return 1;
+	while ((r = waitpid(p->pid, &p->status, WNOHANG)) < 0 && errno == EINTR)
+		;
+	p->exited = r == p->pid;
+	return p->exited;
+}
+
+/* Waits until the co-process ends or the monotonic time until_us, logging
+ * its stderr meanwhile; its stdout is read into obuf, or dropped when drop
+ * is set. Returns 1 once it has ended. */
+static int wait_exit(struct persistent *p, int64_t until_us, int drop)
+{
+	for (;;) {
+		struct pollfd pf[2];
+		int n = 0;
+		int64_t left;
+
+		if (has_exited(p))
+			return 1;
+		left = until_us - clock_mono_us();
+		if (left <= 0)
+			return 0;
+		if (p->err >= 0)
+			pf[n++] = (struct pollfd){ .fd = p->err, .events = POLLIN };
+		if (p->out >= 0)
+			pf[n++] = (struct pollfd){ .fd = p->out, .events = POLLIN };
+		if (n) {
+			poll(pf, (nfds_t)n, left > 20000 ? 20 : (int)(left / 1000) + 1);
+		} else {
+			nap_us(left > 10000 ? 10000 : left);
+		}
+		read_stderr(p);
+		read_stdout(p);
+		if (drop || p->obuf.len > LINE_MAX_BYTES)
+			buf_reset(&p->obuf);
+	}
+}
+
+/* Asks the co-process to end (its stdin closes: the protocol's "no more
+ * tasks"), then insists. */
+static void stop(struct persistent *p)
+{
+	if (!p->pid)
+		return;
+	close_fd(&p->in);
+	if (!wait_exit(p, clock_mono_us() + STOP_GRACE_US, 1)) {
+		kill(p->pid, SIGTERM);
+		if (!wait_exit(p, clock_mono_us() + TERM_GRACE_US, 1))
+			LOG_WARN("co-process did not stop; killing it", LF_S("handler", p->name),
+				 LF_I("pid", p->pid));
+	}
+	kill_now(p);
+}
+
+static int start(struct persistent *p, char *err, size_t errlen)
+{
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, er[2] = { -1, -1 };
+	int rc;
+
+	/* Close-on-exec: another co-process must not hold these open, or this
+	 * one would never see its stdin end. */
+	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(er, O_CLOEXEC)) {
+		snprintf(err, errlen, "cannot create pipes: %s", strerror(errno));
+		goto fail;
+	}
+	rc = proc_spawn(&p->spec, (int[]){ in[0], out[1], er[1] }, 3, NULL, &p->pid);
+	if (rc) {
+		snprintf(err, errlen, "cannot start %s: %s", p->spec.argv[0], strerror(rc));
+		p->pid = 0;
+		goto fail;
+	}
+	close(in[0]);
+	close(out[1]);
+	close(er[1]);
+	p->in = in[1];
+	p->out = out[0];
+	p->err = er[0];
+	set_nonblock(p->in);
+	set_nonblock(p->out);
+	set_nonblock(p->err);
+	p->answered = 0;
+	p->exited = 0;
+	p->started_us = clock_mono_us();
+	buf_reset(&p->obuf);
+	buf_reset(&p->ebuf);
+	LOG_INFO("co-process started", LF_S("handler", p->name), LF_I("pid", p->pid));
+	return 0;
+fail:
+	for (int i = 0; i < 2; i++) {
+		close_fd(&in[i]);
+		close_fd(&out[i]);
+		close_fd(&er[i]);
+	}
+	return -1;
+}
+
+/* Before a task: a co-process that ended, or wrote to stdout, while it had
+ * no task is replaced (the output would be taken for the next task's).
+ * Not one still starting up: its ready line may be waiting, and its end is
+ * a failed start-up, which the task reports. */
+static void check_idle(struct persistent *p)
+{
+	struct buf why = BUF_INIT;
+
+	if (!p->pid || !p->answered)
+		return;
+	read_stderr(p);
+	if (has_exited(p)) {
+		buf_adds(&why, "co-process ");
+		proc_describe_status(&why, p->status);
+		buf_adds(&why, " between tasks");
+		forget(p);
+	} else if (read_stdout(p) || p->obuf.len) {
+		if (p->obuf.len) {
+			buf_adds(&why, "co-process wrote to stdout between tasks: ");
+			show_line(&why, p->obuf.data, strcspn(p->obuf.data, "\n"));
+		} else {
+			buf_adds(&why, "co-process closed its stdout between tasks");
+		}
+		kill_now(p);
+	}
+	if (why.len)
+		LOG_WARN("replacing co-process", LF_S("handler", p->name),
+			 LF_S("reason", why.data));
+	buf_release(&why);
+}
+
+/* ---- lines ---- */
+
+static enum line_kind protocol_error(struct buf *msg, const char *what,
+				     const char *line, size_t len)
+{
+	buf_addf(msg, "co-process broke the protocol (%s): ", what);
+	show_line(msg, line, len);
+	return LINE_FAULT;
+}
+
+/* Acts on one line of the co-process's stdout (without its newline,
+ * NUL-terminated in place). Progress is reported; a result or an error
+ * ends the task, its text in msg; a fault's description goes to msg. */
+static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
+				char *line, size_t len, struct buf *msg)
+{
+	const char *end = NULL;
+	const cJSON *v, *m;
+	cJSON *doc;
+	enum line_kind kind = LINE_MORE;
+	int keys = 0;
+
+	if (len && line[len - 1] == '\r')
+		line[--len] = '\0';
+	if (!line[strspn(line, " \t")])
+		return LINE_MORE;	/* a blank line says nothing */
+	doc = utf8_valid(line, len, NULL) ? cJSON_ParseWithOpts(line, &end, 1) : NULL;
+	if (!doc) {
+		buf_adds(msg, "co-process wrote a line that is not JSON: ");
+		show_line(msg, line, len);
+		return LINE_FAULT;
+	}
+	if (!cJSON_IsObject(doc)) {
+		kind = protocol_error(msg, "a line must be a JSON object", line, len);
+		goto out;
+	}
+	if (cJSON_HasObjectItem(doc, "ready")) {
+		if (p->answered || cJSON_GetArraySize(doc) != 1)
+			kind = protocol_error(msg, "\"ready\" may only be the first line, alone",
+					      line, len);
+		else
+			p->answered = 1;
+		goto out;
+	}
+	keys = cJSON_HasObjectItem(doc, "progress") + cJSON_HasObjectItem(doc, "result") +
+	       cJSON_HasObjectItem(doc, "error");
+	if (keys != 1) {
+		kind = protocol_error(msg, "a line needs exactly one of \"progress\", \"result\", \"error\"",
+				      line, len);
+		goto out;
+	}
+	p->answered = 1;
+	if ((v = cJSON_GetObjectItemCaseSensitive(doc, "result"))) {
+		char *text = cJSON_PrintUnformatted(v);
+
+		if (!text)
+			abort();
+		buf_adds(msg, text);
+		free(text);
+		kind = LINE_RESULT;
+	} else if ((v = cJSON_GetObjectItemCaseSensitive(doc, "error"))) {
+		if (cJSON_IsString(v)) {
+			buf_adds(msg, v->valuestring);
+		} else {
+			char *text = cJSON_PrintUnformatted(v);
+
+			if (!text)
+				abort();
+			buf_adds(msg, text);
+			free(text);
+		}
+		kind = LINE_ERROR;
+	} else {
+		v = cJSON_GetObjectItemCaseSensitive(doc, "progress");
+		m = cJSON_GetObjectItemCaseSensitive(doc, "message");
+		if (!cJSON_IsNumber(v))
+			kind = protocol_error(msg, "\"progress\" must be a number", line, len);
+		else if (m && !cJSON_IsString(m) && !cJSON_IsNull(m))
+			kind = protocol_error(msg, "\"message\" must be a string", line, len);
+		else
+			batchd_progress(task, v->valuedouble,
+					cJSON_IsString(m) ? m->valuestring : NULL);
+	}
+out:
+	cJSON_Delete(doc);
+	return kind;
+}
+
+/* Acts on every complete line in obuf, stopping at the one that ends the
+ * task (the rest stays in obuf). */
+static enum line_kind take_lines(struct persistent *p, struct batchd_task *task,
+				 struct buf *msg)
+{
+	size_t start = 0;
+	enum line_kind kind = LINE_MORE;
+
+	while (kind == LINE_MORE) {
+		char *nl = memchr(p->obuf.data + start, '\n', p->obuf.len - start);
+
+		if (!nl)
+			break;
+		*nl = '\0';
+		kind = take_line(p, task, p->obuf.data + start,
+				 (size_t)(nl - p->obuf.data) - start, msg);
+		start = (size_t)(nl - p->obuf.data) + 1;
+	}
+	buf_consume(&p->obuf, start);
+	return kind;
+}
+
+/* The request line for a task. The input is JSON text as stored; a newline
+ * in it can only be whitespace (JSON strings escape theirs), so it becomes a
+ * space and the request stays one line. */
+static void build_request(struct buf *req, struct batchd_task *task, const char *input)
+{
+	size_t from = 0, n = strlen(input);
+
+	buf_addf(req, "{\"task\":%lld,\"job\":%lld,\"attempt\":%d,\"input\":",
+		 (long long)batchd_task_index(task), (long long)batchd_task_job(task),
+		 batchd_task_attempt(task));
+	for (size_t i = 0; i < n; i++) {
+		if (input[i] == '\n' || input[i] == '\r') {
+			buf_add(req, input + from, i - from);
+			buf_addc(req, ' ');
+			from = i + 1;
+		}
+	}
+	buf_add(req, input + from, n - from);
+	buf_adds(req, "}\n");
+}
+
+/* ---- the handler ---- */
+
+static void persistent_fini(void *state)
+{
+	struct persistent *p = state;
+
+	if (!p)
+		return;
+	stop(p);
+	proc_spec_release(&p->spec);
+	buf_release(&p->obuf);
+	buf_release(&p->ebuf);
+	buf_release(&p->tail);
+	free(p->name);
+	free(p);
+}
+
+static int persistent_init(const char *config, void **state, char *err,
+			   size_t errlen)
+{
+	cJSON *doc = cJSON_Parse(config ? config : "");
+	const cJSON *name = cJSON_GetObjectItemCaseSensitive(doc, "handler");
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(doc, "init_timeout_ms");
+	struct persistent *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		abort();
+	p->in = p->out = p->err = -1;
+	buf_init(&p->obuf);
+	buf_init(&p->ebuf);
+	buf_init(&p->tail);
+	p->name = xstrdup(cJSON_IsString(name) ? name->valuestring : "?");
+	p->init_timeout_us = cJSON_IsNumber(t) ? (int64_t)t->valuedouble * 1000 : 0;
+	if (proc_spec_init(&p->spec, doc, err, errlen) < 0 || start(p, err, errlen) < 0) {
+		cJSON_Delete(doc);
+		persistent_fini(p);
+		return -1;
+	}
+	cJSON_Delete(doc);
+	*state = p;
+	return 0;
+}
+
+/* Ends a task that the co-process failed: says why (with its stderr when
+ * it died), and whether it was still starting up. */
+static int fault(struct persistent *p, struct buf *msg, int startup, int died,
+		 char **result)
+{
+	if (died)
+		proc_add_stderr(msg, p->tail.data, p->tail.len, STDERR_TAIL);
+	LOG_WARN(startup ? "co-process failed to start" : "co-process failed",
+		 LF_S("handler", p->name), LF_S("error", msg->data));
+	*result = buf_detach(msg, NULL);
+	return startup ? BATCHD_INIT_FAILED : BATCHD_FAILED;
+}
+
+static int persistent_run(void *state, struct batchd_task *task, const char *input,
+			  char **result)
+{
+	struct persistent *p = state;
+	struct buf req = BUF_INIT, msg = BUF_INIT;
+	char err[512];
+	size_t off = 0;
+	int startup, unread, rc;
+	enum line_kind kind = LINE_MORE;
+
+	check_idle(p);
+	buf_reset(&p->tail);
+	if (!p->pid && start(p, err, sizeof(err)) < 0) {
+		*result = xstrdup(err);
+		return BATCHD_INIT_FAILED;
+	}
+	startup = !p->answered;
+	build_request(&req, task, input);
+
+	for (;;) {
+		struct pollfd pf[3];
+		int n = 0, timeout = TICK_MS, out_ended = 0;
+		int64_t deadline = startup && !p->answered && p->init_timeout_us ?
+			p->started_us + p->init_timeout_us : 0;
+
+		if (p->in >= 0 && off < req.len)
+			pf[n++] = (struct pollfd){ .fd = p->in, .events = POLLOUT };
+		if (p->out >= 0)
+			pf[n++] = (struct pollfd){ .fd = p->out, .events = POLLIN };
+		if (p->err >= 0)
+			pf[n++] = (struct pollfd){ .fd = p->err, .events = POLLIN };
+		if (deadline) {
+			int64_t left = deadline - clock_mono_us();
+
+			if (left < TICK_MS * 1000)
+				timeout = left > 0 ? (int)(left / 1000) + 1 : 0;
+		}
+		rc = poll(pf, (nfds_t)n, timeout);
+		if (rc < 0 && errno != EINTR) {
+			buf_addf(&msg, "poll: %s", strerror(errno));
+			kill_now(p);
+			kind = LINE_FAULT;
+			break;
+		}
+		worker_progress_flush(task);
+		if (p->in >= 0 && off < req.len) {
+			ssize_t w = write(p->in, req.data + off, req.len - off);
+
+			if (w > 0)
+				off += (size_t)w;
+			else if (w < 0 && errno != EAGAIN && errno != EINTR)
+				close_fd(&p->in);	/* EPIPE: it is gone; its end tells why */
+		}
+		read_stderr(p);
+		out_ended = read_stdout(p);
+		kind = take_lines(p, task, &msg);
+		if (kind != LINE_MORE)
+			break;
+		if (p->obuf.len > LINE_MAX_BYTES) {
+			buf_addf(&msg, "co-process wrote a line longer than %u MiB",
+				 LINE_MAX_BYTES >> 20);
+			kind = LINE_FAULT;
+			break;
+		}
+		if (out_ended || rc == 0 || p->in < 0) {
+			int gone = has_exited(p);
+
+			if (!gone && out_ended)
+				gone = wait_exit(p, clock_mono_us() + TERM_GRACE_US, 0);
+			if (gone) {
+				/* What it wrote before it ended still counts, an
+				 * unfinished last line too. */
+				read_stdout(p);
+				if (p->out < 0 && p->obuf.len)
+					buf_addc(&p->obuf, '\n');
+				kind = take_lines(p, task, &msg);
+				if (kind != LINE_MORE)
+					break;
+				read_stderr(p);
+				buf_adds(&msg, "co-process ");
+				proc_describe_status(&msg, p->status);
+				buf_adds(&msg, startup && !p->answered ? " before its first answer"
+						: " before its result line");
+				rc = fault(p, &msg, startup && !p->answered, 1, result);
+				forget(p);
+				buf_release(&req);
+				return rc;
+			}
+			if (out_ended) {
+				buf_adds(&msg, "co-process closed its stdout");
+				kind = LINE_FAULT;
+				break;
+			}
+		}
+		if (deadline && clock_mono_us() >= deadline) {
+			buf_addf(&msg, "co-process gave no answer within init_timeout_s (%g s)",
+				 (double)p->init_timeout_us / 1e6);
+			kill_now(p);
+			rc = fault(p, &msg, 1, 1, result);
+			buf_release(&req);
+			return rc;
+		}
+	}
+	unread = off < req.len;
+	buf_release(&req);
+	if (kind == LINE_FAULT) {
+		kill_now(p);
+		return fault(p, &msg, startup && !p->answered, 0, result);
+	}
+	if (unread) {
+		LOG_WARN("replacing co-process", LF_S("handler", p->name),
+			 LF_S("reason", "it answered before it had read its whole request"));
+		kill_now(p);
+	}
+	*result = buf_detach(&msg, NULL);
+	return kind == LINE_RESULT ? BATCHD_OK : BATCHD_FAILED;
+}
+
+const struct batchd_handler persistent_handler_ops = {
+	.abi_version = BATCHD_ABI_VERSION,
+	.name = "persistent",
+	.init = persistent_init,
+	.run = persistent_run,
+	.fini = persistent_fini,
+};
