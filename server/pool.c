@@ -266,8 +266,8 @@ static void deliver(struct pool *p, int i)
 			p->ev.frame(p->ctx, i, &f);
 			break;
 		case FRAME_INIT:
-			if (f.handler < registry_count(p->reg))
-				s->info.handlers[f.handler] = f.ok ? 1 : 2;
+			if (f.handler < registry_count(p->reg) && f.ok != INIT_STARTING)
+				s->info.handlers[f.handler] = f.ok == INIT_READY ? 1 : 2;
 			p->ev.frame(p->ctx, i, &f);
 			break;
 		case FRAME_PROGRESS:

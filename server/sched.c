@@ -29,9 +29,13 @@
 /* After the store fails, stop dispatching this long. */
 #define STORE_PAUSE_US 1000000
 
-enum kill_reason { KILL_NONE, KILL_TIMEOUT, KILL_CANCEL, KILL_SHUTDOWN };
+enum kill_reason { KILL_NONE, KILL_TIMEOUT, KILL_CANCEL, KILL_SHUTDOWN,
+		   KILL_SETUP_TIMEOUT };
 /* A replaced worker's cause, for metrics (KILL_NONE: "crash" or "recycled"). */
-static const char *const kill_cause[] = { NULL, "timeout", "cancel", "reset" };
+static const char *const kill_cause[] = { NULL, "timeout", "cancel", "reset", "timeout" };
+/* A set-up bounded by init_timeout_s gets this much longer on the server's
+ * clock, so that the worker's own, clearer error comes first. */
+#define SETUP_SLACK_US 2000000
 
 struct qtask {
 	int64_t idx;
@@ -69,6 +73,8 @@ struct inflight {
 	int64_t start_ms;	/* wall */
 	int saved;		/* marked running in the store */
 	int dead;		/* its job was cancelled: ignore the result */
+	int setup;		/* its handler is being set up in the worker */
+	int64_t setup_until_us;	/* then the deadline is this, not the task's */
 	int pdirty;
 	double progress;	/* < 0: none */
 	char *message;
@@ -656,6 +662,32 @@ static void on_progress(struct sched *s, int slot, const struct frame *f)
 	s->version++;
 }
 
+/* A handler's set-up begins or ends in the worker of slot, during the task
+ * at its head. Set-up time is bounded by the handler's init_timeout_s (or,
+ * without one, by as long again as the task's timeout) and is not counted
+ * against the task's own timeout, which starts once the set-up is done. */
+static void on_init(struct sched *s, int slot, const struct frame *f)
+{
+	struct wslot *w = &s->slots[slot];
+	const struct handler *h = registry_get(s->reg, f->handler);
+	int64_t now = clock_mono_us();
+	struct inflight *e;
+
+	s->version++;
+	if (!w->len || !h)
+		return;
+	e = slot_at(w, 0);
+	if (f->ok == INIT_STARTING) {
+		e->setup = 1;
+		e->setup_until_us = now + (h->init_timeout_ms ?
+			h->init_timeout_ms * 1000 + SETUP_SLACK_US :
+			e->job->row.timeout_ms * 1000);
+	} else if (e->setup) {
+		e->setup = 0;
+		e->start_us = now;
+	}
+}
+
 static void ev_frame(void *ctx, int slot, const struct frame *f)
 {
 	struct sched *s = ctx;
@@ -668,7 +700,7 @@ static void ev_frame(void *ctx, int slot, const struct frame *f)
 		on_progress(s, slot, f);
 		break;
 	case FRAME_INIT:
-		s->version++;
+		on_init(s, slot, f);
 		break;
 	}
 }
@@ -681,12 +713,19 @@ static void ev_ready(void *ctx, int slot)
 	s->version++;
 }
 
-/* Why a worker ended, for the error of the task it was running. */
-static void describe_exit(struct buf *b, int status, enum kill_reason why,
-			  int64_t timeout_ms)
+/* Why a worker ended, for the error of task e, which it was running. */
+static void describe_exit(struct sched *s, struct buf *b, int status,
+			  enum kill_reason why, const struct inflight *e)
 {
+	const struct handler *h = registry_get(s->reg, e->job->handler);
+
 	if (why == KILL_TIMEOUT) {
-		buf_addf(b, "timed out after %g s (worker killed)", (double)timeout_ms / 1000);
+		buf_addf(b, "timed out after %g s (worker killed)",
+			 (double)e->job->row.timeout_ms / 1000);
+	} else if (why == KILL_SETUP_TIMEOUT) {
+		buf_addf(b, "the set-up of handler \"%s\" took longer than %g s (worker killed)",
+			 h ? h->name : "?", h && h->init_timeout_ms ?
+			 (double)h->init_timeout_ms / 1000 : (double)e->job->row.timeout_ms / 1000);
 	} else if (WIFSIGNALED(status)) {
 		const char *abbr = sigabbrev_np(WTERMSIG(status));
 
@@ -720,8 +759,9 @@ static void ev_exited(void *ctx, int slot, int status)
 			if (k == 0 && !clean && why != KILL_SHUTDOWN) {
 				struct buf msg = BUF_INIT;
 
-				describe_exit(&msg, status, why, e->job->row.timeout_ms);
-				LOG_WARN(why == KILL_TIMEOUT ? "task timed out" : "worker died",
+				describe_exit(s, &msg, status, why, e);
+				LOG_WARN(why == KILL_TIMEOUT || why == KILL_SETUP_TIMEOUT ?
+					 "task timed out" : "worker died",
 					 LF_I("job", e->job->row.id), LF_I("task", e->idx),
 					 LF_I("worker", worker_id(s, slot)), LF_S("error", msg.data));
 				attempt_failed(s, e, slot, msg.data, msg.len);
@@ -1139,9 +1179,10 @@ int64_t sched_tick(struct sched *s, int64_t now_us)
 		e = slot_at(w, 0);
 		if (e->dead)
 			continue;
-		deadline = e->start_us + e->job->row.timeout_ms * 1000;
+		deadline = e->setup ? e->setup_until_us :
+			   e->start_us + e->job->row.timeout_ms * 1000;
 		if (now_us >= deadline) {
-			w->kill = KILL_TIMEOUT;
+			w->kill = e->setup ? KILL_SETUP_TIMEOUT : KILL_TIMEOUT;
 			pool_kill(s->pool, i);
 			continue;
 		}

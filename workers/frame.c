@@ -117,8 +117,8 @@ ssize_t frame_decode(const void *buf, size_t n, struct frame *f, char *err,
 	case FRAME_INIT:
 		f->handler = get16(p);
 		f->ok = p[2];
-		if (f->ok > 1) {
-			snprintf(err, errlen, "INIT frame with ok=%u", f->ok);
+		if (f->ok > INIT_STARTING) {
+			snprintf(err, errlen, "INIT frame with status %u", f->ok);
 			return -1;
 		}
 		break;
@@ -178,11 +178,11 @@ void frame_put_progress(struct buf *b, uint64_t job, uint32_t idx,
 	buf_add(b, msg, len);
 }
 
-void frame_put_init(struct buf *b, uint16_t handler, int ok, const char *msg,
+void frame_put_init(struct buf *b, uint16_t handler, int status, const char *msg,
 		    size_t len)
 {
 	put_header(b, FRAME_INIT, 3 + len);
 	buf_add_u16(b, handler);
-	buf_add_u8(b, ok ? 1 : 0);
+	buf_add_u8(b, (uint8_t)status);
 	buf_add(b, msg, len);
 }

@@ -19,7 +19,9 @@
  *                              result JSON (ok) or error text
  *   PROGRESS worker -> server  job u64, index u32, ppm u32 (0..1000000),
  *                              message
- *   INIT     worker -> server  handler u16, ok u8, error text when not ok
+ *   INIT     worker -> server  handler u16, status u8 (INIT_FAILED with
+ *                              the error text, INIT_READY, INIT_STARTING:
+ *                              a set-up begins, its time is not the task's)
  */
 #ifndef BATCHD_FRAME_H
 #define BATCHD_FRAME_H
@@ -38,6 +40,9 @@ enum frame_type {
 	FRAME_PROGRESS = 12,
 	FRAME_INIT = 13,
 };
+
+/* The status of an INIT frame. */
+enum init_status { INIT_FAILED = 0, INIT_READY = 1, INIT_STARTING = 2 };
 
 /* Largest length field accepted: a 64 MiB input plus room. */
 #define FRAME_MAX_LEN (80u << 20)
@@ -76,7 +81,7 @@ void frame_put_result(struct buf *b, uint64_t job, uint32_t idx, int ok,
 		      uint32_t duration_us, const char *data, size_t len);
 void frame_put_progress(struct buf *b, uint64_t job, uint32_t idx,
 			uint32_t ppm, const char *msg, size_t len);
-void frame_put_init(struct buf *b, uint16_t handler, int ok, const char *msg,
+void frame_put_init(struct buf *b, uint16_t handler, int status, const char *msg,
 		    size_t len);
 
 #endif

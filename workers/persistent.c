@@ -573,9 +573,14 @@ static int persistent_run(void *state, struct batchd_task *task, const char *inp
 
 	check_idle(p);
 	buf_reset(&p->tail);
-	if (!p->pid && start(p, err, sizeof(err)) < 0) {
-		*result = xstrdup(err);
-		return BATCHD_INIT_FAILED;
+	if (!p->pid) {
+		/* A fresh co-process: its start-up is set-up time, which the
+		 * server does not count against this task's timeout. */
+		worker_setup_start(task);
+		if (start(p, err, sizeof(err)) < 0) {
+			*result = xstrdup(err);
+			return BATCHD_INIT_FAILED;
+		}
 	}
 	startup = !p->answered;
 	build_request(&req, task, input);
@@ -617,6 +622,8 @@ static int persistent_run(void *state, struct batchd_task *task, const char *inp
 		read_stderr(p);
 		out_ended = read_stdout(p);
 		kind = take_lines(p, task, &msg);
+		if (p->answered)
+			worker_setup_done(task);
 		if (kind != LINE_MORE)
 			break;
 		if (p->obuf.len > LINE_MAX_BYTES) {

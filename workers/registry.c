@@ -240,9 +240,11 @@ static int load_command(struct handler *h, const cJSON *spec, const char *dir,
 		cJSON_AddStringToObject(out_env, a->string, a->valuestring);
 	if (persistent) {
 		cJSON_AddStringToObject(cfg, "handler", h->name);
-		if (it)
+		if (it) {
+			h->init_timeout_ms = (int64_t)ceil(it->valuedouble * 1000);
 			cJSON_AddNumberToObject(cfg, "init_timeout_ms",
-						ceil(it->valuedouble * 1000));
+						(double)h->init_timeout_ms);
+		}
 	}
 	h->kind = persistent ? HANDLER_PERSISTENT : HANDLER_COMMAND;
 	h->ops = persistent ? &persistent_handler_ops : &command_handler_ops;

@@ -42,6 +42,8 @@ struct handler {
 	int (*validate)(const cJSON *input, char *err, size_t errlen);
 	char *config;		/* JSON text given to init(), or NULL */
 	int64_t timeout_ms;	/* the handler's default task timeout, 0: none */
+	int64_t init_timeout_ms; /* bounds a worker's set-up of it; 0: the
+				  * task's timeout does */
 	char *path;		/* the program or the shared object, or NULL */
 	void *dl;		/* dlopen handle of a plugin */
 };

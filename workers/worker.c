@@ -58,6 +58,8 @@ struct worker {
 
 struct batchd_task {
 	struct worker *w;
+	int handler;		/* its registry index */
+	int setup;		/* a set-up is under way (INIT_STARTING sent) */
 	uint64_t job;
 	uint32_t idx;
 	uint32_t attempt;
@@ -234,7 +236,7 @@ static void init_failed(struct worker *w, int id, const struct handler *h,
 	free(s->error);
 	utf8_sanitize(&b, err, strlen(err));
 	s->error = buf_detach(&b, NULL);
-	frame_put_init(&w->out, (uint16_t)id, 0, s->error, strlen(s->error));
+	frame_put_init(&w->out, (uint16_t)id, INIT_FAILED, s->error, strlen(s->error));
 	flush(w);
 	LOG_WARN("handler failed to initialize", LF_S("handler", h->name),
 		 LF_S("error", s->error));
@@ -242,10 +244,28 @@ static void init_failed(struct worker *w, int id, const struct handler *h,
 	*error = buf_detach(&b, NULL);
 }
 
-/* Makes sure handler id is initialized in this worker. Returns 0, or -1
- * with the reason in *error (malloc()ed). */
+void worker_setup_start(struct batchd_task *t)
+{
+	if (t->setup)
+		return;
+	frame_put_init(&t->w->out, (uint16_t)t->handler, INIT_STARTING, "", 0);
+	flush(t->w);
+	t->setup = 1;
+}
+
+void worker_setup_done(struct batchd_task *t)
+{
+	if (!t->setup)
+		return;
+	frame_put_init(&t->w->out, (uint16_t)t->handler, INIT_READY, "", 0);
+	flush(t->w);
+	t->setup = 0;
+}
+
+/* Makes sure handler id is initialized in this worker, for task t. Returns
+ * 0, or -1 with the reason in *error (malloc()ed). */
 static int ensure_init(struct worker *w, int id, const struct handler *h,
-		       char **error)
+		       struct batchd_task *t, char **error)
 {
 	struct hstate *s = &w->hs[id];
 	struct buf b = BUF_INIT;
@@ -261,6 +281,8 @@ static int ensure_init(struct worker *w, int id, const struct handler *h,
 		return -1;
 	}
 	s->state = NULL;
+	if (h->ops->init)
+		worker_setup_start(t);
 	if (!h->ops->init || h->ops->init(h->config, &s->state, err, sizeof(err)) == 0) {
 		/* The failure count is reset by the first run() that gets
 		 * past the set-up, not here: a handler may finish its set-up
@@ -269,12 +291,17 @@ static int ensure_init(struct worker *w, int id, const struct handler *h,
 		s->ready = 1;
 		free(s->error);
 		s->error = NULL;
-		frame_put_init(&w->out, (uint16_t)id, 1, "", 0);
-		flush(w);
+		/* A persistent co-process is set up once it has answered:
+		 * persistent.c says so itself. */
+		if (h->kind != HANDLER_PERSISTENT) {
+			t->setup = 1;
+			worker_setup_done(t);
+		}
 		LOG_DEBUG("handler initialized", LF_S("handler", h->name));
 		return 0;
 	}
 	err[sizeof(err) - 1] = '\0';
+	t->setup = 0;
 	init_failed(w, id, h, err, error);
 	return -1;
 }
@@ -282,8 +309,8 @@ static int ensure_init(struct worker *w, int id, const struct handler *h,
 static void run_task(struct worker *w, struct wtask *wt)
 {
 	const struct handler *h = registry_get(w->reg, wt->handler);
-	struct batchd_task t = { .w = w, .job = wt->job, .idx = wt->idx,
-				 .attempt = wt->attempt };
+	struct batchd_task t = { .w = w, .handler = wt->handler, .job = wt->job,
+				 .idx = wt->idx, .attempt = wt->attempt };
 	char *res = NULL;
 	int64_t start = clock_mono_us();
 	int ok = 0;
@@ -292,7 +319,7 @@ static void run_task(struct worker *w, struct wtask *wt)
 	t.sent_us = start - PROGRESS_EVERY_US;
 	if (!h) {
 		res = strdup("unknown handler");
-	} else if (ensure_init(w, wt->handler, h, &res) == 0) {
+	} else if (ensure_init(w, wt->handler, h, &t, &res) == 0) {
 		struct hstate *s = &w->hs[wt->handler];
 		int rc = h->ops->run(s->state, &t, wt->input, &res);
 
@@ -300,12 +327,15 @@ static void run_task(struct worker *w, struct wtask *wt)
 		if (rc == BATCHD_INIT_FAILED) {
 			char *why = res;
 
+			t.setup = 0;
+
 			if (h->ops->fini)
 				h->ops->fini(s->state);
 			init_failed(w, wt->handler, h, why, &res);
 			free(why);
 		} else {
 			s->failures = 0;
+			worker_setup_done(&t);	/* answered: set up, if not said */
 		}
 	}
 	int64_t dur = clock_mono_us() - start;

@@ -28,4 +28,14 @@ int worker_main(int sock, int id, const struct registry *reg);
  */
 void worker_progress_flush(struct batchd_task *task);
 
+/*
+ * A handler's set-up in this worker begins or ends (ok: it succeeded) in the
+ * middle of task: the server does not count set-up time against the task's
+ * timeout (init_timeout_s bounds it instead). The worker calls these around
+ * init(); a handler whose set-up goes on into run() (a persistent
+ * co-process until its first line) calls worker_setup_done() itself.
+ */
+void worker_setup_start(struct batchd_task *task);
+void worker_setup_done(struct batchd_task *task);
+
 #endif

@@ -502,6 +502,24 @@ static void test_init_timeout(void **state)
 	assert_true(wait_until(pid_gone, &e->s, &pids[0], 30));
 }
 
+/* A set-up longer than the task's timeout: init_timeout_s bounds the
+ * set-up, and the task's own timeout starts once it is done, so a model
+ * that takes 2 s to load serves tasks that must each finish in 1 s. */
+static void test_setup_not_counted_in_timeout(void **state)
+{
+	struct env *e = *state;
+	cJSON *t;
+
+	start_with(e, 1, "\"STARTUP_S\": \"2\"", "\"init_timeout_s\": 30");
+	t = run_one(e, "{\"do\": \"echo\"}", "\"timeout_s\": 1");
+	assert_string_equal(jstr(t, "state"), "succeeded");
+	cJSON_Delete(t);
+	/* The task's timeout still holds once the set-up is done. */
+	t = run_one(e, "{\"do\": \"sleep\", \"s\": 30}", "\"timeout_s\": 1");
+	assert_string_equal(jstr(t, "error"), "timed out after 1 s (worker killed)");
+	cJSON_Delete(t);
+}
+
 /* The ready line ends the start-up: a crash on the first task after it is
  * that task's failure, not a failed set-up. Without it, the same crash
  * counts as a failed start-up, and so does a line that is not JSON. */
@@ -564,6 +582,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_timeout_kills_the_coprocess, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cannot_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_setup_not_counted_in_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ready_line_ends_startup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_request_lines, setup, teardown),
 	};
