@@ -23,6 +23,12 @@
 #define PREFETCH_US 2000.0
 /* ...at most this many tasks per worker. */
 #define PREFETCH_MAX 256
+/* A task running much longer than its handler's usually take (this many
+ * times their average, and at least STUCK_MIN_US) holds up the tasks
+ * prefetched behind it: they are taken back for other workers, and its
+ * worker gets no more until it is done. */
+#define STUCK_FACTOR 10
+#define STUCK_MIN_US 50000
 /* Retry backoff: 1 s, doubling, at most 5 minutes. */
 #define BACKOFF_FIRST_MS 1000
 #define BACKOFF_MAX_MS 300000
@@ -471,6 +477,60 @@ static int window(struct sched *s, int handler)
 	return w > PREFETCH_MAX ? PREFETCH_MAX : w;
 }
 
+/* When the task at the head of w will have run long enough that tasks
+ * queued behind it should not wait for it (at once during a set-up);
+ * 0 for an idle worker. */
+static int64_t stuck_at(struct sched *s, struct wslot *w)
+{
+	struct inflight *e;
+	double avg;
+	int64_t limit;
+
+	if (!w->len)
+		return 0;
+	e = slot_at(w, 0);
+	if (e->setup)
+		return 1;
+	avg = e->job->handler >= 0 ? s->avg_us[e->job->handler] : -1;
+	limit = avg > 0 ? (int64_t)(avg * STUCK_FACTOR) : 0;
+	return e->start_us + (limit > STUCK_MIN_US ? limit : STUCK_MIN_US);
+}
+
+static int head_stuck(struct sched *s, struct wslot *w, int64_t now_us)
+{
+	int64_t at = stuck_at(s, w);
+
+	return at && now_us >= at;
+}
+
+/* Takes back the tasks waiting behind a stuck head: the worker is told to
+ * skip them (it answers RESULT_SKIPPED when it gets to them), and they go
+ * back to their jobs' queues for any worker. Should the worker have started
+ * one already, its result is ignored: the task ran at least once. */
+static void take_back(struct sched *s, int slot)
+{
+	struct wslot *w = &s->slots[slot];
+	int n = 0;
+
+	for (size_t k = 1; k < w->len; k++) {
+		struct inflight *e = slot_at(w, k);
+
+		if (e->dead)
+			continue;
+		e->dead = 1;
+		frame_put_skip(pool_out(s->pool, slot), (uint64_t)e->job->row.id,
+			       (uint32_t)e->idx);
+		if (job_active(e->job))
+			push_again(e->job, e->idx);
+		n++;
+	}
+	if (n) {
+		pool_flush(s->pool, slot);
+		LOG_DEBUG("tasks taken back from a worker busy with a long task",
+			  LF_I("worker", worker_id(s, slot)), LF_I("tasks", n));
+	}
+}
+
 /* The job the next task comes from, or NULL. */
 static struct ljob *next_job(struct sched *s)
 {
@@ -503,6 +563,7 @@ static void hand_out(struct sched *s, int slot, struct ljob *j)
 
 void sched_dispatch(struct sched *s)
 {
+	int64_t now = clock_mono_us();
 	int progress = 1;
 
 	if (s->stopping || !s->pool || s->paused_until)
@@ -513,7 +574,7 @@ void sched_dispatch(struct sched *s)
 			struct wslot *w = &s->slots[i];
 			struct ljob *j;
 
-			if (!w->ready || w->kill)
+			if (!w->ready || w->kill || head_stuck(s, w, now))
 				continue;
 			j = next_job(s);
 			if (!j)
@@ -623,6 +684,15 @@ static void on_result(struct sched *s, int slot, const struct frame *f)
 		pool_kill(s->pool, slot);
 		return;
 	}
+	if (f->ok == RESULT_SKIPPED) {
+		/* Taken back (take_back) before it started. */
+		if (!e->dead)
+			requeue(s, e);
+		release(s, e, 1);
+		slot_pop(w);
+		became_head(s, w);
+		return;
+	}
 	h = registry_get(s->reg, e->job->handler);
 	if (h) {
 		double *avg = &s->avg_us[e->job->handler];
@@ -631,7 +701,7 @@ static void on_result(struct sched *s, int slot, const struct frame *f)
 		metrics_task_duration(h->name, f->duration_us);
 	}
 	if (!e->dead) {
-		if (f->ok)
+		if (f->ok == RESULT_OK)
 			record_final(s, e, slot, ST_SUCCEEDED, f->data, f->len, NULL, 0);
 		else
 			attempt_failed(s, e, slot, f->data, f->len);
@@ -1179,6 +1249,14 @@ int64_t sched_tick(struct sched *s, int64_t now_us)
 		e = slot_at(w, 0);
 		if (e->dead)
 			continue;
+		if (w->len > 1) {
+			int64_t at = stuck_at(s, w);
+
+			if (now_us >= at)
+				take_back(s, i);
+			else if (!next || at < next)
+				next = at;
+		}
 		deadline = e->setup ? e->setup_until_us :
 			   e->start_us + e->job->row.timeout_ms * 1000;
 		if (now_us >= deadline) {

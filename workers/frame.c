@@ -30,6 +30,8 @@ static int fixed_size(uint8_t type)
 		return 8 + 4 + 2 + 4 + 4;
 	case FRAME_STOP:
 		return 0;
+	case FRAME_SKIP:
+		return 8 + 4;
 	case FRAME_HELLO:
 		return 4;
 	case FRAME_RESULT:
@@ -91,6 +93,14 @@ ssize_t frame_decode(const void *buf, size_t n, struct frame *f, char *err,
 			return -1;
 		}
 		break;
+	case FRAME_SKIP:
+		f->job = get64(p);
+		f->idx = get32(p + 8);
+		if (f->len) {
+			snprintf(err, errlen, "SKIP frame with a payload");
+			return -1;
+		}
+		break;
 	case FRAME_HELLO:
 		f->pid = get32(p);
 		break;
@@ -99,8 +109,8 @@ ssize_t frame_decode(const void *buf, size_t n, struct frame *f, char *err,
 		f->idx = get32(p + 8);
 		f->ok = p[12];
 		f->duration_us = get32(p + 13);
-		if (f->ok > 1) {
-			snprintf(err, errlen, "RESULT frame with ok=%u", f->ok);
+		if (f->ok > RESULT_SKIPPED) {
+			snprintf(err, errlen, "RESULT frame with status %u", f->ok);
 			return -1;
 		}
 		break;
@@ -157,13 +167,20 @@ void frame_put_hello(struct buf *b, uint32_t pid)
 	buf_add_u32(b, pid);
 }
 
-void frame_put_result(struct buf *b, uint64_t job, uint32_t idx, int ok,
+void frame_put_skip(struct buf *b, uint64_t job, uint32_t idx)
+{
+	put_header(b, FRAME_SKIP, 12);
+	buf_add_u64(b, job);
+	buf_add_u32(b, idx);
+}
+
+void frame_put_result(struct buf *b, uint64_t job, uint32_t idx, int status,
 		      uint32_t duration_us, const char *data, size_t len)
 {
 	put_header(b, FRAME_RESULT, 17 + len);
 	buf_add_u64(b, job);
 	buf_add_u32(b, idx);
-	buf_add_u8(b, ok ? 1 : 0);
+	buf_add_u8(b, (uint8_t)status);
 	buf_add_u32(b, duration_us);
 	buf_add(b, data, len);
 }

@@ -14,8 +14,12 @@
  *   RUN      server -> worker  job u64, index u32, handler u16, timeout_ms u32,
  *                              attempt u32, input
  *   STOP     server -> worker  (none): finish the current task, then exit
+ *   SKIP     server -> worker  job u64, index u32: do not start that task
+ *                              (the server gave it to another worker);
+ *                              answer RESULT with status RESULT_SKIPPED
  *   HELLO    worker -> server  pid u32
- *   RESULT   worker -> server  job u64, index u32, ok u8, duration_us u32,
+ *   RESULT   worker -> server  job u64, index u32, status u8 (RESULT_FAILED,
+ *                              RESULT_OK, RESULT_SKIPPED), duration_us u32,
  *                              result JSON (ok) or error text
  *   PROGRESS worker -> server  job u64, index u32, ppm u32 (0..1000000),
  *                              message
@@ -35,11 +39,15 @@
 enum frame_type {
 	FRAME_RUN = 1,
 	FRAME_STOP = 2,
+	FRAME_SKIP = 3,
 	FRAME_HELLO = 10,
 	FRAME_RESULT = 11,
 	FRAME_PROGRESS = 12,
 	FRAME_INIT = 13,
 };
+
+/* The status of a RESULT frame. */
+enum result_status { RESULT_FAILED = 0, RESULT_OK = 1, RESULT_SKIPPED = 2 };
 
 /* The status of an INIT frame. */
 enum init_status { INIT_FAILED = 0, INIT_READY = 1, INIT_STARTING = 2 };
@@ -76,8 +84,9 @@ void frame_put_run(struct buf *b, uint64_t job, uint32_t idx, uint16_t handler,
 		   uint32_t timeout_ms, uint32_t attempt, const char *input,
 		   size_t len);
 void frame_put_stop(struct buf *b);
+void frame_put_skip(struct buf *b, uint64_t job, uint32_t idx);
 void frame_put_hello(struct buf *b, uint32_t pid);
-void frame_put_result(struct buf *b, uint64_t job, uint32_t idx, int ok,
+void frame_put_result(struct buf *b, uint64_t job, uint32_t idx, int status,
 		      uint32_t duration_us, const char *data, size_t len);
 void frame_put_progress(struct buf *b, uint64_t job, uint32_t idx,
 			uint32_t ppm, const char *msg, size_t len);

@@ -29,6 +29,7 @@
 
 struct wtask {
 	struct wtask *next;
+	int skip;		/* the server took it back: do not run it */
 	uint64_t job;
 	uint32_t idx;
 	uint16_t handler;
@@ -135,7 +136,11 @@ static int receive(struct worker *w, int block)
 		if (used == 0)
 			break;
 		off += (size_t)used;
-		if (f.type == FRAME_STOP) {
+		if (f.type == FRAME_SKIP) {
+			for (struct wtask *t = w->head; t; t = t->next)
+				if (t->job == f.job && t->idx == f.idx)
+					t->skip = 1;
+		} else if (f.type == FRAME_STOP) {
 			w->stopping = 1;
 		} else if (f.type == FRAME_RUN) {
 			struct wtask *t = malloc(sizeof(*t) + f.len + 1);
@@ -143,6 +148,7 @@ static int receive(struct worker *w, int block)
 			if (!t)
 				abort();
 			t->next = NULL;
+			t->skip = 0;
 			t->job = f.job;
 			t->idx = f.idx;
 			t->handler = f.handler;
@@ -376,7 +382,7 @@ static void run_task(struct worker *w, struct wtask *wt)
 			len = fixed.len;
 		}
 	}
-	frame_put_result(&w->out, wt->job, wt->idx, ok,
+	frame_put_result(&w->out, wt->job, wt->idx, ok ? RESULT_OK : RESULT_FAILED,
 			 dur > UINT32_MAX ? UINT32_MAX : (uint32_t)dur, data, len);
 	flush(w);
 	buf_release(&fixed);
@@ -411,7 +417,12 @@ int worker_main(int sock, int id, const struct registry *reg)
 		w.head = t->next;
 		if (!w.head)
 			w.tail = NULL;
-		run_task(&w, t);
+		if (t->skip) {
+			frame_put_result(&w.out, t->job, t->idx, RESULT_SKIPPED, 0, "", 0);
+			flush(&w);
+		} else {
+			run_task(&w, t);
+		}
 		free(t);
 	}
 	for (int i = 0; i < n; i++) {

@@ -278,6 +278,48 @@ static void test_priority(void **state)
 	stop(s);
 }
 
+struct done_ctx {
+	int64_t job;
+	int want;
+};
+
+static int succeeded_at_least(const struct server *s, void *ctx)
+{
+	struct done_ctx *d = ctx;
+	cJSON *j = apif(s, "GET", 200, NULL, "/api/jobs/%lld", (long long)d->job);
+	int ok = jnum(j, "progress.succeeded") >= d->want;
+
+	cJSON_Delete(j);
+	return ok;
+}
+
+/* Tiny tasks are handed to a worker a few at a time ahead; one that turns
+ * out to take long must not hold up those behind it: they are taken back
+ * and the other worker runs them while the long one goes on. */
+static void test_long_task_does_not_hold_up_others(void **state)
+{
+	const char *args[] = { "--workers", "2", NULL };
+	struct server *s = start(args);
+	struct buf body = BUF_INIT;
+	struct done_ctx d;
+	cJSON *t;
+
+	(void)state;
+	buf_adds(&body, "{\"handler\": \"sleep\", \"tasks\": [");
+	for (int i = 0; i < 2000; i++)
+		buf_addf(&body, "%s{\"ms\": %d}", i ? ", " : "", i == 1000 ? 120000 : 0);
+	buf_adds(&body, "]}");
+	d.job = submit(s, body.data);
+	buf_release(&body);
+	d.want = 1999;
+	assert_true(wait_until(succeeded_at_least, s, &d, 60));
+	t = apif(s, "GET", 200, NULL, "/api/jobs/%lld/tasks/1000", (long long)d.job);
+	assert_string_equal(jstr(t, "state"), "running");
+	cJSON_Delete(t);
+	cJSON_Delete(apif(s, "POST", 200, NULL, "/api/jobs/%lld/cancel", (long long)d.job));
+	stop(s);
+}
+
 static const char progress_script[] =
 	"#!/bin/sh\n"
 	"# reads {\"n\": N, \"wait\": FILE}\n"
@@ -556,6 +598,7 @@ int main(void)
 		cmocka_unit_test(test_cancel_running),
 		cmocka_unit_test(test_retries),
 		cmocka_unit_test(test_priority),
+		cmocka_unit_test(test_long_task_does_not_hold_up_others),
 		cmocka_unit_test(test_command_handler),
 		cmocka_unit_test(test_stateful_init_once),
 		cmocka_unit_test(test_kill9_restart),

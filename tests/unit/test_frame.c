@@ -50,6 +50,9 @@ static void test_every_type(void **state)
 	frame_put_progress(&b, 9, 5, 250000, "a quarter", 9);
 	frame_put_init(&b, 2, 0, "no model", 8);
 	frame_put_stop(&b);
+	frame_put_skip(&b, 9, 6);
+	frame_put_result(&b, 9, 6, RESULT_SKIPPED, 0, "", 0);
+	frame_put_init(&b, 3, INIT_STARTING, "", 0);
 
 	n = frame_decode(b.data + off, b.len - off, &f, err, sizeof(err));
 	assert_true(n > 0);
@@ -84,6 +87,21 @@ static void test_every_type(void **state)
 
 	n = frame_decode(b.data + off, b.len - off, &f, err, sizeof(err));
 	assert_int_equal(f.type, FRAME_STOP);
+	off += (size_t)n;
+
+	n = frame_decode(b.data + off, b.len - off, &f, err, sizeof(err));
+	assert_int_equal(f.type, FRAME_SKIP);
+	assert_true(f.job == 9 && f.idx == 6);
+	off += (size_t)n;
+
+	n = frame_decode(b.data + off, b.len - off, &f, err, sizeof(err));
+	assert_int_equal(f.type, FRAME_RESULT);
+	assert_int_equal(f.ok, RESULT_SKIPPED);
+	off += (size_t)n;
+
+	n = frame_decode(b.data + off, b.len - off, &f, err, sizeof(err));
+	assert_int_equal(f.type, FRAME_INIT);
+	assert_int_equal(f.ok, INIT_STARTING);
 	off += (size_t)n;
 	assert_int_equal(off, b.len);
 	buf_release(&b);
@@ -138,7 +156,7 @@ static void test_malformed(void **state)
 	buf_add_u8(&b, FRAME_RESULT);
 	buf_add_u64(&b, 1);
 	buf_add_u32(&b, 1);
-	buf_add_u8(&b, 2);	/* ok must be 0 or 1 */
+	buf_add_u8(&b, 3);	/* status must be 0, 1 or 2 */
 	buf_add_u32(&b, 1);
 	assert_int_equal(frame_decode(b.data, b.len, &f, err, sizeof(err)), -1);
 	buf_release(&b);
