@@ -120,7 +120,7 @@ void api_progress(struct request *q, struct reply *r)
 		 live ? (long long)(now / 1000) : 0LL);
 	reply_header(r, "ETag", etag);
 	reply_header(r, "Cache-Control", "no-cache");
-	if (inm && strstr(inm, etag)) {
+	if (inm && http_etag_match(inm, etag)) {
 		r->status = 304;
 		return;
 	}

@@ -124,6 +124,34 @@ int64_t req_int(const struct request *q, const char *key, int64_t max)
 	return n;
 }
 
+int http_etag_match(const char *header, const char *etag)
+{
+	size_t elen = strlen(etag);
+	const char *p = header;
+
+	while (p && *p) {
+		const char *end;
+		size_t n;
+
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p == '*')
+			return 1;
+		if (!strncmp(p, "W/", 2))
+			p += 2;
+		if (*p != '"')
+			return 0;
+		end = strchr(p + 1, '"');
+		if (!end)
+			return 0;
+		n = (size_t)(end + 1 - p);
+		if (n == elen && !memcmp(p, etag, n))
+			return 1;
+		p = end + 1;
+	}
+	return 0;
+}
+
 /* ---- routing ---- */
 
 /* Matches path against pattern, filling q->id / q->idx. */

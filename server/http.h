@@ -82,6 +82,9 @@ const char *req_header(const struct request *q, const char *name);
 /* A whole-number query argument from 0 to max: its value, -1 when absent,
  * -2 when malformed or out of range. */
 int64_t req_int(const struct request *q, const char *key, int64_t max);
+/* Whether an If-None-Match header value (a list of entity tags, or "*")
+ * matches etag, by the weak comparison RFC 9110 prescribes for it. */
+int http_etag_match(const char *header, const char *etag);
 
 typedef void (*route_fn)(struct request *q, struct reply *r);
 

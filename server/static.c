@@ -64,34 +64,6 @@ const char *static_type(const char *name)
 	return "application/octet-stream";
 }
 
-int static_etag_match(const char *header, const char *etag)
-{
-	size_t elen = strlen(etag);
-	const char *p = header;
-
-	while (p && *p) {
-		const char *end;
-		size_t n;
-
-		while (*p == ' ' || *p == '\t' || *p == ',')
-			p++;
-		if (*p == '*')
-			return 1;
-		if (!strncmp(p, "W/", 2))
-			p += 2;
-		if (*p != '"')
-			return 0;
-		end = strchr(p + 1, '"');
-		if (!end)
-			return 0;
-		n = (size_t)(end + 1 - p);
-		if (n == elen && !memcmp(p, etag, n))
-			return 1;
-		p = end + 1;
-	}
-	return 0;
-}
-
 static void serve(struct request *q, struct reply *r, const struct static_file *f)
 {
 	const char *inm = req_header(q, "If-None-Match");
@@ -105,7 +77,7 @@ static void serve(struct request *q, struct reply *r, const struct static_file *
 	reply_header(r, "X-Frame-Options", "DENY");
 	reply_header(r, "Cross-Origin-Opener-Policy", "same-origin");
 	reply_header(r, "Cross-Origin-Resource-Policy", "same-origin");
-	if (inm && static_etag_match(inm, f->etag)) {
+	if (inm && http_etag_match(inm, f->etag)) {
 		r->status = 304;
 		return;
 	}

@@ -40,8 +40,5 @@ int static_name_ok(const char *name);
 const struct static_file *static_find(const char *name);
 /* The Content-Type for a file name, by its extension. */
 const char *static_type(const char *name);
-/* Whether an If-None-Match header value (a list of entity tags, or "*")
- * matches etag, by the weak comparison RFC 9110 prescribes for it. */
-int static_etag_match(const char *header, const char *etag);
 
 #endif
