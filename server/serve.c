@@ -249,6 +249,16 @@ int serve_main(int argc, char **argv)
 	sigset_t mask;
 	int rc = 1;
 
+	/* Signals wait in the signalfd from the very start: a SIGTERM that
+	 * arrives while the database opens is acted on (a graceful stop)
+	 * once the loop runs, never lost — as PID 1 in a container, a
+	 * signal without a handler would simply be dropped. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
 	fix_stdio();
 	switch (config_parse(&sv.cfg, argc, argv, err, sizeof(err))) {
 	case 1:
@@ -282,12 +292,6 @@ int serve_main(int argc, char **argv)
 		goto out;
 	}
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGCHLD);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
 	sv.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	sv.loop = loop_new();
 	if (sv.sigfd < 0 || !sv.loop ||
