@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -473,4 +474,22 @@ int sh(const char *fmt, ...)
 	va_end(ap);
 	rc = system(cmd);
 	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+int mount_tmpfs(const char *dir, const char *opts)
+{
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -1;
+	if (mount("tmpfs", dir, "tmpfs", 0, opts) < 0) {
+		rmdir(dir);
+		return -1;
+	}
+	return 0;
+}
+
+int unmount(const char *dir)
+{
+	if (umount(dir) < 0 && umount2(dir, MNT_DETACH) < 0)
+		return -1;
+	return rmdir(dir);
 }
