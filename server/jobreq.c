@@ -65,11 +65,17 @@ int jobreq_parse(struct jobreq *r, const char *body, size_t len,
 		snprintf(msg, msglen, "the body is not valid UTF-8 (at byte %zu)", bad);
 		return 400;
 	}
-	r->doc = cJSON_ParseWithLengthOpts(body, len + 1, &end, 1);
-	if (!r->doc) {
-		const char *at = cJSON_GetErrorPtr();
+	r->doc = cJSON_ParseWithLengthOpts(body, len + 1, &end, 0);
+	/* One JSON value and nothing after it but white space: a NUL byte
+	 * does not end the body early. */
+	while (r->doc && end < body + len && strchr(" \t\r\n", *end) && *end)
+		end++;
+	if (!r->doc || end != body + len) {
+		const char *at = r->doc ? end : cJSON_GetErrorPtr();
 		size_t off = at && at >= body && at <= body + len ? (size_t)(at - body) : 0;
 
+		cJSON_Delete(r->doc);
+		r->doc = NULL;
 		*code = "bad_json";
 		snprintf(msg, msglen, "malformed JSON at byte %zu", off);
 		return 400;

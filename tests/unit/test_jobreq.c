@@ -117,6 +117,31 @@ static void test_refusals(void **state)
 		"tasks[0].message");
 }
 
+/* A NUL byte inside the body does not end it: what follows is still
+ * checked (it used to be ignored). */
+static void test_nul_inside_body(void **state)
+{
+	static const char ok[] = "{\"handler\": \"noop\", \"tasks\": [1]} \r\n";
+	static const char junk[] = "{\"handler\": \"noop\", \"tasks\": [1]}\0junk";
+	static const char nul[] = "{\"handler\": \"noop\", \"tasks\": [1]}\0";
+	struct jobreq r;
+	const char *code;
+	char msg[256];
+
+	(void)state;
+	assert_int_equal(jobreq_parse(&r, ok, sizeof(ok) - 1, reg, &lim, &code, msg,
+				      sizeof(msg)), 0);
+	jobreq_release(&r);
+	assert_int_equal(jobreq_parse(&r, junk, sizeof(junk) - 1, reg, &lim, &code, msg,
+				      sizeof(msg)), 400);
+	assert_string_equal(code, "bad_json");
+	assert_string_equal(msg, "malformed JSON at byte 33");
+	assert_null(r.doc);
+	assert_int_equal(jobreq_parse(&r, nul, sizeof(nul) - 1, reg, &lim, &code, msg,
+				      sizeof(msg)), 400);
+	assert_string_equal(code, "bad_json");
+}
+
 /* Nesting deeper than the parser allows is refused, not a crash. */
 static void test_deep_nesting(void **state)
 {
@@ -138,6 +163,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_deep_nesting),
+		cmocka_unit_test(test_nul_inside_body),
 	};
 
 	return cmocka_run_group_tests_name("jobreq", tests, group_setup, group_teardown);
