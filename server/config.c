@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -17,7 +18,7 @@
 enum {
 	O_LISTEN = 1000, O_DB, O_WORKERS, O_HANDLERS, O_TOKEN, O_TOKEN_FILE,
 	O_GRACE, O_MAX_BODY, O_MAX_TASKS, O_TIMEOUT, O_LOG_LEVEL, O_LOG_FORMAT,
-	O_MAX_CONN, O_CONN_TIMEOUT, O_HELP,
+	O_MAX_CONN, O_CONN_TIMEOUT, O_CORS_ORIGIN, O_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -35,6 +36,7 @@ static const struct option long_opts[] = {
 	{ "log-format", required_argument, NULL, O_LOG_FORMAT },
 	{ "max-connections", required_argument, NULL, O_MAX_CONN },
 	{ "connection-timeout", required_argument, NULL, O_CONN_TIMEOUT },
+	{ "cors-origin", required_argument, NULL, O_CORS_ORIGIN },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -45,7 +47,7 @@ static const char *const env_names[] = {
 	"BATCHD_TOKEN", "BATCHD_TOKEN_FILE", "BATCHD_GRACE", "BATCHD_MAX_BODY",
 	"BATCHD_MAX_TASKS", "BATCHD_DEFAULT_TIMEOUT", "BATCHD_LOG_LEVEL",
 	"BATCHD_LOG_FORMAT", "BATCHD_MAX_CONNECTIONS",
-	"BATCHD_CONNECTION_TIMEOUT", NULL,
+	"BATCHD_CONNECTION_TIMEOUT", "BATCHD_CORS_ORIGIN", NULL,
 };
 
 void config_usage(FILE *out)
@@ -74,11 +76,16 @@ void config_usage(FILE *out)
 	      "  --default-timeout SECONDS\n"
 	      "                         task timeout when neither job nor handler sets one\n"
 	      "                         (BATCHD_DEFAULT_TIMEOUT, default 3600)\n"
-	      "  --max-connections N    concurrent HTTP connections (BATCHD_MAX_CONNECTIONS,\n"
-	      "                         default 1024)\n"
+	      "  --max-connections N    concurrent HTTP connections; past it a client is\n"
+	      "                         answered 503 at once (BATCHD_MAX_CONNECTIONS,\n"
+	      "                         default 4096, less if open files are limited)\n"
 	      "  --connection-timeout SECONDS\n"
-	      "                         close idle or stalled connections after this long\n"
+	      "                         close a connection that is idle, or whose request\n"
+	      "                         has not arrived whole, after this long\n"
 	      "                         (BATCHD_CONNECTION_TIMEOUT, default 30)\n"
+	      "  --cors-origin ORIGIN   let pages from this one origin (like\n"
+	      "                         https://ops.example.com) call the API from a\n"
+	      "                         browser (BATCHD_CORS_ORIGIN; default: no CORS)\n"
 	      "  --log-level LEVEL      debug, info, warn or error (BATCHD_LOG_LEVEL,\n"
 	      "                         default info)\n"
 	      "  --log-format FORMAT    logfmt or json (BATCHD_LOG_FORMAT, default logfmt)\n"
@@ -160,6 +167,25 @@ static int read_token_file(struct config *c, const char *path, char *err,
 	}
 	set_str(&c->token, line);
 	return 0;
+}
+
+/* An origin as browsers send it: scheme://host[:port], nothing after. */
+static int valid_origin(const char *v)
+{
+	const char *host;
+
+	if (!strncmp(v, "http://", 7))
+		host = v + 7;
+	else if (!strncmp(v, "https://", 8))
+		host = v + 8;
+	else
+		return 0;
+	if (!*host || strlen(v) > 255)
+		return 0;
+	for (const char *p = host; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr(".-:[]", *p))
+			return 0;
+	return 1;
 }
 
 /* Applies one option; name is how the user spelt it, for errors. */
@@ -258,6 +284,15 @@ static int apply(struct config *c, int opt, const char *v, const char *name,
 		}
 		c->max_connections = (int)d;
 		return 0;
+	case O_CORS_ORIGIN:
+		if (!valid_origin(v)) {
+			snprintf(err, errlen,
+				 "%s: expected one origin like https://example.com:8443, got \"%s\"",
+				 name, v);
+			return -1;
+		}
+		set_str(&c->cors_origin, v);
+		return 0;
 	case O_CONN_TIMEOUT:
 		if (parse_number(v, 1, 86400, &d) < 0) {
 			snprintf(err, errlen, "%s: expected seconds from 1 to 86400, got \"%s\"",
@@ -287,7 +322,7 @@ int config_parse(struct config *c, int argc, char **argv, char *err,
 	c->default_timeout_s = 3600;
 	c->log_level = LOG_INFO;
 	c->log_format = LOG_LOGFMT;
-	c->max_connections = 1024;
+	c->max_connections = 4096;
 	c->conn_timeout_s = 30;
 
 	for (int i = 0; env_names[i]; i++) {
@@ -334,5 +369,6 @@ void config_release(struct config *c)
 	free(c->db);
 	free(c->handlers);
 	free(c->token);
+	free(c->cors_origin);
 	memset(c, 0, sizeof(*c));
 }

@@ -23,6 +23,7 @@ struct config {
 	int log_format;
 	int max_connections;
 	double conn_timeout_s;
+	char *cors_origin;	/* the one origin allowed by CORS, or NULL */
 };
 
 /* Fills c with defaults, then the environment, then argv (argv[0] is the

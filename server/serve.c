@@ -68,14 +68,36 @@ static void fix_stdio(void)
 }
 
 /* Raises the open-file limit as far as allowed: every connection and
- * worker takes descriptors. */
-static void raise_nofile(void)
+ * worker takes descriptors. Returns the limit now in force. */
+static long raise_nofile(void)
 {
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return rl.rlim_cur > (rlim_t)1 << 30 ? 1L << 30 : (long)rl.rlim_cur;
+}
+
+/* Keeps --max-connections within the open-file limit, leaving room for
+ * the database, the workers' sockets and the loop's own descriptors, so
+ * that the server refuses a connection with a 503 rather than running out
+ * of descriptors. */
+static void fit_connections(struct config *cfg, long nofile)
+{
+	long room = nofile - 64 - 2L * cfg->workers;
+
+	if (room < 16)
+		room = 16;
+	if (cfg->max_connections > room) {
+		LOG_WARN("fewer connections than --max-connections: open files are limited",
+			 LF_I("max_connections", room), LF_I("asked", cfg->max_connections),
+			 LF_I("nofile", nofile));
+		cfg->max_connections = (int)room;
 	}
 }
 
@@ -259,7 +281,7 @@ int serve_main(int argc, char **argv)
 		return 2;
 	}
 	log_setup(sv.cfg.log_level, sv.cfg.log_format);
-	raise_nofile();
+	fit_connections(&sv.cfg, raise_nofile());
 	signal(SIGPIPE, SIG_IGN);
 
 	sv.reg = registry_new();

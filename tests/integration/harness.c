@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -103,6 +104,10 @@ int server_try_start(struct server *s, const char *const *args, double timeout_s
 		fail_msg("fork: %s", strerror(errno));
 	if (pid == 0) {
 		int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		/* A test that fails half-way (or dies) must not leave its
+		 * server running. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 
 		dup2(fd, 1);
 		dup2(fd, 2);
