@@ -59,7 +59,7 @@ CORE_R = $(CORE_SRC:%.c=$(R)/%.o)
 CORE_A = $(CORE_SRC:%.c=$(A)/%.o)
 
 UNIT_TESTS = store jobreq frame meter config
-INTEGRATION_TESTS = api lifecycle cli abuse
+INTEGRATION_TESTS = api lifecycle cli abuse workers
 UNIT_BINS = $(UNIT_TESTS:%=$(A)/tests/unit/test_%)
 INTEGRATION_BINS = $(INTEGRATION_TESTS:%=$(A)/tests/integration/test_%)
 HARNESS = $(A)/tests/integration/harness.o
@@ -107,7 +107,14 @@ test: check-deps
 	@$(MAKE) --no-print-directory test-build
 	@tests/run $(UNIT_BINS) $(INTEGRATION_BINS)
 
-test-build: $(A)/batchd $(UNIT_BINS) $(INTEGRATION_BINS)
+# A plugin the reliability tests load (not part of batchd). Built without
+# sanitizers so that any build of batchd can load it.
+TEST_PLUGIN = build/tests/plugin/testhandlers.so
+$(TEST_PLUGIN): tests/plugin/testhandlers.c include/batchd.h
+	@mkdir -p $(dir $@)
+	$(call say,CC-SO)$(CC) $(WARN) $(DEFS) -g -O1 -fPIC -shared -o $@ $< $$(pkg-config --cflags --libs libcjson)
+
+test-build: $(A)/batchd $(UNIT_BINS) $(INTEGRATION_BINS) $(TEST_PLUGIN)
 
 clean:
 	rm -rf build batchd

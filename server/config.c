@@ -18,7 +18,8 @@
 enum {
 	O_LISTEN = 1000, O_DB, O_WORKERS, O_HANDLERS, O_TOKEN, O_TOKEN_FILE,
 	O_GRACE, O_MAX_BODY, O_MAX_TASKS, O_TIMEOUT, O_LOG_LEVEL, O_LOG_FORMAT,
-	O_MAX_CONN, O_CONN_TIMEOUT, O_CORS_ORIGIN, O_HELP,
+	O_MAX_CONN, O_CONN_TIMEOUT, O_CORS_ORIGIN, O_MAX_TASKS_PER_WORKER,
+	O_WORKER_MEMORY, O_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -37,6 +38,8 @@ static const struct option long_opts[] = {
 	{ "max-connections", required_argument, NULL, O_MAX_CONN },
 	{ "connection-timeout", required_argument, NULL, O_CONN_TIMEOUT },
 	{ "cors-origin", required_argument, NULL, O_CORS_ORIGIN },
+	{ "max-tasks-per-worker", required_argument, NULL, O_MAX_TASKS_PER_WORKER },
+	{ "worker-memory-limit", required_argument, NULL, O_WORKER_MEMORY },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -47,7 +50,8 @@ static const char *const env_names[] = {
 	"BATCHD_TOKEN", "BATCHD_TOKEN_FILE", "BATCHD_GRACE", "BATCHD_MAX_BODY",
 	"BATCHD_MAX_TASKS", "BATCHD_DEFAULT_TIMEOUT", "BATCHD_LOG_LEVEL",
 	"BATCHD_LOG_FORMAT", "BATCHD_MAX_CONNECTIONS",
-	"BATCHD_CONNECTION_TIMEOUT", "BATCHD_CORS_ORIGIN", NULL,
+	"BATCHD_CONNECTION_TIMEOUT", "BATCHD_CORS_ORIGIN",
+	"BATCHD_MAX_TASKS_PER_WORKER", "BATCHD_WORKER_MEMORY_LIMIT", NULL,
 };
 
 void config_usage(FILE *out)
@@ -86,6 +90,14 @@ void config_usage(FILE *out)
 	      "  --cors-origin ORIGIN   let pages from this one origin (like\n"
 	      "                         https://ops.example.com) call the API from a\n"
 	      "                         browser (BATCHD_CORS_ORIGIN; default: no CORS)\n"
+	      "  --max-tasks-per-worker N\n"
+	      "                         replace a worker after it has run N tasks\n"
+	      "                         (BATCHD_MAX_TASKS_PER_WORKER, default 0: never)\n"
+	      "  --worker-memory-limit SIZE\n"
+	      "                         replace a worker holding more than SIZE resident,\n"
+	      "                         e.g. 512M; the task it runs fails with an\n"
+	      "                         out-of-memory error (BATCHD_WORKER_MEMORY_LIMIT,\n"
+	      "                         default: no limit)\n"
 	      "  --log-level LEVEL      debug, info, warn or error (BATCHD_LOG_LEVEL,\n"
 	      "                         default info)\n"
 	      "  --log-format FORMAT    logfmt or json (BATCHD_LOG_FORMAT, default logfmt)\n"
@@ -292,6 +304,25 @@ static int apply(struct config *c, int opt, const char *v, const char *name,
 			return -1;
 		}
 		set_str(&c->cors_origin, v);
+		return 0;
+	case O_MAX_TASKS_PER_WORKER:
+		if (parse_number(v, 0, 1000000000, &d) < 0 || d != (int)d) {
+			snprintf(err, errlen,
+				 "%s: expected a whole number from 0 (never) to 1000000000, got \"%s\"",
+				 name, v);
+			return -1;
+		}
+		c->max_tasks_per_worker = (int)d;
+		return 0;
+	case O_WORKER_MEMORY:
+		n = config_parse_size(v);
+		if (n != 0 && (n < (16 << 20) || n > (1LL << 50))) {
+			snprintf(err, errlen,
+				 "%s: expected a size of at least 16M (like 512M or 2G), or 0, got \"%s\"",
+				 name, v);
+			return -1;
+		}
+		c->worker_memory_limit = n;
 		return 0;
 	case O_CONN_TIMEOUT:
 		if (parse_number(v, 1, 86400, &d) < 0) {

@@ -503,7 +503,7 @@ void sched_dispatch(struct sched *s)
 			struct wslot *w = &s->slots[i];
 			struct ljob *j;
 
-			if (!w->ready || w->kill)
+			if (!w->ready || w->kill || !pool_accepts(s->pool, i, w->len))
 				continue;
 			j = next_job(s);
 			if (!j)
@@ -677,10 +677,15 @@ static void ev_ready(void *ctx, int slot)
 
 /* Why a worker ended, for the error of the task it was running. */
 static void describe_exit(struct buf *b, int status, enum kill_reason why,
-			  int64_t timeout_ms)
+			  int64_t timeout_ms, const struct pool_info *info,
+			  int64_t memory_limit)
 {
 	if (why == KILL_TIMEOUT) {
 		buf_addf(b, "timed out after %g s (worker killed)", (double)timeout_ms / 1000);
+	} else if (info->over_memory) {
+		buf_addf(b, "worker exceeded the memory limit (%lld MiB): %lld MiB resident "
+			 "(worker killed; --worker-memory-limit)",
+			 (long long)(memory_limit >> 20), (long long)(info->over_memory >> 20));
 	} else if (WIFSIGNALED(status)) {
 		const char *abbr = sigabbrev_np(WTERMSIG(status));
 
@@ -714,7 +719,8 @@ static void ev_exited(void *ctx, int slot, int status)
 			if (k == 0 && !clean && why != KILL_SHUTDOWN) {
 				struct buf msg = BUF_INIT;
 
-				describe_exit(&msg, status, why, e->job->row.timeout_ms);
+				describe_exit(&msg, status, why, e->job->row.timeout_ms,
+					      pool_info(s->pool, slot), pool_memory_limit(s->pool));
 				LOG_WARN(why == KILL_TIMEOUT ? "task timed out" : "worker died",
 					 LF_I("job", e->job->row.id), LF_I("task", e->idx),
 					 LF_I("worker", worker_id(s, slot)), LF_S("error", msg.data));

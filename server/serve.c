@@ -323,6 +323,8 @@ int serve_main(int argc, char **argv)
 		goto out;
 	}
 	pcfg.size = sv.cfg.workers;
+	pcfg.max_tasks = sv.cfg.max_tasks_per_worker;
+	pcfg.max_rss = sv.cfg.worker_memory_limit;
 	sv.pool = pool_new(sv.loop, sv.reg, &pcfg, sched_pool_events(), sv.sched);
 	sched_set_pool(sv.sched, sv.pool);
 	if (pool_start(sv.pool, err, sizeof(err)) < 0) {

@@ -29,6 +29,7 @@
 #include <cjson/cJSON.h>
 
 #include "../lib/buf.h"
+#include "../lib/clock.h"
 #include "../lib/utf8.h"
 #include "registry.h"
 #include "worker.h"
@@ -255,6 +256,8 @@ static int command_run(void *state, struct batchd_task *task, const char *input,
 	struct buf obuf = BUF_INIT, ebuf = BUF_INIT, pbuf = BUF_INIT;
 	size_t in_len = strlen(input), in_off = 0;
 	const char *extra = NULL;
+	char over[128];
+	int64_t limit = worker_memory_limit(), checked_us = 0;
 	char *envp[256 + 8];
 	char ejob[48], etask[48], eatt[48];
 	size_t ne = 0;
@@ -324,6 +327,15 @@ static int command_run(void *state, struct batchd_task *task, const char *input,
 		if (poll(p, (nfds_t)np, 50) < 0 && errno != EINTR)
 			break;
 		worker_progress_flush(task);
+		/* The program is held to the worker's memory limit. */
+		if (limit && !extra && clock_mono_us() - checked_us >= 20000 &&
+		    (checked_us = clock_mono_us(), worker_resident(pid) > limit)) {
+			snprintf(over, sizeof(over),
+				 "the program exceeded the memory limit of %lld MiB, --worker-memory-limit",
+				 (long long)(limit >> 20));
+			extra = over;
+			kill(pid, SIGKILL);
+		}
 		for (int i = 0; i < np; i++) {
 			char chunk[65536];
 			ssize_t n;
