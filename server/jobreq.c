@@ -38,6 +38,23 @@ static int bad_number(const cJSON *v, struct buf *path)
 	return 0;
 }
 
+/* The offset of the first \u0000 escape in a valid JSON text, or -1. The
+ * parser turns it into a NUL that ends the C string: "args\u0000" would
+ * name the handler "args", and a task input would be cut short. */
+static long nul_escape(const char *body, size_t len)
+{
+	/* In valid JSON every backslash is in a string and starts an
+	 * escape, so a scan two bytes at a time is enough. */
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (body[i] != '\\')
+			continue;
+		if (body[i + 1] == 'u' && i + 5 < len && !memcmp(body + i + 2, "0000", 4))
+			return (long)i;
+		i++;
+	}
+	return -1;
+}
+
 static int whole(double v, double lo, double hi)
 {
 	return isfinite(v) && v == floor(v) && v >= lo && v <= hi;
@@ -79,6 +96,11 @@ int jobreq_parse(struct jobreq *r, const char *body, size_t len,
 		*code = "bad_json";
 		snprintf(msg, msglen, "malformed JSON at byte %zu", off);
 		return 400;
+	}
+	if (nul_escape(body, len) >= 0) {
+		snprintf(msg, msglen, "a string holds \\u0000 (at byte %ld); batchd cannot store it",
+			 nul_escape(body, len));
+		goto fail400;
 	}
 	if (!cJSON_IsObject(r->doc)) {
 		snprintf(msg, msglen, "the body must be a JSON object");

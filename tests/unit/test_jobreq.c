@@ -115,6 +115,25 @@ static void test_refusals(void **state)
 		"invalid_request", "tasks[0].steps");
 	refused("{\"handler\": \"fail\", \"tasks\": [{\"message\": 1}]}", 400, "invalid_request",
 		"tasks[0].message");
+	/* \u0000 would end the string early: "noop\u0000x" named "noop". */
+	refused("{\"handler\": \"noop\\u0000x\", \"tasks\": [1]}", 400, "invalid_request",
+		"\\u0000 (at byte 17)");
+	refused("{\"handler\": \"echo\", \"tasks\": [\"a\\u0000b\"]}", 400, "invalid_request",
+		"\\u0000");
+}
+
+static void test_escaped_backslash_is_not_nul(void **state)
+{
+	struct jobreq r;
+	const char *code;
+	char msg[256];
+
+	(void)state;
+	assert_int_equal(parse("{\"handler\": \"echo\", \"tasks\": [\"\\\\u0000\", \"\\u00001\"]}",
+			       &r, &code, msg, sizeof(msg)), 400);
+	assert_int_equal(parse("{\"handler\": \"echo\", \"tasks\": [\"\\\\u0000\"]}",
+			       &r, &code, msg, sizeof(msg)), 0);
+	jobreq_release(&r);
 }
 
 /* A NUL byte inside the body does not end it: what follows is still
@@ -164,6 +183,7 @@ int main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_deep_nesting),
 		cmocka_unit_test(test_nul_inside_body),
+		cmocka_unit_test(test_escaped_backslash_is_not_nul),
 	};
 
 	return cmocka_run_group_tests_name("jobreq", tests, group_setup, group_teardown);
