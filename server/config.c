@@ -19,7 +19,7 @@ enum {
 	O_LISTEN = 1000, O_DB, O_WORKERS, O_HANDLERS, O_TOKEN, O_TOKEN_FILE,
 	O_GRACE, O_MAX_BODY, O_MAX_TASKS, O_TIMEOUT, O_LOG_LEVEL, O_LOG_FORMAT,
 	O_MAX_CONN, O_CONN_TIMEOUT, O_CORS_ORIGIN, O_MAX_TASKS_PER_WORKER,
-	O_WORKER_MEMORY, O_HELP,
+	O_WORKER_MEMORY, O_USER, O_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -40,6 +40,7 @@ static const struct option long_opts[] = {
 	{ "cors-origin", required_argument, NULL, O_CORS_ORIGIN },
 	{ "max-tasks-per-worker", required_argument, NULL, O_MAX_TASKS_PER_WORKER },
 	{ "worker-memory-limit", required_argument, NULL, O_WORKER_MEMORY },
+	{ "user", required_argument, NULL, O_USER },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -51,7 +52,8 @@ static const char *const env_names[] = {
 	"BATCHD_MAX_TASKS", "BATCHD_DEFAULT_TIMEOUT", "BATCHD_LOG_LEVEL",
 	"BATCHD_LOG_FORMAT", "BATCHD_MAX_CONNECTIONS",
 	"BATCHD_CONNECTION_TIMEOUT", "BATCHD_CORS_ORIGIN",
-	"BATCHD_MAX_TASKS_PER_WORKER", "BATCHD_WORKER_MEMORY_LIMIT", NULL,
+	"BATCHD_MAX_TASKS_PER_WORKER", "BATCHD_WORKER_MEMORY_LIMIT", "BATCHD_USER",
+	NULL,
 };
 
 void config_usage(FILE *out)
@@ -98,6 +100,9 @@ void config_usage(FILE *out)
 	      "                         e.g. 512M; the task it runs fails with an\n"
 	      "                         out-of-memory error (BATCHD_WORKER_MEMORY_LIMIT,\n"
 	      "                         default: no limit)\n"
+	      "  --user NAME            started as root: after binding, run as this user\n"
+	      "                         (server, workers and handlers); the database and\n"
+	      "                         its directory must be writable by it (BATCHD_USER)\n"
 	      "  --log-level LEVEL      debug, info, warn or error (BATCHD_LOG_LEVEL,\n"
 	      "                         default info)\n"
 	      "  --log-format FORMAT    logfmt or json (BATCHD_LOG_FORMAT, default logfmt)\n"
@@ -324,6 +329,13 @@ static int apply(struct config *c, int opt, const char *v, const char *name,
 		}
 		c->worker_memory_limit = n;
 		return 0;
+	case O_USER:
+		if (!*v) {
+			snprintf(err, errlen, "%s: empty user name", name);
+			return -1;
+		}
+		set_str(&c->user, v);
+		return 0;
 	case O_CONN_TIMEOUT:
 		if (parse_number(v, 1, 86400, &d) < 0) {
 			snprintf(err, errlen, "%s: expected seconds from 1 to 86400, got \"%s\"",
@@ -401,5 +413,6 @@ void config_release(struct config *c)
 	free(c->handlers);
 	free(c->token);
 	free(c->cors_origin);
+	free(c->user);
 	memset(c, 0, sizeof(*c));
 }

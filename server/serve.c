@@ -10,7 +10,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netdb.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +101,40 @@ static void fit_connections(struct config *cfg, long nofile)
 			 LF_I("nofile", nofile));
 		cfg->max_connections = (int)room;
 	}
+}
+
+/*
+ * Becomes user name for good: its groups, its gid, its uid (real, effective
+ * and saved), then checks that root cannot be taken back. Started as that
+ * user already, there is nothing to do. 0, or -1 with a message.
+ */
+static int drop_privileges(const char *name, char *err, size_t errlen)
+{
+	struct passwd *pw = getpwnam(name);
+
+	if (!pw) {
+		snprintf(err, errlen, "--user %s: no such user", name);
+		return -1;
+	}
+	if (getuid() != 0 || geteuid() != 0) {
+		if (getuid() == pw->pw_uid && geteuid() == pw->pw_uid)
+			return 0;
+		snprintf(err, errlen, "--user %s: batchd must be started as root to switch users",
+			 name);
+		return -1;
+	}
+	if (initgroups(name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0) {
+		snprintf(err, errlen, "--user %s: cannot switch to it: %s", name, strerror(errno));
+		return -1;
+	}
+	if (pw->pw_uid != 0 && (setuid(0) == 0 || seteuid(0) == 0 || setgid(0) == 0 ||
+				getuid() != pw->pw_uid || geteuid() != pw->pw_uid ||
+				getgid() != pw->pw_gid || getegid() != pw->pw_gid)) {
+		snprintf(err, errlen, "--user %s: root privileges could be taken back", name);
+		return -1;
+	}
+	return 0;
 }
 
 /* Binds the listening socket for "host:port" ("[::1]:80" for IPv6). */
@@ -284,6 +320,19 @@ int serve_main(int argc, char **argv)
 	fit_connections(&sv.cfg, raise_nofile());
 	signal(SIGPIPE, SIG_IGN);
 
+	/* Only binding may need root (a port below 1024): with --user,
+	 * everything after it — reading the handlers file, loading plugins,
+	 * creating and writing the database, the workers and the programs
+	 * they start — runs as that user. */
+	sv.listen_fd = listen_on(sv.cfg.listen, bound, sizeof(bound), err, sizeof(err));
+	if (sv.listen_fd < 0) {
+		fprintf(stderr, "batchd serve: %s\n", err);
+		goto out;
+	}
+	if (sv.cfg.user && drop_privileges(sv.cfg.user, err, sizeof(err)) < 0) {
+		fprintf(stderr, "batchd serve: %s\n", err);
+		goto out;
+	}
 	sv.reg = registry_new();
 	if (sv.cfg.handlers &&
 	    registry_load_file(sv.reg, sv.cfg.handlers, err, sizeof(err)) < 0) {
@@ -292,11 +341,6 @@ int serve_main(int argc, char **argv)
 	}
 	sv.store = store_open(sv.cfg.db, err, sizeof(err));
 	if (!sv.store) {
-		fprintf(stderr, "batchd serve: %s\n", err);
-		goto out;
-	}
-	sv.listen_fd = listen_on(sv.cfg.listen, bound, sizeof(bound), err, sizeof(err));
-	if (sv.listen_fd < 0) {
 		fprintf(stderr, "batchd serve: %s\n", err);
 		goto out;
 	}
@@ -346,7 +390,8 @@ int serve_main(int argc, char **argv)
 	sv.listen_fd = -1;	/* the daemon owns it now */
 	LOG_INFO("listening", LF_S("addr", bound), LF_S("db", sv.cfg.db),
 		 LF_I("workers", sv.cfg.workers), LF_I("handlers", registry_count(sv.reg)),
-		 LF_S("version", BATCHD_VERSION), LF_S("auth", sv.cfg.token ? "token" : "none"));
+		 LF_S("version", BATCHD_VERSION), LF_S("auth", sv.cfg.token ? "token" : "none"),
+		 LF_I("uid", (long long)getuid()));
 
 	if (run(&sv) == 0) {
 		LOG_INFO("stopped");
