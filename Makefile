@@ -59,7 +59,7 @@ CORE_R = $(CORE_SRC:%.c=$(R)/%.o)
 CORE_A = $(CORE_SRC:%.c=$(A)/%.o)
 
 UNIT_TESTS = store jobreq frame meter config
-INTEGRATION_TESTS = api lifecycle cli abuse workers security
+INTEGRATION_TESTS = api lifecycle cli abuse workers security crash storage
 UNIT_BINS = $(UNIT_TESTS:%=$(A)/tests/unit/test_%)
 INTEGRATION_BINS = $(INTEGRATION_TESTS:%=$(A)/tests/integration/test_%)
 HARNESS = $(A)/tests/integration/harness.o
