@@ -14,6 +14,32 @@ static const char *const fields[] = {
 	"handler", "tasks", "name", "timeout_s", "max_attempts", "priority", NULL
 };
 
+/* Appends a key or name from the request for an error message: at most
+ * max bytes (cut at a character), control characters escaped, so that the
+ * message stays one line of valid UTF-8. */
+static void add_quoted(struct buf *b, const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n > max) {
+		n = max;
+		while (n && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '\n')
+			buf_adds(b, "\\n");
+		else if (c < 0x20 || c == 0x7f)
+			buf_addf(b, "\\x%02x", c);
+		else
+			buf_addc(b, (char)c);
+	}
+	if (n < strlen(s))
+		buf_adds(b, "...");
+}
+
 /* Finds the first number in v that JSON cannot carry back (1e999 parses as
  * infinity); writes its path after prefix into path. */
 static int bad_number(const cJSON *v, struct buf *path)
@@ -28,7 +54,10 @@ static int bad_number(const cJSON *v, struct buf *path)
 		if (cJSON_IsArray(v))
 			buf_addf(path, "[%d]", i);
 		else
-			buf_addf(path, ".%s", c->string);
+		{
+			buf_addc(path, '.');
+			add_quoted(path, c->string, 100);
+		}
 		if (bad_number(c, path))
 			return 1;
 		path->len = mark;
@@ -60,7 +89,7 @@ static int whole(double v, double lo, double hi)
 	return isfinite(v) && v == floor(v) && v >= lo && v <= hi;
 }
 
-int jobreq_parse(struct jobreq *r, const char *body, size_t len,
+static int parse(struct jobreq *r, const char *body, size_t len,
 		 const struct registry *reg, const struct jobreq_limits *lim,
 		 const char **code, char *msg, size_t msglen)
 {
@@ -112,7 +141,11 @@ int jobreq_parse(struct jobreq *r, const char *body, size_t len,
 		for (int k = 0; fields[k]; k++)
 			known |= !strcmp(f->string, fields[k]);
 		if (!known) {
-			snprintf(msg, msglen, "unknown field \"%.100s\"", f->string);
+			struct buf q = BUF_INIT;
+
+			add_quoted(&q, f->string, 100);
+			snprintf(msg, msglen, "unknown field \"%s\"", q.data);
+			buf_release(&q);
 			goto fail400;
 		}
 	}
@@ -134,8 +167,12 @@ int jobreq_parse(struct jobreq *r, const char *body, size_t len,
 		for (int k = 0; k < registry_count(reg) && names.len < 300; k++)
 			buf_addf(&names, "%s%s", k ? ", " : "", registry_get(reg, k)->name);
 		*code = "unknown_handler";
-		snprintf(msg, msglen, "unknown handler \"%.100s\"; this server has: %s",
-			 r->handler, names.data);
+		struct buf q = BUF_INIT;
+
+		add_quoted(&q, r->handler, 100);
+		snprintf(msg, msglen, "unknown handler \"%s\"; this server has: %s",
+			 q.data, names.data);
+		buf_release(&q);
 		buf_release(&names);
 		jobreq_release(r);
 		return 422;
@@ -231,6 +268,19 @@ int jobreq_parse(struct jobreq *r, const char *body, size_t len,
 fail400:
 	jobreq_release(r);
 	return 400;
+}
+
+int jobreq_parse(struct jobreq *r, const char *body, size_t len,
+		 const struct registry *reg, const struct jobreq_limits *lim,
+		 const char **code, char *msg, size_t msglen)
+{
+	int status = parse(r, body, len, reg, lim, code, msg, msglen);
+	size_t bad;
+
+	/* A message cut short by its buffer may end inside a character. */
+	if (status && !utf8_valid(msg, strlen(msg), &bad))
+		msg[bad] = '\0';
+	return status;
 }
 
 void jobreq_release(struct jobreq *r)

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "../../lib/utf8.h"
 #include "../../server/jobreq.h"
 
 static struct registry *reg;
@@ -161,6 +162,32 @@ static void test_nul_inside_body(void **state)
 	assert_string_equal(code, "bad_json");
 }
 
+/* Found by tests/fuzz/fuzz_jobreq: a key with a newline made a message of
+ * two lines. Quoted keys and names are escaped and cut at a character. */
+static void test_message_is_one_line(void **state)
+{
+	struct jobreq r;
+	const char *code;
+	char msg[512];
+	char body[1024];
+
+	(void)state;
+	assert_int_equal(parse(" \r\n\t{\"ha\\ndler\":\"noop\",\"tasks\":[1]}\n", &r, &code,
+			       msg, sizeof(msg)), 400);
+	assert_string_equal(msg, "unknown field \"ha\\ndler\"");
+	assert_int_equal(parse("{\"handler\": \"a\\tb\", \"tasks\": [1]}", &r, &code, msg,
+			       sizeof(msg)), 422);
+	assert_non_null(strstr(msg, "unknown handler \"a\\x09b\""));
+	assert_int_equal(parse("{\"handler\": \"echo\", \"tasks\": [{\"k\\r\": 1e999}]}", &r,
+			       &code, msg, sizeof(msg)), 400);
+	assert_string_equal(msg, "tasks[0].k\\x0d: number out of range");
+	/* 99 ASCII bytes then a 2-byte character: cut before it. */
+	snprintf(body, sizeof(body), "{\"%099d\xc3\xa9x\": 1}", 0);
+	assert_int_equal(parse(body, &r, &code, msg, sizeof(msg)), 400);
+	assert_non_null(strstr(msg, "0...\""));
+	assert_true(utf8_valid(msg, strlen(msg), NULL));
+}
+
 /* Nesting deeper than the parser allows is refused, not a crash. */
 static void test_deep_nesting(void **state)
 {
@@ -184,6 +211,7 @@ int main(void)
 		cmocka_unit_test(test_deep_nesting),
 		cmocka_unit_test(test_nul_inside_body),
 		cmocka_unit_test(test_escaped_backslash_is_not_nul),
+		cmocka_unit_test(test_message_is_one_line),
 	};
 
 	return cmocka_run_group_tests_name("jobreq", tests, group_setup, group_teardown);
