@@ -3,6 +3,8 @@
 #   make            ./batchd (optimized)
 #   make run        build, then serve on http://127.0.0.1:8080 with ./batchd.db
 #   make test       every test, under AddressSanitizer and UBSan
+#   make fuzz       the fuzz targets (tests/fuzz/), FUZZ_SECONDS each (60)
+#   make valgrind   the integration tests against batchd under valgrind
 #   make bench      the benchmark (bench/), not a test
 #   make deps       install the Debian packages the build and tests need
 #   make clean
@@ -19,7 +21,7 @@ TEST_PKGS = cmocka
 # Debian packages: what the build and the tests need.
 DEB_BUILD = build-essential pkg-config libmicrohttpd-dev libcjson-dev \
 	libsqlite3-dev libcurl4-openssl-dev
-DEB_TEST = libcmocka-dev python3 curl procps
+DEB_TEST = libcmocka-dev python3 curl procps clang libclang-rt-14-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
@@ -64,7 +66,8 @@ UNIT_BINS = $(UNIT_TESTS:%=$(A)/tests/unit/test_%)
 INTEGRATION_BINS = $(INTEGRATION_TESTS:%=$(A)/tests/integration/test_%)
 HARNESS = $(A)/tests/integration/harness.o
 
-.PHONY: all run test test-unit test-integration bench deps check-deps clean
+.PHONY: all run test test-unit test-integration bench deps check-deps clean \
+	fuzz fuzz-build
 
 all: batchd
 
@@ -92,7 +95,34 @@ $(A)/tests/integration/test_%: $(A)/tests/integration/test_%.o $(HARNESS) $(A)/l
 # Installs what is missing, only when something is.
 check-deps:
 	@pkg-config --exists $(PKGS) $(TEST_PKGS) && command -v python3 >/dev/null \
-		&& command -v curl >/dev/null || $(MAKE) --no-print-directory deps
+		&& command -v curl >/dev/null && command -v clang >/dev/null \
+		&& [ -e "$$(clang -print-runtime-dir)/libclang_rt.fuzzer-x86_64.a" ] \
+		|| $(MAKE) --no-print-directory deps
+
+# Fuzz targets: libFuzzer with ASan and UBSan, built by clang from the same
+# sources. Seeds in tests/fuzz/corpus_*; see tests/fuzz/run.
+FUZZ_SECONDS ?= 60
+FUZZ_CC = clang
+FUZZ_CFLAGS = $(WARN) $(DEFS) -g -O1 $(PKG_CFLAGS) \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+F = build/fuzz
+FUZZ_BINS = $(F)/fuzz_jobreq $(F)/fuzz_frame
+FUZZ_JOBREQ_SRC = tests/fuzz/fuzz_jobreq.c server/jobreq.c $(LIB_SRC) $(WORKER_SRC)
+FUZZ_FRAME_SRC = tests/fuzz/fuzz_frame.c workers/frame.c lib/buf.c
+
+$(F)/fuzz_jobreq: $(FUZZ_JOBREQ_SRC) $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(call say,FUZZ)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_JOBREQ_SRC) $(LIBS)
+
+$(F)/fuzz_frame: $(FUZZ_FRAME_SRC) $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(call say,FUZZ)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_FRAME_SRC)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: check-deps
+	@$(MAKE) --no-print-directory fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run
 
 deps:
 	$(SUDO) apt-get update
@@ -103,9 +133,10 @@ run: check-deps
 	@$(MAKE) --no-print-directory batchd
 	./batchd serve --listen 127.0.0.1:8080 --db ./batchd.db
 
+# Every test, then each fuzz target for FUZZ_SECONDS (60): CI runs this.
 test: check-deps
-	@$(MAKE) --no-print-directory test-build
-	@tests/run $(UNIT_BINS) $(INTEGRATION_BINS)
+	@$(MAKE) --no-print-directory test-build fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run $(UNIT_BINS) $(INTEGRATION_BINS) tests/fuzz/run
 
 # A plugin the reliability tests load (not part of batchd). Built without
 # sanitizers so that any build of batchd can load it.
