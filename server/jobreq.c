@@ -140,6 +140,12 @@ static int parse(struct jobreq *r, const char *body, size_t len,
 
 		for (int k = 0; fields[k]; k++)
 			known |= !strcmp(f->string, fields[k]);
+		/* A field given twice could be read one way here and another
+		 * way by a proxy in front: refuse it. */
+		if (known && cJSON_GetObjectItemCaseSensitive(r->doc, f->string) != f) {
+			snprintf(msg, msglen, "field \"%s\" is given twice", f->string);
+			goto fail400;
+		}
 		if (!known) {
 			struct buf q = BUF_INIT;
 

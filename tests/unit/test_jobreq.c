@@ -116,6 +116,10 @@ static void test_refusals(void **state)
 		"invalid_request", "tasks[0].steps");
 	refused("{\"handler\": \"fail\", \"tasks\": [{\"message\": 1}]}", 400, "invalid_request",
 		"tasks[0].message");
+	refused("{\"handler\": \"noop\", \"handler\": \"crash\", \"tasks\": [1]}", 400,
+		"invalid_request", "field \"handler\" is given twice");
+	refused("{\"handler\": \"noop\", \"tasks\": [1], \"priority\": 1, \"priority\": 2}", 400,
+		"invalid_request", "field \"priority\" is given twice");
 	/* \u0000 would end the string early: "noop\u0000x" named "noop". */
 	refused("{\"handler\": \"noop\\u0000x\", \"tasks\": [1]}", 400, "invalid_request",
 		"\\u0000 (at byte 17)");
