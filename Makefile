@@ -21,7 +21,7 @@ TEST_PKGS = cmocka
 # Debian packages: what the build and the tests need.
 DEB_BUILD = build-essential pkg-config libmicrohttpd-dev libcjson-dev \
 	libsqlite3-dev libcurl4-openssl-dev
-DEB_TEST = libcmocka-dev python3 curl procps clang libclang-rt-14-dev
+DEB_TEST = libcmocka-dev python3 curl procps clang libclang-rt-14-dev valgrind
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
@@ -67,7 +67,7 @@ INTEGRATION_BINS = $(INTEGRATION_TESTS:%=$(A)/tests/integration/test_%)
 HARNESS = $(A)/tests/integration/harness.o
 
 .PHONY: all run test test-unit test-integration bench deps check-deps clean \
-	fuzz fuzz-build
+	fuzz fuzz-build valgrind
 
 all: batchd
 
@@ -119,6 +119,28 @@ $(F)/fuzz_frame: $(FUZZ_FRAME_SRC) $(wildcard */*.h)
 	$(call say,FUZZ)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_FRAME_SRC)
 
 fuzz-build: $(FUZZ_BINS)
+
+# The integration tests against a debug build of batchd (no sanitizers)
+# run under valgrind's memcheck; see tests/valgrind/batchd. Not part of
+# make test: it takes a long while.
+D = build/debug
+CORE_D = $(CORE_SRC:%.c=$(D)/%.o)
+DEBUG_CFLAGS = $(CFLAGS_BASE) -O0
+
+$(D)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call say,CC-DEBUG)$(CC) $(DEBUG_CFLAGS) -c -o $@ $<
+
+$(D)/batchd: $(CORE_D) $(D)/$(MAIN_SRC:.c=.o)
+	$(call say,LINK)$(CC) -o $@ $^ $(LDFLAGS_BASE) $(LIBS)
+
+valgrind: check-deps
+	@command -v valgrind >/dev/null || $(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory test-build $(D)/batchd
+	rm -rf build/valgrind
+	BATCHD_BIN=tests/valgrind/batchd BATCHD_VALGRIND=1 TEST_TIMEOUT=3600 \
+		tests/run $(INTEGRATION_BINS)
+	tests/valgrind/check
 
 fuzz: check-deps
 	@$(MAKE) --no-print-directory fuzz-build

@@ -389,7 +389,20 @@ int worker_main(int sock, int id, const struct registry *reg)
 		if (w.hs[i].ready && h->ops->fini)
 			h->ops->fini(w.hs[i].state);
 	}
-	/* The rest of the memory is the server's, inherited at fork; the
-	 * process ends here without tidying it. */
+	/* What the worker allocated itself goes back (a leak checker then
+	 * finds what a handler loses); the rest of the memory is the
+	 * server's, inherited at fork, and the process ends without tidying
+	 * it. */
+	while (w.head) {
+		struct wtask *t = w.head;
+
+		w.head = t->next;
+		free(t);
+	}
+	for (int i = 0; i < n; i++)
+		free(w.hs[i].error);
+	free(w.hs);
+	buf_release(&w.in);
+	buf_release(&w.out);
 	return 0;
 }
