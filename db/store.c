@@ -556,6 +556,12 @@ static void rollback(struct store *s)
 	s->in_txn = 0;
 }
 
+void store_rollback(struct store *s)
+{
+	if (s->in_txn)
+		rollback(s);
+}
+
 int store_commit(struct store *s)
 {
 	sqlite3_stmt *st;

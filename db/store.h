@@ -113,6 +113,8 @@ int64_t store_size(struct store *s);
 int store_begin(struct store *s);
 int store_commit(struct store *s);
 int store_in_txn(struct store *s);
+/* Drops the group transaction, if one is open: none of its writes land. */
+void store_rollback(struct store *s);
 
 /*
  * Inserts job (id, created_at and state are set here) and its total tasks,

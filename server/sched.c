@@ -828,6 +828,7 @@ int sched_load(struct sched *s, char *err, size_t errlen)
 	    (jobs = store_jobs_active(s->store, load_job, &l)) < 0 || l.failed ||
 	    store_commit(s->store) < 0) {
 		snprintf(err, errlen, "cannot load jobs: %s", store_errmsg(s->store));
+		store_rollback(s->store);
 		return -1;
 	}
 	for (struct ljob *j = s->jobs; j; j = j->next) {
@@ -1218,8 +1219,10 @@ static void resync(struct sched *s)
 
 	LOG_ERROR("database write failed; reloading jobs from the database",
 		  LF_S("error", store_errmsg(s->store)));
-	if (store_in_txn(s->store))
-		store_commit(s->store);	/* fails and rolls back, or lands */
+	/* A group in which a write failed must not land, not even if the
+	 * commit would now succeed: its other writes (a job's counts) would
+	 * disagree with what is missing. */
+	store_rollback(s->store);
 	for (int i = 0; i < s->nslots; i++) {
 		struct wslot *w = &s->slots[i];
 

@@ -292,6 +292,30 @@ static void test_jobs_lists_delete_totals(void **state)
 	assert_true(add_job(f->s, 1, NULL) > b);
 }
 
+/* A rolled-back group leaves nothing behind. */
+static void test_rollback(void **state)
+{
+	struct fixture *f = *state;
+	int64_t id = add_job(f->s, 2, NULL), counts[ST_COUNT];
+	struct store_job j;
+
+	assert_int_equal(store_begin(f->s), 0);
+	assert_int_equal(store_task_finish(f->s, id, 0, ST_SUCCEEDED, 1, 1, 1, 2, "1", 1,
+					   NULL, 0, -1, NULL), 0);
+	assert_int_equal(store_job_get(f->s, id, &j), 0);
+	j.succeeded = 1;
+	assert_int_equal(store_job_save(f->s, &j), 0);
+	store_job_release(&j);
+	store_rollback(f->s);
+	assert_false(store_in_txn(f->s));
+	store_rollback(f->s);	/* none open: nothing to do */
+	assert_int_equal(store_job_recount(f->s, id, counts), 0);
+	assert_int_equal(counts[ST_QUEUED], 2);
+	assert_int_equal(store_job_get(f->s, id, &j), 0);
+	assert_int_equal(j.succeeded, 0);
+	store_job_release(&j);
+}
+
 /* A failed insert writes nothing: the key is still free afterwards. */
 static void test_insert_is_atomic(void **state)
 {
@@ -388,6 +412,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_requeue_running, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jobs_lists_delete_totals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_insert_is_atomic, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuses_corrupt_pages, setup, teardown),
 	};
