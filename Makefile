@@ -144,9 +144,8 @@ valgrind: check-deps
 	@command -v valgrind >/dev/null || $(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory test-build $(D)/batchd
 	rm -rf build/valgrind
-	BATCHD_BIN=tests/valgrind/batchd BATCHD_VALGRIND=1 TEST_TIMEOUT=3600 \
-		tests/run $(INTEGRATION_BINS)
-	tests/valgrind/check
+	@BATCHD_BIN=tests/valgrind/batchd TEST_TIMEOUT=3600 tests/run $(INTEGRATION_BINS); \
+	status=$$?; tests/valgrind/check && exit $$status
 
 fuzz: check-deps
 	@$(MAKE) --no-print-directory fuzz-build

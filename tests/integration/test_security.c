@@ -7,7 +7,9 @@
  */
 #include "harness.h"
 
+#include <dirent.h>
 #include <grp.h>
+#include <signal.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,11 +209,46 @@ static int add_user(void **state)
 	return 0;
 }
 
+static struct server user_server;
+
+/* Kills every process left running as the test user (a server that
+ * switched to it is no longer killed with the test, since a change of
+ * user clears the parent-death signal), then removes the user. */
 static int del_user(void **state)
 {
+	struct passwd *pw = user[0] ? getpwnam(user) : NULL;
+	DIR *d;
+	struct dirent *e;
+
 	(void)state;
-	if (user[0] && getpwnam(user))
-		sh("userdel %s", user);
+	if (user_server.pid)
+		server_kill(&user_server);
+	if (user_server.dir[0])
+		server_free(&user_server);
+	if (!pw)
+		return 0;
+	d = opendir("/proc");
+	while (d && (e = readdir(d))) {
+		char path[300], line[256];
+		FILE *f;
+		pid_t pid = (pid_t)atoi(e->d_name);
+		unsigned uid;
+
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "Uid: %u", &uid) == 1 && uid == pw->pw_uid)
+				kill(pid, SIGKILL);
+		fclose(f);
+	}
+	if (d)
+		closedir(d);
+	for (int i = 0; i < 100 && sh("userdel %s 2>/dev/null", user); i++)
+		usleep(50000);
 	return 0;
 }
 
@@ -259,9 +296,9 @@ static int no_capabilities(pid_t pid)
  * and the programs they start all run as that user, for good. */
 static void test_user_drops_root(void **state)
 {
-	struct server s;
+	struct server *s = &user_server;
 	struct passwd *pw;
-	char hf[400], text[1024], cmd[1200];
+	char hf[400], text[1024], cmd[4096];
 	struct stat st;
 	pid_t kids[16];
 	int nkids;
@@ -274,73 +311,73 @@ static void test_user_drops_root(void **state)
 	}
 	pw = getpwnam(user);
 	assert_non_null(pw);
-	server_init(&s);
+	server_init(s);
 	/* The user's own directory for the database. */
-	assert_int_equal(chown(s.dir, pw->pw_uid, pw->pw_gid), 0);
+	assert_int_equal(chown(s->dir, pw->pw_uid, pw->pw_gid), 0);
 	snprintf(text, sizeof(text),
 		 "{\"handlers\": {\"uid\": {\"argv\": [\"id\", \"-u\"]}, \"gid\": {\"argv\": [\"id\", \"-g\"]},"
 		 " \"groups\": {\"argv\": [\"id\", \"-G\"]}}}");
-	write_file(&s, "handlers.json", text, 0644, hf, sizeof(hf));
+	write_file(s, "handlers.json", text, 0644, hf, sizeof(hf));
 	const char *args[] = { "--workers", "2", "--handlers", hf, "--user", user, NULL };
 
-	server_start(&s, args);
-	assert_true(ids_are(s.pid, "Uid", pw->pw_uid));
-	assert_true(ids_are(s.pid, "Gid", pw->pw_gid));
-	assert_true(no_capabilities(s.pid));
-	nkids = server_children(&s, kids, 16);
+	server_start(s, args);
+	assert_true(ids_are(s->pid, "Uid", pw->pw_uid));
+	assert_true(ids_are(s->pid, "Gid", pw->pw_gid));
+	assert_true(no_capabilities(s->pid));
+	nkids = server_children(s, kids, 16);
 	assert_int_equal(nkids, 2);
 	for (int i = 0; i < nkids; i++) {
 		assert_true(ids_are(kids[i], "Uid", pw->pw_uid));
 		assert_true(ids_are(kids[i], "Gid", pw->pw_gid));
 		assert_true(no_capabilities(kids[i]));
 	}
-	cJSON_Delete(wait_job(&s, submit(&s, "{\"handler\": \"uid\", \"tasks\": [null]}"),
+	cJSON_Delete(wait_job(s, submit(s, "{\"handler\": \"uid\", \"tasks\": [null]}"),
 			      "succeeded", 30));
-	cJSON_Delete(wait_job(&s, submit(&s, "{\"handler\": \"gid\", \"tasks\": [null]}"),
+	cJSON_Delete(wait_job(s, submit(s, "{\"handler\": \"gid\", \"tasks\": [null]}"),
 			      "succeeded", 30));
-	cJSON_Delete(wait_job(&s, submit(&s, "{\"handler\": \"groups\", \"tasks\": [null]}"),
+	cJSON_Delete(wait_job(s, submit(s, "{\"handler\": \"groups\", \"tasks\": [null]}"),
 			      "succeeded", 30));
-	t = api(&s, "GET", "/api/jobs/1/tasks/0", NULL, 200);
+	t = api(s, "GET", "/api/jobs/1/tasks/0", NULL, 200);
 	assert_int_equal(jnum(t, "result"), pw->pw_uid);
 	cJSON_Delete(t);
-	t = api(&s, "GET", "/api/jobs/2/tasks/0", NULL, 200);
+	t = api(s, "GET", "/api/jobs/2/tasks/0", NULL, 200);
 	assert_int_equal(jnum(t, "result"), pw->pw_gid);
 	cJSON_Delete(t);
 	/* Root's supplementary groups are gone. */
-	t = api(&s, "GET", "/api/jobs/3/tasks/0", NULL, 200);
+	t = api(s, "GET", "/api/jobs/3/tasks/0", NULL, 200);
 	assert_int_equal(jnum(t, "result"), pw->pw_gid);
 	cJSON_Delete(t);
 	/* The database is the user's. */
-	assert_int_equal(stat(s.db, &st), 0);
+	assert_int_equal(stat(s->db, &st), 0);
 	assert_int_equal(st.st_uid, pw->pw_uid);
 	snprintf(cmd, sizeof(cmd), " uid=%u", (unsigned)pw->pw_uid);
-	assert_true(server_log_has(&s, cmd));
-	assert_int_equal(server_stop(&s), 0);
+	assert_true(server_log_has(s, cmd));
+	assert_int_equal(server_stop(s), 0);
 
 	/* Refusals, each one line: an unknown user, a database the user
 	 * cannot write, a user switch attempted without root. */
 	snprintf(cmd, sizeof(cmd), "%s serve --listen 127.0.0.1:0 --db %s/x.db --user no-such-user-here"
-		 " > %s/out 2>&1; echo $? >> %s/out", batchd_bin(), s.dir, s.dir, s.dir);
+		 " > %s/out 2>&1; echo $? >> %s/out", batchd_bin(), s->dir, s->dir, s->dir);
 	sh("%s", cmd);
-	snprintf(cmd, sizeof(cmd), "%s/out", s.dir);
+	snprintf(cmd, sizeof(cmd), "%s/out", s->dir);
 	char *out = slurp(cmd);
 
 	assert_non_null(strstr(out, "batchd serve: --user no-such-user-here: no such user\n1\n"));
 	free(out);
-	sh("mkdir -p %s/rootonly && chmod 755 %s/rootonly", s.dir, s.dir);
+	sh("mkdir -p %s/rootonly && chmod 755 %s/rootonly", s->dir, s->dir);
 	sh("%s serve --listen 127.0.0.1:0 --db %s/rootonly/x.db --user %s > %s/out 2>&1; "
-	   "echo $? >> %s/out", batchd_bin(), s.dir, user, s.dir, s.dir);
+	   "echo $? >> %s/out", batchd_bin(), s->dir, user, s->dir, s->dir);
 	out = slurp(cmd);
 	print_message("%s", out);
 	assert_non_null(strstr(out, "/rootonly/x.db: Permission denied\n1\n"));
 	assert_ptr_equal(strchr(out, '\n'), strstr(out, "\n1\n"));	/* one line */
 	free(out);
 	sh("runuser -u %s -- %s serve --listen 127.0.0.1:0 --db %s/y.db --user root > %s/out 2>&1; "
-	   "echo $? >> %s/out", user, batchd_bin(), s.dir, s.dir, s.dir);
+	   "echo $? >> %s/out", user, batchd_bin(), s->dir, s->dir, s->dir);
 	out = slurp(cmd);
 	assert_non_null(strstr(out, "--user root: batchd must be started as root to switch users\n1\n"));
 	free(out);
-	server_free(&s);
+	server_free(s);
 }
 
 int main(void)
