@@ -377,9 +377,54 @@ static void test_torture(void **state)
 	free(t);
 }
 
+/* A cancel answered 200 holds after a crash right after the answer, and
+ * so does a retry: they are committed before they are acknowledged. The
+ * server is kept busy with tiny tasks, so that its group transaction
+ * stays open between commits. */
+static void test_acknowledged_cancel_survives_kill(void **state)
+{
+	struct server s;
+	const char *args[] = { "--workers", "2", NULL };
+	struct buf busy = BUF_INIT;
+
+	(void)state;
+	server_init(&s);
+	server_start(&s, args);
+	buf_adds(&busy, "{\"handler\": \"noop\", \"tasks\": [0");
+	for (int i = 1; i < 1000000; i++)
+		buf_adds(&busy, ",0");
+	buf_adds(&busy, "]}");
+	submit(&s, busy.data);
+	buf_release(&busy);
+	for (int round = 0; round < 10; round++) {
+		int64_t id = submit(&s, "{\"handler\": \"sleep\", \"priority\": -1, "
+				    "\"tasks\": [{\"ms\": 60000}, {\"ms\": 60000}]}");
+		cJSON *j;
+
+		cJSON_Delete(apif(&s, "POST", 200, NULL, "/api/jobs/%lld/cancel", (long long)id));
+		server_kill(&s);
+		server_start(&s, args);
+		j = apif(&s, "GET", 200, NULL, "/api/jobs/%lld", (long long)id);
+		assert_string_equal(jstr(j, "state"), "cancelled");
+		cJSON_Delete(j);
+		/* Retried, then killed at once: its tasks are queued again. */
+		cJSON_Delete(apif(&s, "POST", 200, NULL, "/api/jobs/%lld/retry", (long long)id));
+		server_kill(&s);
+		server_start(&s, args);
+		j = apif(&s, "GET", 200, NULL, "/api/jobs/%lld", (long long)id);
+		assert_string_not_equal(jstr(j, "state"), "cancelled");
+		assert_int_equal(jnum(j, "progress.cancelled"), 0);
+		cJSON_Delete(j);
+		cJSON_Delete(apif(&s, "POST", 200, NULL, "/api/jobs/%lld/cancel", (long long)id));
+	}
+	cJSON_Delete(apif(&s, "POST", 200, NULL, "/api/jobs/1/cancel"));
+	server_free(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_acknowledged_cancel_survives_kill),
 		cmocka_unit_test(test_torture),
 	};
 
