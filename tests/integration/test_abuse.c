@@ -421,8 +421,19 @@ static void test_many_connections(void **state)
 	/* The default limit: 2,000 idle connections are all taken, and a new
 	 * client is served at once. */
 	const char *args[] = { "--workers", "1", NULL };
-	struct server *s = start(args);
+	struct rlimit low = { 1024, rl.rlim_max };
+	struct server *s;
 
+	/* Started with the usual soft limit of 1024 open files, the server
+	 * raises its own as far as allowed. */
+	setrlimit(RLIMIT_NOFILE, &low);
+	s = start(args);
+	setrlimit(RLIMIT_NOFILE, &rl);
+	char limits[300];
+
+	snprintf(limits, sizeof(limits), "grep -Eq 'Max open files +%lu +%lu' /proc/%d/limits",
+		 (unsigned long)rl.rlim_max, (unsigned long)rl.rlim_max, (int)s->pid);
+	assert_int_equal(sh("%s", limits), 0);
 	fds = open_many(s, n);
 	for (int i = 0; i < 5; i++) {
 		t = timed_healthz(s, 200);
