@@ -531,15 +531,25 @@ static void finish(struct pool *p, int i)
 void pool_reap(struct pool *p)
 {
 	for (;;) {
-		int status;
-		pid_t pid = waitpid(-1, &status, WNOHANG);
-		int i;
+		siginfo_t si = { 0 };
+		int status, i;
+		pid_t pid;
 
-		if (pid <= 0)
+		/* Look before reaping: while the worker is a zombie its pid,
+		 * the id of its process group, cannot be reused. */
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || !si.si_pid)
 			break;
+		pid = si.si_pid;
 		for (i = 0; i < p->cfg.size; i++)
 			if (p->slots[i].alive && p->slots[i].info.pid == pid)
 				break;
+		/* A worker that died (killed from outside, crashed) takes the
+		 * programs it started along: none runs on unseen while its
+		 * task runs again. */
+		if (i < p->cfg.size)
+			kill(-pid, SIGKILL);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
 		if (i == p->cfg.size)
 			continue;	/* an orphan adopted as PID 1 */
 		struct slot *s = &p->slots[i];

@@ -1,9 +1,9 @@
 /*
  * command: the handler kind that runs a program per task.
  *
- * The program named in the handlers file is started with posix_spawn (no
- * shell: the input never reaches a command line), gets the task's input JSON
- * on stdin, and may write progress lines "<fraction> [message]" to the file
+ * The program named in the handlers file is started with fork and execve (no
+ * shell: the input never reaches a command line) and dies with its worker.
+ * It gets the task's input JSON on stdin, and may write progress lines "<fraction> [message]" to the file
  * descriptor in $BATCHD_PROGRESS_FD. Exit status 0 is success and stdout is
  * the result (JSON when it parses as JSON, else a string; empty is null).
  * Any other end is a failure whose error holds the exit status or signal and
@@ -19,7 +19,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,15 +244,72 @@ static char *failure(int status, struct buf *err, const char *extra)
 	return buf_detach(&b, NULL);
 }
 
+/*
+ * Starts the program with fds in, out, err and prog as its 0, 1, 2 and 3:
+ * fork and execve, no shell. The program dies with its worker, whatever
+ * kills the worker (a SIGKILLed server takes its workers along, and they
+ * their programs), so that no program runs on unseen while its task runs
+ * again elsewhere. Returns 0 with *pid, or an errno (exec failures too,
+ * passed back through a pipe).
+ */
+static int start(const struct command *c, char **envp, int in, int out, int err,
+		 int prog, pid_t *pid)
+{
+	int report[2], e = 0;
+	pid_t worker = getpid();
+	ssize_t n;
+
+	if (pipe2(report, O_CLOEXEC) < 0)
+		return errno;
+	*pid = fork();
+	if (*pid < 0) {
+		e = errno;
+		close(report[0]);
+		close(report[1]);
+		return e;
+	}
+	if (*pid == 0) {
+		struct sigaction dfl = { .sa_handler = SIG_DFL };
+		sigset_t none;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != worker)
+			_exit(127);
+		/* Default dispositions and no mask: a worker ignores SIGINT
+		 * and SIGTERM, its programs need not. */
+		for (int sig = 1; sig < NSIG; sig++)
+			sigaction(sig, &dfl, NULL);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 ||
+		    dup2(prog, PROGRESS_FD) < 0)
+			e = errno;
+		else
+			execve(c->argv[0], c->argv, envp);
+		if (!e)
+			e = errno;
+		if (write(report[1], &e, sizeof(e)) < 0)
+			(void)0;
+		_exit(127);
+	}
+	close(report[1]);
+	while ((n = read(report[0], &e, sizeof(e))) < 0 && errno == EINTR)
+		;
+	close(report[0]);
+	if (n == (ssize_t)sizeof(e)) {
+		while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		return e ? e : ENOEXEC;
+	}
+	return 0;
+}
+
 static int command_run(void *state, struct batchd_task *task, const char *input,
 		       char **result)
 {
 	struct command *c = state;
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 },
 	    prog[2] = { -1, -1 };
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none, all;
 	struct buf obuf = BUF_INIT, ebuf = BUF_INIT, pbuf = BUF_INIT;
 	size_t in_len = strlen(input), in_off = 0;
 	const char *extra = NULL;
@@ -261,7 +318,7 @@ static int command_run(void *state, struct batchd_task *task, const char *input,
 	char *envp[256 + 8];
 	char ejob[48], etask[48], eatt[48];
 	size_t ne = 0;
-	pid_t pid;
+	pid_t pid = -1;
 	int status = 0, rc;
 
 	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) ||
@@ -280,22 +337,7 @@ static int command_run(void *state, struct batchd_task *task, const char *input,
 	envp[ne++] = eatt;
 	envp[ne] = NULL;
 
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-	posix_spawn_file_actions_adddup2(&fa, prog[1], PROGRESS_FD);
-	posix_spawnattr_init(&attr);
-	sigemptyset(&none);
-	sigfillset(&all);
-	sigdelset(&all, SIGKILL);
-	sigdelset(&all, SIGSTOP);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &all);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	rc = posix_spawn(&pid, c->argv[0], &fa, &attr, c->argv, envp);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
+	rc = start(c, envp, in[0], out[1], err[1], prog[1], &pid);
 	if (rc) {
 		*result = xasprintf("cannot start %s: %s", c->argv[0], strerror(rc));
 		goto fail;

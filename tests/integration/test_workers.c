@@ -509,6 +509,106 @@ static void test_descriptors_stable(void **state)
 	server_free(&s);
 }
 
+static const char direct_script[] =
+	"#!/bin/sh\n"
+	"echo $$ > \"$(dirname \"$0\")/pid.direct.$BATCHD_JOB\"\n"
+	"exec sleep 60\n";
+
+static const char tree_script[] =
+	"#!/bin/sh\n"
+	"sleep 60 &\n"
+	"echo \"$$ $!\" > \"$(dirname \"$0\")/pid.tree.$BATCHD_JOB\"\n"
+	"wait\n";
+
+static int pid_alive(pid_t pid)
+{
+	char path[64], buf[512], st = 'X';
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fgets(buf, sizeof(buf), f) && strrchr(buf, ')'))
+		st = strrchr(buf, ')')[2];
+	fclose(f);
+	return st != 'Z' && st != 'X';
+}
+
+/* Reads the pids a script wrote, once it has; returns how many. */
+static int read_pids(const struct server *s, const char *name, int64_t job, pid_t *pids)
+{
+	char path[400];
+	int a = 0, b = 0, n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/pid.%s.%lld", s->dir, name, (long long)job);
+	for (double deadline = now_s() + 30; !n && now_s() < deadline; usleep(10000)) {
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		n = fscanf(f, "%d %d", &a, &b);
+		fclose(f);
+		n = n < 0 ? 0 : n;
+	}
+	pids[0] = a;
+	pids[1] = b;
+	return n;
+}
+
+static int gone_within(const pid_t *pids, int n, double s)
+{
+	for (double deadline = now_s() + s; now_s() < deadline; usleep(10000)) {
+		int alive = 0;
+
+		for (int i = 0; i < n; i++)
+			alive += pid_alive(pids[i]);
+		if (!alive)
+			return 1;
+	}
+	return 0;
+}
+
+/* The programs a worker started die with it: when it is killed from
+ * outside (with the programs' own children), and when the whole server is
+ * SIGKILLed. None runs on unseen while its task runs again. */
+static void test_programs_die_with_worker(void **state)
+{
+	struct server s;
+	char p1[400], p2[400], hf[400], text[1200];
+	pid_t pids[2], worker;
+	struct pool_state ps;
+	int64_t id;
+	cJSON *t;
+
+	(void)state;
+	server_init(&s);
+	write_file(&s, "direct.sh", direct_script, 0755, p1, sizeof(p1));
+	write_file(&s, "tree.sh", tree_script, 0755, p2, sizeof(p2));
+	snprintf(text, sizeof(text), "{\"handlers\": {\"direct\": {\"argv\": [\"%s\"]},"
+		 " \"tree\": {\"argv\": [\"%s\"]}}}", p1, p2);
+	write_file(&s, "handlers.json", text, 0644, hf, sizeof(hf));
+	const char *args[] = { "--workers", "1", "--handlers", hf, NULL };
+
+	server_start(&s, args);
+	id = submit(&s, "{\"handler\": \"tree\", \"tasks\": [null]}");
+	assert_int_equal(read_pids(&s, "tree", id, pids), 2);
+	pool_state(&s, &ps);
+	worker = ps.pids[0];
+	kill(worker, SIGKILL);
+	assert_true(gone_within(pids, 2, 10));
+	cJSON_Delete(wait_job(&s, id, "failed", 30));
+	t = apif(&s, "GET", 200, NULL, "/api/jobs/%lld/tasks/0", (long long)id);
+	assert_non_null(strstr(jstr(t, "error"), "killed by signal 9"));
+	cJSON_Delete(t);
+
+	id = submit(&s, "{\"handler\": \"direct\", \"tasks\": [null]}");
+	assert_int_equal(read_pids(&s, "direct", id, pids), 1);
+	server_kill(&s);
+	assert_true(gone_within(pids, 1, 10));
+	server_free(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -517,6 +617,7 @@ int main(void)
 		cmocka_unit_test(test_memory_limit),
 		cmocka_unit_test(test_leaking_handler),
 		cmocka_unit_test(test_descriptors_stable),
+		cmocka_unit_test(test_programs_die_with_worker),
 	};
 
 	return cmocka_run_group_tests_name("workers", tests, NULL, NULL);
