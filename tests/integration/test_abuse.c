@@ -425,15 +425,21 @@ static void test_many_connections(void **state)
 	struct server *s;
 
 	/* Started with the usual soft limit of 1024 open files, the server
-	 * raises its own as far as allowed. */
-	setrlimit(RLIMIT_NOFILE, &low);
-	s = start(args);
-	setrlimit(RLIMIT_NOFILE, &rl);
-	char limits[300];
+	 * raises its own as far as allowed. (valgrind keeps the limit of the
+	 * program it runs: not there.) */
+	if (strstr(batchd_bin(), "valgrind")) {
+		s = start(args);
+	} else {
+		char limits[300];
 
-	snprintf(limits, sizeof(limits), "grep -Eq 'Max open files +%lu +%lu' /proc/%d/limits",
-		 (unsigned long)rl.rlim_max, (unsigned long)rl.rlim_max, (int)s->pid);
-	assert_int_equal(sh("%s", limits), 0);
+		setrlimit(RLIMIT_NOFILE, &low);
+		s = start(args);
+		setrlimit(RLIMIT_NOFILE, &rl);
+		snprintf(limits, sizeof(limits),
+			 "grep -Eq 'Max open files +%lu +%lu' /proc/%d/limits",
+			 (unsigned long)rl.rlim_max, (unsigned long)rl.rlim_max, (int)s->pid);
+		assert_int_equal(sh("%s", limits), 0);
+	}
 	fds = open_many(s, n);
 	for (int i = 0; i < 5; i++) {
 		t = timed_healthz(s, 200);
