@@ -537,7 +537,7 @@ static void refuse(struct http *h, int fd)
 	/* Unread bytes would turn the close into a reset that may reach
 	 * the client before the answer: read what has arrived first. */
 	shutdown(fd, SHUT_WR);
-	while (recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0)
+	for (int i = 0; i < 16 && recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0; i++)
 		;
 	close(fd);
 	if (h->refused == 1 || h->refused % 1000 == 0)
