@@ -3,7 +3,10 @@
 #   make            ./batchd (optimized)
 #   make run        build, then serve on http://127.0.0.1:8080 with ./batchd.db
 #   make test       every test, under AddressSanitizer and UBSan, then the
-#                   dashboard's browser tests (headless Chromium)
+#                   dashboard's browser tests (headless Chromium), a minute
+#                   of each fuzz target, and the install and container tests
+#   make fuzz       the fuzz targets (tests/fuzz/), FUZZ_SECONDS each (60)
+#   make valgrind   the integration tests against batchd under valgrind
 #   make bench      the benchmark (bench/), not a test
 #   make deps       install the Debian packages the build and tests need
 #   make install    the binary, batchd(1), batchd.h and an example systemd
@@ -23,7 +26,8 @@ TEST_PKGS = cmocka
 # Debian packages: what the build and the tests need.
 DEB_BUILD = build-essential pkg-config libmicrohttpd-dev libcjson-dev \
 	libsqlite3-dev libcurl4-openssl-dev
-DEB_TEST = libcmocka-dev python3 curl procps chromium nodejs npm
+DEB_TEST = libcmocka-dev python3 curl procps chromium nodejs npm clang \
+	libclang-rt-14-dev valgrind
 # A Node.js from elsewhere (NodeSource's nodejs bundles npm and conflicts
 # with Debian's npm) is used as it is: Debian's pair only when none is there.
 HAVE_NODE := $(shell command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && echo yes)
@@ -75,9 +79,9 @@ A = build/asan
 CORE_R = $(CORE_SRC:%.c=$(R)/%.o)
 CORE_A = $(CORE_SRC:%.c=$(A)/%.o)
 
-UNIT_TESTS = store jobreq frame meter config metrics
+UNIT_TESTS = store jobreq frame meter config metrics sched
 INTEGRATION_TESTS = api lifecycle cli metrics openapi ops web persistent \
-	plugins examples
+	plugins examples abuse workers security crash storage
 UNIT_BINS = $(UNIT_TESTS:%=$(A)/tests/unit/test_%)
 INTEGRATION_BINS = $(INTEGRATION_TESTS:%=$(A)/tests/integration/test_%)
 HARNESS = $(A)/tests/integration/harness.o
@@ -107,7 +111,7 @@ EXAMPLE_PLUGIN = examples/plugin/primes.so
 
 .PHONY: all run test test-unit test-integration test-browser bench deps \
 	check-deps browser-deps clean man install uninstall docker-test screenshot \
-	examples
+	examples fuzz fuzz-build valgrind
 
 all: batchd
 
@@ -141,7 +145,13 @@ $(A)/batchd: $(CORE_A) $(A)/$(MAIN_SRC:.c=.o)
 	$(call say,LINK)$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDFLAGS_BASE) $(LIBS)
 
 $(A)/tests/unit/test_%: $(A)/tests/unit/test_%.o $(CORE_A)
-	$(call say,LINK)$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDFLAGS_BASE) $(LIBS) $$(pkg-config --libs $(TEST_PKGS))
+	$(call say,LINK)$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDFLAGS_BASE) $(WRAP) $(LIBS) $$(pkg-config --libs $(TEST_PKGS))
+
+# The scheduler's tests pretend to be the pool, and fail a store write.
+$(A)/tests/unit/test_sched: WRAP = $(patsubst %,-Wl$(comma)--wrap=%,pool_size pool_info \
+	pool_out pool_flush pool_pending pool_kill pool_accepts pool_memory_limit \
+	store_task_finish)
+comma = ,
 
 $(A)/tests/integration/test_%: $(A)/tests/integration/test_%.o $(HARNESS) $(A)/lib/buf.o
 	$(call say,LINK)$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) $$(pkg-config --libs $(TEST_PKGS))
@@ -161,6 +171,8 @@ check-deps:
 	@pkg-config --exists $(PKGS) $(TEST_PKGS) && command -v python3 >/dev/null \
 		&& command -v curl >/dev/null && command -v node >/dev/null \
 		&& command -v npm >/dev/null && [ -x /usr/bin/chromium ] \
+		&& command -v clang >/dev/null \
+		&& [ -e "$$(clang -print-runtime-dir)/libclang_rt.fuzzer-x86_64.a" ] \
 		|| $(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory browser-deps
 
@@ -171,6 +183,53 @@ browser-deps: $(BROWSER_DEPS)
 $(BROWSER_DEPS): $(BROWSER)/package.json $(BROWSER)/package-lock.json
 	cd $(BROWSER) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
 
+
+# Fuzz targets: libFuzzer with ASan and UBSan, built by clang from the same
+# sources. Seeds in tests/fuzz/corpus_*; see tests/fuzz/run.
+FUZZ_SECONDS ?= 60
+FUZZ_CC = clang
+FUZZ_CFLAGS = $(WARN) $(DEFS) -g -O1 $(PKG_CFLAGS) \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+F = build/fuzz
+FUZZ_BINS = $(F)/fuzz_jobreq $(F)/fuzz_frame
+FUZZ_JOBREQ_SRC = tests/fuzz/fuzz_jobreq.c server/jobreq.c $(LIB_SRC) $(WORKER_SRC)
+FUZZ_FRAME_SRC = tests/fuzz/fuzz_frame.c workers/frame.c lib/buf.c
+
+$(F)/fuzz_jobreq: $(FUZZ_JOBREQ_SRC) $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(call say,FUZZ)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_JOBREQ_SRC) $(LIBS)
+
+$(F)/fuzz_frame: $(FUZZ_FRAME_SRC) $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(call say,FUZZ)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_FRAME_SRC)
+
+fuzz-build: $(FUZZ_BINS)
+
+# The integration tests against a debug build of batchd (no sanitizers)
+# run under valgrind's memcheck; see tests/valgrind/batchd. Not part of
+# make test: it takes a long while.
+D = build/debug
+CORE_D = $(CORE_SRC:%.c=$(D)/%.o)
+DEBUG_CFLAGS = $(CFLAGS_BASE) -O0
+
+$(D)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call say,CC-DEBUG)$(CC) $(DEBUG_CFLAGS) -c -o $@ $<
+
+$(D)/batchd: $(CORE_D) $(D)/$(MAIN_SRC:.c=.o)
+	$(call say,LINK)$(CC) -o $@ $^ $(LDFLAGS_BASE) $(LIBS)
+
+valgrind: check-deps
+	@command -v valgrind >/dev/null || $(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory test-build $(D)/batchd
+	rm -rf build/valgrind
+	@BATCHD_BIN=tests/valgrind/batchd TEST_TIMEOUT=3600 tests/run $(INTEGRATION_BINS); \
+	status=$$?; tests/valgrind/check && exit $$status
+
+fuzz: check-deps
+	@$(MAKE) --no-print-directory fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run
+
 deps:
 	$(SUDO) apt-get update
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends \
@@ -180,9 +239,11 @@ run: check-deps
 	@$(MAKE) --no-print-directory batchd
 	./batchd serve --listen 127.0.0.1:8080 --db ./batchd.db
 
+# Every test, then each fuzz target for FUZZ_SECONDS (60): CI runs this.
 test: check-deps
-	@$(MAKE) --no-print-directory test-build
-	@tests/run $(UNIT_BINS) $(INTEGRATION_BINS) $(BROWSER)/run $(SCRIPT_TESTS)
+	@$(MAKE) --no-print-directory test-build fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run $(UNIT_BINS) $(INTEGRATION_BINS) \
+		$(BROWSER)/run tests/fuzz/run $(SCRIPT_TESTS)
 
 # The browser tests alone (they need the sanitized batchd).
 test-browser: check-deps
@@ -195,8 +256,13 @@ screenshot: check-deps
 	@$(MAKE) --no-print-directory $(A)/batchd
 	@BATCHD_SCREENSHOT=1 tests/run "$(BROWSER)/run"
 
+# A plugin the reliability tests load, with cJSON of its own.
+$(A)/tests/plugins/testhandlers.so: tests/plugins/testhandlers.c include/batchd.h
+	@mkdir -p $(dir $@)
+	$(call say,CC-SO)$(CC) $(PLUGIN_CFLAGS) -D_GNU_SOURCE -o $@ $< $$(pkg-config --cflags --libs libcjson)
+
 test-build: $(A)/batchd $(UNIT_BINS) $(INTEGRATION_BINS) $(TEST_PLUGIN_SOS) \
-	$(EXAMPLE_PLUGIN)
+	$(A)/tests/plugins/testhandlers.so $(EXAMPLE_PLUGIN)
 
 # Builds the image from the Dockerfile and runs it (see tests/docker/).
 docker-test:

@@ -374,6 +374,42 @@ static int query_int(struct store *s, const char *q, int64_t *out)
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* Runs PRAGMA quick_check: 0 when the file is sound, else -1 with
+ * "cannot open database PATH: the file is corrupt (first problem)". */
+static int check_pages(struct store *s, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	char what[sizeof(s->errmsg)] = "";
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &st, NULL) != SQLITE_OK) {
+		fail(s);
+		snprintf(err, errlen, "cannot open database %s: %s", s->path, s->errmsg);
+		return -1;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(st, 0);
+
+		snprintf(what, sizeof(what), "%s", t ? t : "");
+	} else {
+		fail(s);
+		snprintf(what, sizeof(what), "%s", s->errmsg);
+	}
+	sqlite3_finalize(st);
+	if (!strcmp(what, "ok"))
+		return 0;
+	/* One line: SQLite's report may span several. */
+	const char *from = strstr(what, "***\n") ? strstr(what, "***\n") + 4 : what;
+
+	for (char *c = what; *c; c++)
+		if (*c == '\n' || *c == '\r')
+			*c = ' ';
+	snprintf(err, errlen, "cannot open database %s: the file is corrupt (%s)",
+		 s->path, from);
+	return -1;
+}
+
 static void free_store(struct store *s)
 {
 	for (int i = 0; i < Q_COUNT; i++)
@@ -463,12 +499,11 @@ struct store *store_open(const char *path, char *err, size_t errlen)
 	    pragma(s, "PRAGMA application_id=" APPLICATION_ID_S) < 0 ||
 	    pragma(s, "PRAGMA user_version=1") < 0 || pragma(s, "COMMIT") < 0)
 		goto sqlfail;
-	/* Check the whole database once, cheaply: a quick_check of a big
-	 * file would delay every start, so only the schema and the first
-	 * pages are read here; damage found later is reported by the
-	 * statement that meets it. */
-	if (query_int(s, "SELECT count(*) FROM jobs", &tables) < 0)
-		goto sqlfail;
+	/* A damaged file is refused now rather than met later by some
+	 * statement in the middle of the work. quick_check reads every page
+	 * once (about 0.3 s for a million tasks when cached). */
+	if (check_pages(s, err, errlen) < 0)
+		goto fail;
 	free(dcopy);
 	return s;
 sqlfail:
@@ -533,6 +568,12 @@ void store_on_commit(struct store *s, store_commit_fn fn, void *ctx)
 {
 	s->on_commit = fn;
 	s->on_commit_ctx = ctx;
+}
+
+void store_rollback(struct store *s)
+{
+	if (s->in_txn)
+		rollback(s);
 }
 
 int store_commit(struct store *s)

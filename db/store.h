@@ -118,6 +118,8 @@ int store_in_txn(struct store *s);
  * stops it. For the commit-latency metric. */
 typedef void (*store_commit_fn)(void *ctx, int64_t us, int ok);
 void store_on_commit(struct store *s, store_commit_fn fn, void *ctx);
+/* Drops the group transaction, if one is open: none of its writes land. */
+void store_rollback(struct store *s);
 
 /*
  * Inserts job (id, created_at and state are set here) and its total tasks,

@@ -270,13 +270,22 @@ void api_jobs_delete(struct request *q, struct reply *r)
 	reply_sched(q, r, rc, msg, 204);
 }
 
+/* A cancel or a retry is acknowledged only once it is committed: a crash
+ * right after the answer must not undo it. When the commit fails, the
+ * scheduler has started over from the store, where it never happened. */
+static int durable(struct request *q, int rc)
+{
+	if (rc == SCHED_OK && sched_flush(q->app->sched) < 0)
+		return SCHED_ERROR;
+	return rc;
+}
+
 void api_jobs_cancel(struct request *q, struct reply *r)
 {
 	char msg[256];
 	int rc = sched_cancel(q->app->sched, q->id, msg, sizeof(msg));
 
-	sched_sync(q->app->sched);
-	reply_sched(q, r, rc, msg, 200);
+	reply_sched(q, r, durable(q, rc), msg, 200);
 }
 
 void api_jobs_retry(struct request *q, struct reply *r)
@@ -289,6 +298,5 @@ void api_jobs_retry(struct request *q, struct reply *r)
 		return;
 	}
 	rc = sched_retry(q->app->sched, q->id, msg, sizeof(msg));
-	sched_sync(q->app->sched);
-	reply_sched(q, r, rc, msg, 200);
+	reply_sched(q, r, durable(q, rc), msg, 200);
 }

@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -18,7 +19,8 @@
 enum {
 	O_LISTEN = 1000, O_DB, O_WORKERS, O_HANDLERS, O_TOKEN, O_TOKEN_FILE,
 	O_GRACE, O_MAX_BODY, O_MAX_TASKS, O_TIMEOUT, O_LOG_LEVEL, O_LOG_FORMAT,
-	O_MAX_CONN, O_CONN_TIMEOUT, O_METRICS_PUBLIC, O_HELP,
+	O_MAX_CONN, O_CONN_TIMEOUT, O_METRICS_PUBLIC, O_CORS_ORIGIN,
+	O_MAX_TASKS_PER_WORKER, O_WORKER_MEMORY, O_USER, O_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -37,6 +39,10 @@ static const struct option long_opts[] = {
 	{ "max-connections", required_argument, NULL, O_MAX_CONN },
 	{ "connection-timeout", required_argument, NULL, O_CONN_TIMEOUT },
 	{ "metrics-public", no_argument, NULL, O_METRICS_PUBLIC },
+	{ "cors-origin", required_argument, NULL, O_CORS_ORIGIN },
+	{ "max-tasks-per-worker", required_argument, NULL, O_MAX_TASKS_PER_WORKER },
+	{ "worker-memory-limit", required_argument, NULL, O_WORKER_MEMORY },
+	{ "user", required_argument, NULL, O_USER },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -47,7 +53,9 @@ static const char *const env_names[] = {
 	"BATCHD_TOKEN", "BATCHD_TOKEN_FILE", "BATCHD_GRACE", "BATCHD_MAX_BODY",
 	"BATCHD_MAX_TASKS", "BATCHD_DEFAULT_TIMEOUT", "BATCHD_LOG_LEVEL",
 	"BATCHD_LOG_FORMAT", "BATCHD_MAX_CONNECTIONS",
-	"BATCHD_CONNECTION_TIMEOUT", "BATCHD_METRICS_PUBLIC", NULL,
+	"BATCHD_CONNECTION_TIMEOUT", "BATCHD_METRICS_PUBLIC", "BATCHD_CORS_ORIGIN",
+	"BATCHD_MAX_TASKS_PER_WORKER", "BATCHD_WORKER_MEMORY_LIMIT", "BATCHD_USER",
+	NULL,
 };
 
 void config_usage(FILE *out)
@@ -78,11 +86,27 @@ void config_usage(FILE *out)
 	      "  --default-timeout SECONDS\n"
 	      "                         task timeout when neither job nor handler sets one\n"
 	      "                         (BATCHD_DEFAULT_TIMEOUT, default 3600)\n"
-	      "  --max-connections N    concurrent HTTP connections (BATCHD_MAX_CONNECTIONS,\n"
-	      "                         default 1024)\n"
+	      "  --max-connections N    concurrent HTTP connections; past it a client is\n"
+	      "                         answered 503 at once (BATCHD_MAX_CONNECTIONS,\n"
+	      "                         default 4096, less if open files are limited)\n"
 	      "  --connection-timeout SECONDS\n"
-	      "                         close idle or stalled connections after this long\n"
+	      "                         close a connection that is idle, or whose request\n"
+	      "                         has not arrived whole, after this long\n"
 	      "                         (BATCHD_CONNECTION_TIMEOUT, default 30)\n"
+	      "  --cors-origin ORIGIN   let pages from this one origin (like\n"
+	      "                         https://ops.example.com) call the API from a\n"
+	      "                         browser (BATCHD_CORS_ORIGIN; default: no CORS)\n"
+	      "  --max-tasks-per-worker N\n"
+	      "                         replace a worker after it has run N tasks\n"
+	      "                         (BATCHD_MAX_TASKS_PER_WORKER, default 0: never)\n"
+	      "  --worker-memory-limit SIZE\n"
+	      "                         replace a worker holding more than SIZE resident,\n"
+	      "                         e.g. 512M; the task it runs fails with an\n"
+	      "                         out-of-memory error (BATCHD_WORKER_MEMORY_LIMIT,\n"
+	      "                         default: no limit)\n"
+	      "  --user NAME            started as root: after binding, run as this user\n"
+	      "                         (server, workers and handlers); the database and\n"
+	      "                         its directory must be writable by it (BATCHD_USER)\n"
 	      "  --log-level LEVEL      debug, info, warn or error (BATCHD_LOG_LEVEL,\n"
 	      "                         default info)\n"
 	      "  --log-format FORMAT    logfmt or json (BATCHD_LOG_FORMAT, default logfmt)\n"
@@ -164,6 +188,25 @@ static int read_token_file(struct config *c, const char *path, char *err,
 	}
 	set_str(&c->token, line);
 	return 0;
+}
+
+/* An origin as browsers send it: scheme://host[:port], nothing after. */
+static int valid_origin(const char *v)
+{
+	const char *host;
+
+	if (!strncmp(v, "http://", 7))
+		host = v + 7;
+	else if (!strncmp(v, "https://", 8))
+		host = v + 8;
+	else
+		return 0;
+	if (!*host || strlen(v) > 255)
+		return 0;
+	for (const char *p = host; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr(".-:[]", *p))
+			return 0;
+	return 1;
 }
 
 /* Applies one option; name is how the user spelt it, for errors. */
@@ -276,6 +319,41 @@ static int apply(struct config *c, int opt, const char *v, const char *name,
 		snprintf(err, errlen, "%s: expected 1, true, yes, 0, false or no, got \"%s\"",
 			 name, v);
 		return -1;
+	case O_CORS_ORIGIN:
+		if (!valid_origin(v)) {
+			snprintf(err, errlen,
+				 "%s: expected one origin like https://example.com:8443, got \"%s\"",
+				 name, v);
+			return -1;
+		}
+		set_str(&c->cors_origin, v);
+		return 0;
+	case O_MAX_TASKS_PER_WORKER:
+		if (parse_number(v, 0, 1000000000, &d) < 0 || d != (int)d) {
+			snprintf(err, errlen,
+				 "%s: expected a whole number from 0 (never) to 1000000000, got \"%s\"",
+				 name, v);
+			return -1;
+		}
+		c->max_tasks_per_worker = (int)d;
+		return 0;
+	case O_WORKER_MEMORY:
+		n = config_parse_size(v);
+		if (n != 0 && (n < (16 << 20) || n > (1LL << 50))) {
+			snprintf(err, errlen,
+				 "%s: expected a size of at least 16M (like 512M or 2G), or 0, got \"%s\"",
+				 name, v);
+			return -1;
+		}
+		c->worker_memory_limit = n;
+		return 0;
+	case O_USER:
+		if (!*v) {
+			snprintf(err, errlen, "%s: empty user name", name);
+			return -1;
+		}
+		set_str(&c->user, v);
+		return 0;
 	case O_CONN_TIMEOUT:
 		if (parse_number(v, 1, 86400, &d) < 0) {
 			snprintf(err, errlen, "%s: expected seconds from 1 to 86400, got \"%s\"",
@@ -305,7 +383,7 @@ int config_parse(struct config *c, int argc, char **argv, char *err,
 	c->default_timeout_s = 3600;
 	c->log_level = LOG_INFO;
 	c->log_format = LOG_LOGFMT;
-	c->max_connections = 1024;
+	c->max_connections = 4096;
 	c->conn_timeout_s = 30;
 
 	for (int i = 0; env_names[i]; i++) {
@@ -352,5 +430,7 @@ void config_release(struct config *c)
 	free(c->db);
 	free(c->handlers);
 	free(c->token);
+	free(c->cors_origin);
+	free(c->user);
 	memset(c, 0, sizeof(*c));
 }

@@ -24,6 +24,10 @@ struct config {
 	int log_format;
 	int max_connections;
 	double conn_timeout_s;
+	char *cors_origin;	/* the one origin allowed by CORS, or NULL */
+	int max_tasks_per_worker;	/* 0: never replace */
+	int64_t worker_memory_limit;	/* resident bytes, 0: none */
+	char *user;		/* run as this user after binding, or NULL */
 };
 
 /* Fills c with defaults, then the environment, then argv (argv[0] is the

@@ -4,11 +4,13 @@
 #include "http.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -18,12 +20,33 @@
 #include "../lib/log.h"
 #include "metrics.h"
 
+/*
+ * A client connection, from accept to close. While it waits for a request
+ * (from accept, or since its last answer) it is in the waiting list with a
+ * deadline: a request must arrive whole within --connection-timeout, however
+ * slowly its bytes trickle in (libmicrohttpd's own timeout only notices a
+ * connection that sends nothing at all). Every deadline is "then +
+ * timeout", so appending keeps the list in deadline order.
+ */
+struct conn {
+	struct conn *prev, *next;
+	int fd;
+	int waiting;		/* in the waiting list */
+	int64_t deadline_us;	/* monotonic */
+};
+
 struct http {
 	struct app *app;
 	struct loop *loop;
 	struct MHD_Daemon *d;
 	int epfd;
+	int listen_fd;		/* ours: we accept, then hand over to MHD */
+	int spare_fd;		/* kept to be able to refuse when out of fds */
 	int quiesced;
+	int64_t timeout_us;
+	int nconns;
+	struct conn *head, *tail;	/* waiting for a request */
+	uint64_t refused;
 };
 
 /* Per-request state kept by MHD between calls. */
@@ -32,6 +55,37 @@ struct rstate {
 	int too_large;
 	int64_t start_us;
 };
+
+static void wait_unlink(struct http *h, struct conn *k)
+{
+	if (!k->waiting)
+		return;
+	if (k->prev)
+		k->prev->next = k->next;
+	else
+		h->head = k->next;
+	if (k->next)
+		k->next->prev = k->prev;
+	else
+		h->tail = k->prev;
+	k->prev = k->next = NULL;
+	k->waiting = 0;
+}
+
+/* Puts k at the end of the waiting list with a deadline from now. */
+static void wait_append(struct http *h, struct conn *k)
+{
+	wait_unlink(h, k);
+	k->deadline_us = clock_mono_us() + h->timeout_us;
+	k->prev = h->tail;
+	k->next = NULL;
+	if (h->tail)
+		h->tail->next = k;
+	else
+		h->head = k;
+	h->tail = k;
+	k->waiting = 1;
+}
 
 /* ---- replies ---- */
 
@@ -225,12 +279,40 @@ static int needs_token(const struct config *cfg, const char *path)
 			      (!strcmp(path, "/metrics") && !cfg->metrics_public));
 }
 
+/* The request's Origin if it is the one --cors-origin allows, else NULL. */
+static const char *cors_allowed(const struct config *cfg, struct MHD_Connection *c)
+{
+	const char *origin;
+
+	if (!cfg->cors_origin)
+		return NULL;
+	origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+	return origin && !strcmp(origin, cfg->cors_origin) ? origin : NULL;
+}
+
+/* A CORS preflight from the allowed origin: answered without a token
+ * (browsers never send one with it), and it reveals nothing. */
+static int is_preflight(const struct request *q)
+{
+	return !strcmp(q->method, "OPTIONS") && is_api(q->path) &&
+	       cors_allowed(q->app->cfg, q->conn) &&
+	       req_header(q, "Access-Control-Request-Method");
+}
+
 static void route(struct request *q, struct reply *r)
 {
 	const struct config *cfg = q->app->cfg;
 	struct buf allow = BUF_INIT;
 	int path_known = 0;
 
+	if (is_preflight(q)) {
+		reply_bytes(r, 204, NULL, "", 0);
+		reply_header(r, "Access-Control-Allow-Methods", "GET, POST, DELETE");
+		reply_header(r, "Access-Control-Allow-Headers",
+			     "Authorization, Content-Type, Idempotency-Key, If-None-Match");
+		reply_header(r, "Access-Control-Max-Age", "600");
+		return;
+	}
 	if (needs_token(cfg, q->path) &&
 	    !token_ok(req_header(q, "Authorization"), cfg->token)) {
 		reply_error(r, 401, "unauthorized",
@@ -269,10 +351,12 @@ static void route(struct request *q, struct reply *r)
 
 /* ---- libmicrohttpd ---- */
 
-static enum MHD_Result send_reply(struct MHD_Connection *c, struct reply *r)
+static enum MHD_Result send_reply(const struct http *h, struct MHD_Connection *c,
+				  struct reply *r)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
+	const char *origin = cors_allowed(h->app->cfg, c);
 
 	if (r->body) {
 		resp = MHD_create_response_from_buffer_with_free_callback(
@@ -295,6 +379,15 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct reply *r)
 	}
 	if (!has_cache)
 		MHD_add_response_header(resp, "Cache-Control", "no-store");
+	/* No Access-Control-* header unless --cors-origin allows this one
+	 * origin; then caches must keep answers apart by Origin. */
+	if (h->app->cfg->cors_origin)
+		MHD_add_response_header(resp, "Vary", "Origin");
+	if (origin) {
+		MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+		MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+					"Location, ETag, Idempotent-Replayed, Retry-After");
+	}
 	ret = MHD_queue_response(c, (unsigned)r->status, resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -310,6 +403,27 @@ static void log_request(const struct request *q, int status, int64_t start_us)
 		  LF_F("ms", (double)(clock_mono_us() - start_us) / 1000));
 }
 
+/* Our record of connection c (set when it started). */
+static struct conn *conn_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? ci->socket_context : NULL;
+}
+
+/* Sends r, logs the request and releases r. */
+static enum MHD_Result answer(struct http *h, struct MHD_Connection *c,
+			      const struct request *q, struct reply *r,
+			      int64_t start_us)
+{
+	enum MHD_Result ret = send_reply(h, c, r);
+
+	log_request(q, r->status, start_us);
+	reply_release(r);
+	return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 				  const char *url, const char *method,
 				  const char *version, const char *upload,
@@ -319,13 +433,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 	struct rstate *rs = *con_cls;
 	struct request q = { .app = h->app, .conn = c, .path = url };
 	struct reply r = { 0 };
-	enum MHD_Result ret;
 
 	(void)version;
 	q.method = !strcmp(method, "HEAD") ? "GET" : method;
 	if (!rs) {
 		const char *cl;
+		struct conn *k = conn_of(c);
 
+		/* The headers are in: from now on the body has the rest of
+		 * --connection-timeout. */
+		if (k)
+			wait_unlink(h, k);
 		rs = calloc(1, sizeof(*rs));
 		if (!rs)
 			return MHD_NO;
@@ -341,14 +459,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 			reply_error(&r, 413, "too_large",
 				    "the body is %s bytes; this server takes at most %lld (--max-body)",
 				    cl, (long long)h->app->cfg->max_body);
-			ret = send_reply(c, &r);
-			log_request(&q, r.status, rs->start_us);
-			reply_release(&r);
-			return ret;
+			return answer(h, c, &q, &r, rs->start_us);
 		}
 		return MHD_YES;
 	}
 	if (*upload_size) {
+		/* A body that trickles in is cut off at the deadline, not
+		 * kept open a byte at a time. MHD cannot answer in the middle
+		 * of a body: the connection is closed. */
+		if (clock_mono_us() - rs->start_us > h->timeout_us) {
+			LOG_WARN("request body too slow: connection closed",
+				 LF_S("method", q.method), LF_S("path", url),
+				 LF_I("received", (long long)(rs->body.len + *upload_size)));
+			return MHD_NO;
+		}
 		if (!rs->too_large) {
 			if (rs->body.len + *upload_size > (size_t)h->app->cfg->max_body) {
 				rs->too_large = 1;
@@ -371,23 +495,50 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		sched_sync(h->app->sched);
 		route(&q, &r);
 	}
-	ret = send_reply(c, &r);
-	log_request(&q, r.status, rs->start_us);
-	reply_release(&r);
-	return ret;
+	return answer(h, c, &q, &r, rs->start_us);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
+	struct http *h = cls;
 	struct rstate *rs = *con_cls;
+	struct conn *k = conn_of(c);
 
-	(void)cls, (void)c, (void)toe;
+	(void)toe;
+	/* Answered: the connection may wait for its next request. */
+	if (k)
+		wait_append(h, k);
 	if (!rs)
 		return;
 	buf_release(&rs->body);
 	free(rs);
 	*con_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct http *h = cls;
+	struct conn *k = *socket_context;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		k = calloc(1, sizeof(*k));
+		if (!k)
+			abort();
+		k->fd = ci ? ci->connect_fd : -1;
+		wait_append(h, k);
+		*socket_context = k;
+		h->nconns++;
+	} else if (k) {
+		wait_unlink(h, k);
+		free(k);
+		*socket_context = NULL;
+		h->nconns--;
+	}
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -410,6 +561,72 @@ static void on_ready(void *ctx, int fd, uint32_t events)
 	MHD_run(h->d);
 }
 
+/* Turns a client away at once with a 503 and closes its socket. */
+static void refuse(struct http *h, int fd)
+{
+	char resp[512], body[256], junk[4096];
+	int n;
+
+	h->refused++;
+	n = snprintf(body, sizeof(body),
+		     "{\"error\":{\"code\":\"too_many_connections\",\"message\":"
+		     "\"this server has %d connections open, its limit (--max-connections); "
+		     "try again later\"}}", h->nconns);
+	n = snprintf(resp, sizeof(resp),
+		     "HTTP/1.1 503 Service Unavailable\r\n"
+		     "Content-Type: application/json\r\nContent-Length: %d\r\n"
+		     "Retry-After: 1\r\nConnection: close\r\n\r\n%s", n, body);
+	if (send(fd, resp, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		(void)0;	/* it has gone already */
+	/* Unread bytes would turn the close into a reset that may reach
+	 * the client before the answer: read what has arrived first. */
+	shutdown(fd, SHUT_WR);
+	for (int i = 0; i < 16 && recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0; i++)
+		;
+	close(fd);
+	if (h->refused == 1 || h->refused % 1000 == 0)
+		LOG_WARN("connection limit reached: refusing connections",
+			 LF_I("limit", h->app->cfg->max_connections),
+			 LF_I("refused", (long long)h->refused));
+}
+
+/* New connections: ours to accept, so that past --max-connections a client
+ * is answered at once instead of waiting in the kernel's backlog. */
+static void on_accept(void *ctx, int fd, uint32_t events)
+{
+	struct http *h = ctx;
+
+	(void)events;
+	for (int i = 0; i < 256; i++) {
+		struct sockaddr_storage sa;
+		socklen_t sl = sizeof(sa);
+		int c = accept4(fd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (c < 0 && errno == EINTR)
+			continue;
+		if (c < 0 && (errno == EMFILE || errno == ENFILE) && h->spare_fd >= 0) {
+			/* Out of descriptors: free the spare one to take the
+			 * client and refuse it, rather than leave it waiting. */
+			close(h->spare_fd);
+			c = accept4(fd, (struct sockaddr *)&sa, &sl, SOCK_CLOEXEC);
+			if (c >= 0)
+				refuse(h, c);
+			h->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			continue;
+		}
+		if (c < 0)
+			break;	/* EAGAIN, or the client left already */
+		if (h->nconns >= h->app->cfg->max_connections) {
+			refuse(h, c);
+			continue;
+		}
+		/* MHD owns (and closes) the socket from here, even on error. */
+		if (MHD_add_connection(h->d, c, (struct sockaddr *)&sa, sl) != MHD_YES)
+			LOG_WARN("cannot take a connection", LF_S("error", strerror(errno)));
+	}
+	MHD_run(h->d);
+}
+
 struct http *http_new(struct app *app, struct loop *loop, int listen_fd,
 		      char *err, size_t errlen)
 {
@@ -420,13 +637,17 @@ struct http *http_new(struct app *app, struct loop *loop, int listen_fd,
 		abort();
 	h->app = app;
 	h->loop = loop;
+	h->listen_fd = -1;
+	h->timeout_us = (int64_t)(app->cfg->conn_timeout_s * 1e6);
+	/* MHD gets its connections from on_accept; its own limit stays
+	 * above ours, unreached. */
 	h->d = MHD_start_daemon(
-		MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG,
+		MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET,
 		0, NULL, NULL, on_request, h,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
-		MHD_OPTION_LISTEN_SOCKET, listen_fd,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)app->cfg->max_connections,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)app->cfg->max_connections + 16,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(app->cfg->conn_timeout_s + 0.5),
 		MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1,
 		MHD_OPTION_END);
@@ -443,32 +664,65 @@ struct http *http_new(struct app *app, struct loop *loop, int listen_fd,
 		return NULL;
 	}
 	h->epfd = info->epoll_fd;
+	if (loop_add(loop, listen_fd, EPOLLIN, on_accept, h) < 0) {
+		snprintf(err, errlen, "cannot watch the listening socket: %s", strerror(errno));
+		loop_del(loop, h->epfd);
+		MHD_stop_daemon(h->d);
+		free(h);
+		return NULL;
+	}
+	h->listen_fd = listen_fd;
+	h->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	return h;
+}
+
+/* Closes the connections whose request did not arrive whole in time. A
+ * shutdown() makes MHD see the end of the stream and close it cleanly. */
+static void sweep(struct http *h)
+{
+	int64_t now = clock_mono_us();
+
+	while (h->head && h->head->deadline_us <= now) {
+		struct conn *k = h->head;
+
+		wait_unlink(h, k);
+		if (k->fd >= 0)
+			shutdown(k->fd, SHUT_RDWR);
+	}
 }
 
 void http_run(struct http *h)
 {
+	sweep(h);
 	MHD_run(h->d);
 }
 
 int64_t http_deadline(struct http *h, int64_t now_us)
 {
 	MHD_UNSIGNED_LONG_LONG ms;
+	int64_t at = 0;
 
-	if (MHD_get_timeout(h->d, &ms) != MHD_YES)
-		return 0;
-	return now_us + (int64_t)ms * 1000;
+	if (MHD_get_timeout(h->d, &ms) == MHD_YES)
+		at = now_us + (int64_t)ms * 1000;
+	if (h->head && (!at || h->head->deadline_us < at))
+		at = h->head->deadline_us;
+	return at;
+}
+
+int http_connections(const struct http *h)
+{
+	return h->nconns;
 }
 
 void http_quiesce(struct http *h)
 {
-	MHD_socket fd;
-
 	if (h->quiesced)
 		return;
-	fd = MHD_quiesce_daemon(h->d);
-	if (fd != MHD_INVALID_SOCKET)
-		close(fd);
+	if (h->listen_fd >= 0) {
+		loop_del(h->loop, h->listen_fd);
+		close(h->listen_fd);
+		h->listen_fd = -1;
+	}
 	h->quiesced = 1;
 }
 
@@ -476,7 +730,10 @@ void http_free(struct http *h)
 {
 	if (!h)
 		return;
+	http_quiesce(h);
 	loop_del(h->loop, h->epfd);
 	MHD_stop_daemon(h->d);
+	if (h->spare_fd >= 0)
+		close(h->spare_fd);
 	free(h);
 }

@@ -100,7 +100,8 @@ extern const size_t route_count;
 
 struct http;
 
-/* Starts serving on listen_fd (already bound and listening). */
+/* Starts serving on listen_fd (already bound, listening and non-blocking);
+ * takes it over. */
 struct http *http_new(struct app *app, struct loop *loop, int listen_fd,
 		      char *err, size_t errlen);
 /* Runs whatever the daemon has to do now. */
@@ -108,6 +109,8 @@ void http_run(struct http *h);
 /* When the daemon next needs http_run() without an event (monotonic
  * us), or 0. */
 int64_t http_deadline(struct http *h, int64_t now_us);
+/* Client connections open now. */
+int http_connections(const struct http *h);
 /* Stops accepting connections (shutdown); open ones are still served. */
 void http_quiesce(struct http *h);
 void http_free(struct http *h);

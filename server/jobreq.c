@@ -14,6 +14,32 @@ static const char *const fields[] = {
 	"handler", "tasks", "name", "timeout_s", "max_attempts", "priority", NULL
 };
 
+/* Appends a key or name from the request for an error message: at most
+ * max bytes (cut at a character), control characters escaped, so that the
+ * message stays one line of valid UTF-8. */
+static void add_quoted(struct buf *b, const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n > max) {
+		n = max;
+		while (n && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '\n')
+			buf_adds(b, "\\n");
+		else if (c < 0x20 || c == 0x7f)
+			buf_addf(b, "\\x%02x", c);
+		else
+			buf_addc(b, (char)c);
+	}
+	if (n < strlen(s))
+		buf_adds(b, "...");
+}
+
 /* Finds the first number in v that JSON cannot carry back (1e999 parses as
  * infinity); writes its path after prefix into path. */
 static int bad_number(const cJSON *v, struct buf *path)
@@ -28,7 +54,10 @@ static int bad_number(const cJSON *v, struct buf *path)
 		if (cJSON_IsArray(v))
 			buf_addf(path, "[%d]", i);
 		else
-			buf_addf(path, ".%s", c->string);
+		{
+			buf_addc(path, '.');
+			add_quoted(path, c->string, 100);
+		}
 		if (bad_number(c, path))
 			return 1;
 		path->len = mark;
@@ -38,12 +67,29 @@ static int bad_number(const cJSON *v, struct buf *path)
 	return 0;
 }
 
+/* The offset of the first \u0000 escape in a valid JSON text, or -1. The
+ * parser turns it into a NUL that ends the C string: "args\u0000" would
+ * name the handler "args", and a task input would be cut short. */
+static long nul_escape(const char *body, size_t len)
+{
+	/* In valid JSON every backslash is in a string and starts an
+	 * escape, so a scan two bytes at a time is enough. */
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (body[i] != '\\')
+			continue;
+		if (body[i + 1] == 'u' && i + 5 < len && !memcmp(body + i + 2, "0000", 4))
+			return (long)i;
+		i++;
+	}
+	return -1;
+}
+
 static int whole(double v, double lo, double hi)
 {
 	return isfinite(v) && v == floor(v) && v >= lo && v <= hi;
 }
 
-int jobreq_parse(struct jobreq *r, const char *body, size_t len,
+static int parse(struct jobreq *r, const char *body, size_t len,
 		 const struct registry *reg, const struct jobreq_limits *lim,
 		 const char **code, char *msg, size_t msglen)
 {
@@ -65,14 +111,25 @@ int jobreq_parse(struct jobreq *r, const char *body, size_t len,
 		snprintf(msg, msglen, "the body is not valid UTF-8 (at byte %zu)", bad);
 		return 400;
 	}
-	r->doc = cJSON_ParseWithLengthOpts(body, len + 1, &end, 1);
-	if (!r->doc) {
-		const char *at = cJSON_GetErrorPtr();
+	r->doc = cJSON_ParseWithLengthOpts(body, len + 1, &end, 0);
+	/* One JSON value and nothing after it but white space: a NUL byte
+	 * does not end the body early. */
+	while (r->doc && end < body + len && strchr(" \t\r\n", *end) && *end)
+		end++;
+	if (!r->doc || end != body + len) {
+		const char *at = r->doc ? end : cJSON_GetErrorPtr();
 		size_t off = at && at >= body && at <= body + len ? (size_t)(at - body) : 0;
 
+		cJSON_Delete(r->doc);
+		r->doc = NULL;
 		*code = "bad_json";
 		snprintf(msg, msglen, "malformed JSON at byte %zu", off);
 		return 400;
+	}
+	if (nul_escape(body, len) >= 0) {
+		snprintf(msg, msglen, "a string holds \\u0000 (at byte %ld); batchd cannot store it",
+			 nul_escape(body, len));
+		goto fail400;
 	}
 	if (!cJSON_IsObject(r->doc)) {
 		snprintf(msg, msglen, "the body must be a JSON object");
@@ -83,8 +140,18 @@ int jobreq_parse(struct jobreq *r, const char *body, size_t len,
 
 		for (int k = 0; fields[k]; k++)
 			known |= !strcmp(f->string, fields[k]);
+		/* A field given twice could be read one way here and another
+		 * way by a proxy in front: refuse it. */
+		if (known && cJSON_GetObjectItemCaseSensitive(r->doc, f->string) != f) {
+			snprintf(msg, msglen, "field \"%s\" is given twice", f->string);
+			goto fail400;
+		}
 		if (!known) {
-			snprintf(msg, msglen, "unknown field \"%.100s\"", f->string);
+			struct buf q = BUF_INIT;
+
+			add_quoted(&q, f->string, 100);
+			snprintf(msg, msglen, "unknown field \"%s\"", q.data);
+			buf_release(&q);
 			goto fail400;
 		}
 	}
@@ -106,8 +173,12 @@ int jobreq_parse(struct jobreq *r, const char *body, size_t len,
 		for (int k = 0; k < registry_count(reg) && names.len < 300; k++)
 			buf_addf(&names, "%s%s", k ? ", " : "", registry_get(reg, k)->name);
 		*code = "unknown_handler";
-		snprintf(msg, msglen, "unknown handler \"%.100s\"; this server has: %s",
-			 r->handler, names.data);
+		struct buf q = BUF_INIT;
+
+		add_quoted(&q, r->handler, 100);
+		snprintf(msg, msglen, "unknown handler \"%s\"; this server has: %s",
+			 q.data, names.data);
+		buf_release(&q);
 		buf_release(&names);
 		jobreq_release(r);
 		return 422;
@@ -203,6 +274,19 @@ int jobreq_parse(struct jobreq *r, const char *body, size_t len,
 fail400:
 	jobreq_release(r);
 	return 400;
+}
+
+int jobreq_parse(struct jobreq *r, const char *body, size_t len,
+		 const struct registry *reg, const struct jobreq_limits *lim,
+		 const char **code, char *msg, size_t msglen)
+{
+	int status = parse(r, body, len, reg, lim, code, msg, msglen);
+	size_t bad;
+
+	/* A message cut short by its buffer may end inside a character. */
+	if (status && !utf8_valid(msg, strlen(msg), &bad))
+		msg[bad] = '\0';
+	return status;
 }
 
 void jobreq_release(struct jobreq *r)

@@ -38,7 +38,8 @@ struct jobreq {
 #define JOBREQ_TIMEOUT_MAX 604800.0
 
 /*
- * Parses and checks body[0..len), which must be NUL-terminated at len.
+ * Parses and checks body[0..len), which must be NUL-terminated at len (a
+ * NUL byte before len is not the end: it is refused like any junk).
  * Returns 0 and fills r (release it with jobreq_release), or the HTTP
  * status to answer (400, 413, 422) with an error code and a message that
  * names the field or the byte offset at fault. On error r holds nothing.

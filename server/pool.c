@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +23,10 @@
  * doubles up to this, so that a broken set-up does not spin. */
 #define RESPAWN_MAX_US 5000000
 #define READ_CHUNK 262144
+/* With a memory limit: every worker's size is read this often, and after
+ * a task at most this often. */
+#define MEMORY_POLL_US 100000
+#define MEMORY_AFTER_TASK_US 1000
 
 struct slot {
 	struct pool_info info;
@@ -39,6 +42,7 @@ struct slot {
 	size_t out_off;
 	int64_t respawn_at;	/* monotonic us; 0: none pending */
 	int quick_deaths;	/* deaths before hello, in a row */
+	int64_t mem_checked_us;	/* when its size was last read */
 };
 
 struct pool {
@@ -52,6 +56,7 @@ struct pool {
 	int stopping;
 	uint64_t restarts;
 	pid_t server_pid;
+	int64_t mem_poll_at;	/* monotonic us of the next size check */
 };
 
 static void on_socket(void *ctx, int fd, uint32_t events);
@@ -139,13 +144,7 @@ static void become_worker(struct pool *p, int sock, int id)
 	if (devnull >= 0)
 		dup2(devnull, 0);
 	close_range(4, ~0U, 0);
-	if (p->cfg.drop_user) {
-		if (setgroups(0, NULL) < 0 || setgid(p->cfg.gid) < 0 ||
-		    setuid(p->cfg.uid) < 0) {
-			LOG_ERROR("worker cannot drop privileges", LF_S("error", strerror(errno)));
-			_exit(1);
-		}
-	}
+	worker_set_memory_limit(p->cfg.max_rss);
 	_exit(worker_main(3, id, p->reg));
 }
 
@@ -185,6 +184,8 @@ static int spawn(struct pool *p, int i, char *err, size_t errlen)
 	s->info.ready = 0;
 	s->info.tasks_done = 0;
 	s->info.stop_sent = 0;
+	s->info.over_memory = 0;
+	s->mem_checked_us = 0;
 	s->fd = sv[0];
 	s->alive = 1;
 	s->eof = 0;
@@ -231,6 +232,41 @@ static void stop_watching(struct pool *p, struct slot *s)
 	s->eof = 1;
 }
 
+static void write_out(struct pool *p, int i);
+
+/* Tells the worker in slot to stop after its current task; it is then
+ * replaced like any worker that ends. */
+static void retire(struct pool *p, int i)
+{
+	struct slot *s = &p->slots[i];
+
+	if (s->info.stop_sent || s->eof || !s->alive)
+		return;
+	frame_put_stop(&s->out);
+	s->info.stop_sent = 1;
+	write_out(p, i);
+}
+
+/* Reads the size of the worker in slot i; kills it when it is over the
+ * limit. */
+static void check_memory(struct pool *p, int i, int64_t now)
+{
+	struct slot *s = &p->slots[i];
+	int64_t rss;
+
+	if (!p->cfg.max_rss || !s->alive || s->reaped || s->info.over_memory || !s->info.ready)
+		return;
+	s->mem_checked_us = now;
+	rss = worker_resident(s->info.pid);
+	if (rss <= p->cfg.max_rss)
+		return;
+	s->info.over_memory = rss;
+	LOG_WARN("worker over the memory limit: replacing it", LF_I("worker", s->info.id),
+		 LF_I("resident_mib", (long long)(rss >> 20)),
+		 LF_I("limit_mib", (long long)(p->cfg.max_rss >> 20)));
+	pool_kill(p, i);
+}
+
 /* Hands over every complete frame in s->in. */
 static void deliver(struct pool *p, int i)
 {
@@ -259,11 +295,28 @@ static void deliver(struct pool *p, int i)
 		case FRAME_HELLO:
 			s->info.ready = 1;
 			s->quick_deaths = 0;
+			if (p->cfg.max_rss && worker_resident(s->info.pid) > p->cfg.max_rss) {
+				/* Over already, it would be replaced forever: the
+				 * limit cannot work. */
+				LOG_ERROR("--worker-memory-limit is below the size of a fresh worker; "
+					  "not enforcing it",
+					  LF_I("limit_mib", (long long)(p->cfg.max_rss >> 20)),
+					  LF_I("worker_mib", (long long)(worker_resident(s->info.pid) >> 20)));
+				p->cfg.max_rss = 0;
+			}
 			p->ev.ready(p->ctx, i);
 			break;
 		case FRAME_RESULT:
 			s->info.tasks_done++;
 			p->ev.frame(p->ctx, i, &f);
+			if (p->cfg.max_tasks && s->info.tasks_done >= (uint64_t)p->cfg.max_tasks)
+				retire(p, i);
+			if (p->cfg.max_rss) {
+				int64_t now = clock_mono_us();
+
+				if (now - s->mem_checked_us >= MEMORY_AFTER_TASK_US)
+					check_memory(p, i, now);
+			}
 			break;
 		case FRAME_INIT:
 			if (f.handler < registry_count(p->reg) && f.ok != INIT_STARTING)
@@ -373,6 +426,20 @@ static void on_socket(void *ctx, int fd, uint32_t events)
 		finish(p, i);
 }
 
+int pool_accepts(const struct pool *p, int slot, size_t queued)
+{
+	const struct slot *s = &p->slots[slot];
+
+	if (s->info.stop_sent || s->info.over_memory)
+		return 0;
+	return !p->cfg.max_tasks || s->info.tasks_done + queued < (uint64_t)p->cfg.max_tasks;
+}
+
+int64_t pool_memory_limit(const struct pool *p)
+{
+	return p->cfg.max_rss;
+}
+
 struct buf *pool_out(struct pool *p, int slot)
 {
 	return &p->slots[slot].out;
@@ -464,15 +531,25 @@ static void finish(struct pool *p, int i)
 void pool_reap(struct pool *p)
 {
 	for (;;) {
-		int status;
-		pid_t pid = waitpid(-1, &status, WNOHANG);
-		int i;
+		siginfo_t si = { 0 };
+		int status, i;
+		pid_t pid;
 
-		if (pid <= 0)
+		/* Look before reaping: while the worker is a zombie its pid,
+		 * the id of its process group, cannot be reused. */
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || !si.si_pid)
 			break;
+		pid = si.si_pid;
 		for (i = 0; i < p->cfg.size; i++)
 			if (p->slots[i].alive && p->slots[i].info.pid == pid)
 				break;
+		/* A worker that died (killed from outside, crashed) takes the
+		 * programs it started along: none runs on unseen while its
+		 * task runs again. */
+		if (i < p->cfg.size)
+			kill(-pid, SIGKILL);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
 		if (i == p->cfg.size)
 			continue;	/* an orphan adopted as PID 1 */
 		struct slot *s = &p->slots[i];
@@ -490,6 +567,15 @@ void pool_reap(struct pool *p)
 int64_t pool_tick(struct pool *p, int64_t now_us)
 {
 	int64_t next = 0;
+
+	if (p->cfg.max_rss && !p->stopping) {
+		if (now_us >= p->mem_poll_at) {
+			for (int i = 0; i < p->cfg.size; i++)
+				check_memory(p, i, now_us);
+			p->mem_poll_at = now_us + MEMORY_POLL_US;
+		}
+		next = p->mem_poll_at;
+	}
 
 	for (int i = 0; i < p->cfg.size; i++) {
 		struct slot *s = &p->slots[i];

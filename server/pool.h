@@ -9,6 +9,12 @@
  *
  * A worker is known by its slot (0 .. size-1), which a replacement takes
  * over, and by an id that no later worker reuses.
+ *
+ * Recycling: a worker that has run max_tasks tasks is told to stop after
+ * its current one, and replaced. A worker found holding more than max_rss
+ * resident (checked after its tasks, at most every millisecond, and every
+ * 100 ms in any case) is killed and replaced; the task it was running, if
+ * any, fails (see pool_info.over_memory).
  */
 #ifndef BATCHD_POOL_H
 #define BATCHD_POOL_H
@@ -35,9 +41,9 @@ struct pool_events {
 
 struct pool_config {
 	int size;		/* workers */
-	uid_t uid;		/* workers switch to this user when drop_user */
-	gid_t gid;
-	int drop_user;
+	int max_tasks;		/* a worker is replaced after this many tasks;
+				 * 0: never */
+	int64_t max_rss;	/* bytes a worker may hold resident; 0: any */
 };
 
 /* What the API shows of a worker. */
@@ -49,6 +55,8 @@ struct pool_info {
 	int ready;		/* said hello */
 	uint64_t tasks_done;	/* results sent */
 	int stop_sent;		/* told to stop after its current task */
+	int64_t over_memory;	/* resident bytes when it was found over
+				 * max_rss (and killed), else 0 */
 	uint8_t *handlers;	/* per registry index: 0 not started, 1 ready,
 				 * 2 its init failed */
 };
@@ -74,6 +82,13 @@ struct buf *pool_out(struct pool *p, int slot);
 void pool_flush(struct pool *p, int slot);
 /* Bytes queued for slot's worker and not yet written. */
 size_t pool_pending(const struct pool *p, int slot);
+
+/* Whether the worker in slot may be handed one more task, with queued
+ * tasks handed to it already and not yet back: not when it is about to be
+ * replaced (--max-tasks-per-worker, over its memory limit). */
+int pool_accepts(const struct pool *p, int slot, size_t queued);
+/* --worker-memory-limit in bytes, 0 for none. */
+int64_t pool_memory_limit(const struct pool *p);
 
 /* Kills the worker in slot and its children (SIGKILL to its group). Its
  * exit is reported later through events->exited. */

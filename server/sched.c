@@ -574,7 +574,8 @@ void sched_dispatch(struct sched *s)
 			struct wslot *w = &s->slots[i];
 			struct ljob *j;
 
-			if (!w->ready || w->kill || head_stuck(s, w, now))
+			if (!w->ready || w->kill || head_stuck(s, w, now) ||
+			    !pool_accepts(s->pool, i, w->len))
 				continue;
 			j = next_job(s);
 			if (!j)
@@ -783,11 +784,13 @@ static void ev_ready(void *ctx, int slot)
 	s->version++;
 }
 
-/* Why a worker ended, for the error of task e, which it was running. */
-static void describe_exit(struct sched *s, struct buf *b, int status,
+/* Why the worker in slot ended, for the error of task e, which it was
+ * running. */
+static void describe_exit(struct sched *s, int slot, struct buf *b, int status,
 			  enum kill_reason why, const struct inflight *e)
 {
 	const struct handler *h = registry_get(s->reg, e->job->handler);
+	const struct pool_info *info = pool_info(s->pool, slot);
 
 	if (why == KILL_TIMEOUT) {
 		buf_addf(b, "timed out after %g s (worker killed)",
@@ -796,6 +799,11 @@ static void describe_exit(struct sched *s, struct buf *b, int status,
 		buf_addf(b, "the set-up of handler \"%s\" took longer than %g s (worker killed)",
 			 h ? h->name : "?", h && h->init_timeout_ms ?
 			 (double)h->init_timeout_ms / 1000 : (double)e->job->row.timeout_ms / 1000);
+	} else if (info->over_memory) {
+		buf_addf(b, "worker exceeded the memory limit (%lld MiB): %lld MiB resident "
+			 "(worker killed; --worker-memory-limit)",
+			 (long long)(pool_memory_limit(s->pool) >> 20),
+			 (long long)(info->over_memory >> 20));
 	} else if (WIFSIGNALED(status)) {
 		const char *abbr = sigabbrev_np(WTERMSIG(status));
 
@@ -829,7 +837,7 @@ static void ev_exited(void *ctx, int slot, int status)
 			if (k == 0 && !clean && why != KILL_SHUTDOWN) {
 				struct buf msg = BUF_INIT;
 
-				describe_exit(s, &msg, status, why, e);
+				describe_exit(s, slot, &msg, status, why, e);
 				LOG_WARN(why == KILL_TIMEOUT || why == KILL_SETUP_TIMEOUT ?
 					 "task timed out" : "worker died",
 					 LF_I("job", e->job->row.id), LF_I("task", e->idx),
@@ -940,6 +948,7 @@ int sched_load(struct sched *s, char *err, size_t errlen)
 	    (jobs = store_jobs_active(s->store, load_job, &l)) < 0 || l.failed ||
 	    store_commit(s->store) < 0) {
 		snprintf(err, errlen, "cannot load jobs: %s", store_errmsg(s->store));
+		store_rollback(s->store);
 		return -1;
 	}
 	for (struct ljob *j = s->jobs; j; j = j->next) {
@@ -1341,8 +1350,10 @@ static void resync(struct sched *s)
 
 	LOG_ERROR("database write failed; reloading jobs from the database",
 		  LF_S("error", store_errmsg(s->store)));
-	if (store_in_txn(s->store))
-		store_commit(s->store);	/* fails and rolls back, or lands */
+	/* A group in which a write failed must not land, not even if the
+	 * commit would now succeed: its other writes (a job's counts) would
+	 * disagree with what is missing. */
+	store_rollback(s->store);
 	for (int i = 0; i < s->nslots; i++) {
 		struct wslot *w = &s->slots[i];
 

@@ -10,7 +10,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netdb.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,15 +71,71 @@ static void fix_stdio(void)
 }
 
 /* Raises the open-file limit as far as allowed: every connection and
- * worker takes descriptors. */
-static void raise_nofile(void)
+ * worker takes descriptors. Returns the limit now in force. */
+static long raise_nofile(void)
 {
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
 	}
+	return rl.rlim_cur > (rlim_t)1 << 30 ? 1L << 30 : (long)rl.rlim_cur;
+}
+
+/* Keeps --max-connections within the open-file limit, leaving room for
+ * the database, the workers' sockets and the loop's own descriptors, so
+ * that the server refuses a connection with a 503 rather than running out
+ * of descriptors. */
+static void fit_connections(struct config *cfg, long nofile)
+{
+	long room = nofile - 64 - 2L * cfg->workers;
+
+	if (room < 16)
+		room = 16;
+	if (cfg->max_connections > room) {
+		LOG_WARN("fewer connections than --max-connections: open files are limited",
+			 LF_I("max_connections", room), LF_I("asked", cfg->max_connections),
+			 LF_I("nofile", nofile));
+		cfg->max_connections = (int)room;
+	}
+}
+
+/*
+ * Becomes user name for good: its groups, its gid, its uid (real, effective
+ * and saved), then checks that root cannot be taken back. Started as that
+ * user already, there is nothing to do. 0, or -1 with a message.
+ */
+static int drop_privileges(const char *name, char *err, size_t errlen)
+{
+	struct passwd *pw = getpwnam(name);
+
+	if (!pw) {
+		snprintf(err, errlen, "--user %s: no such user", name);
+		return -1;
+	}
+	if (getuid() != 0 || geteuid() != 0) {
+		if (getuid() == pw->pw_uid && geteuid() == pw->pw_uid)
+			return 0;
+		snprintf(err, errlen, "--user %s: batchd must be started as root to switch users",
+			 name);
+		return -1;
+	}
+	if (initgroups(name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0) {
+		snprintf(err, errlen, "--user %s: cannot switch to it: %s", name, strerror(errno));
+		return -1;
+	}
+	if (pw->pw_uid != 0 && (setuid(0) == 0 || seteuid(0) == 0 || setgid(0) == 0 ||
+				getuid() != pw->pw_uid || geteuid() != pw->pw_uid ||
+				getgid() != pw->pw_gid || getegid() != pw->pw_gid)) {
+		snprintf(err, errlen, "--user %s: root privileges could be taken back", name);
+		return -1;
+	}
+	return 0;
 }
 
 /* Binds the listening socket for "host:port" ("[::1]:80" for IPv6). */
@@ -270,9 +328,22 @@ int serve_main(int argc, char **argv)
 		return 2;
 	}
 	log_setup(sv.cfg.log_level, sv.cfg.log_format);
-	raise_nofile();
+	fit_connections(&sv.cfg, raise_nofile());
 	signal(SIGPIPE, SIG_IGN);
 
+	/* Only binding may need root (a port below 1024): with --user,
+	 * everything after it — reading the handlers file, loading plugins,
+	 * creating and writing the database, the workers and the programs
+	 * they start — runs as that user. */
+	sv.listen_fd = listen_on(sv.cfg.listen, bound, sizeof(bound), err, sizeof(err));
+	if (sv.listen_fd < 0) {
+		fprintf(stderr, "batchd serve: %s\n", err);
+		goto out;
+	}
+	if (sv.cfg.user && drop_privileges(sv.cfg.user, err, sizeof(err)) < 0) {
+		fprintf(stderr, "batchd serve: %s\n", err);
+		goto out;
+	}
 	sv.reg = registry_new();
 	if (sv.cfg.handlers &&
 	    registry_load_file(sv.reg, sv.cfg.handlers, err, sizeof(err)) < 0) {
@@ -286,11 +357,6 @@ int serve_main(int argc, char **argv)
 	}
 	metrics_init(sv.reg);
 	store_on_commit(sv.store, metrics_commit, NULL);
-	sv.listen_fd = listen_on(sv.cfg.listen, bound, sizeof(bound), err, sizeof(err));
-	if (sv.listen_fd < 0) {
-		fprintf(stderr, "batchd serve: %s\n", err);
-		goto out;
-	}
 
 	sv.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	sv.loop = loop_new();
@@ -308,6 +374,8 @@ int serve_main(int argc, char **argv)
 		goto out;
 	}
 	pcfg.size = sv.cfg.workers;
+	pcfg.max_tasks = sv.cfg.max_tasks_per_worker;
+	pcfg.max_rss = sv.cfg.worker_memory_limit;
 	sv.pool = pool_new(sv.loop, sv.reg, &pcfg, sched_pool_events(), sv.sched);
 	sched_set_pool(sv.sched, sv.pool);
 	if (pool_start(sv.pool, err, sizeof(err)) < 0) {
@@ -329,7 +397,8 @@ int serve_main(int argc, char **argv)
 	sv.listen_fd = -1;	/* the daemon owns it now */
 	LOG_INFO("listening", LF_S("addr", bound), LF_S("db", sv.cfg.db),
 		 LF_I("workers", sv.cfg.workers), LF_I("handlers", registry_count(sv.reg)),
-		 LF_S("version", BATCHD_VERSION), LF_S("auth", sv.cfg.token ? "token" : "none"));
+		 LF_S("version", BATCHD_VERSION), LF_S("auth", sv.cfg.token ? "token" : "none"),
+		 LF_I("uid", (long long)getuid()));
 
 	if (run(&sv) == 0) {
 		LOG_INFO("stopped");

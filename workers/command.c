@@ -1,9 +1,9 @@
 /*
  * command: the handler kind that runs a program per task.
  *
- * The program named in the handlers file is started with posix_spawn (no
- * shell: the input never reaches a command line), gets the task's input JSON
- * on stdin, and may write progress lines "<fraction> [message]" to the file
+ * The program named in the handlers file is started with fork and execve (no
+ * shell: the input never reaches a command line) and dies with its worker.
+ * It gets the task's input JSON on stdin, and may write progress lines "<fraction> [message]" to the file
  * descriptor in $BATCHD_PROGRESS_FD. Exit status 0 is success and stdout is
  * the result (JSON when it parses as JSON, else a string; empty is null).
  * Any other end is a failure whose error holds the exit status or signal and
@@ -26,6 +26,7 @@
 #include <cjson/cJSON.h>
 
 #include "../lib/buf.h"
+#include "../lib/clock.h"
 #include "../lib/utf8.h"
 #include "proc.h"
 #include "registry.h"
@@ -180,9 +181,11 @@ static int command_run(void *state, struct batchd_task *task, const char *input,
 	struct buf obuf = BUF_INIT, ebuf = BUF_INIT, pbuf = BUF_INIT;
 	size_t in_len = strlen(input), in_off = 0;
 	const char *extra = NULL;
+	char over[128];
+	int64_t limit = worker_memory_limit(), checked_us = 0;
 	char ejob[48], etask[48], eatt[48];
 	char *envp[] = { "BATCHD_PROGRESS_FD=3", ejob, etask, eatt, NULL };
-	pid_t pid;
+	pid_t pid = -1;
 	int status = 0, rc;
 
 	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) ||
@@ -225,6 +228,15 @@ static int command_run(void *state, struct batchd_task *task, const char *input,
 		if (poll(p, (nfds_t)np, 50) < 0 && errno != EINTR)
 			break;
 		worker_progress_flush(task);
+		/* The program is held to the worker's memory limit. */
+		if (limit && !extra && clock_mono_us() - checked_us >= 20000 &&
+		    (checked_us = clock_mono_us(), worker_resident(pid) > limit)) {
+			snprintf(over, sizeof(over),
+				 "the program exceeded the memory limit of %lld MiB, --worker-memory-limit",
+				 (long long)(limit >> 20));
+			extra = over;
+			kill(pid, SIGKILL);
+		}
 		for (int i = 0; i < np; i++) {
 			char chunk[65536];
 			ssize_t n;

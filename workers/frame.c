@@ -103,6 +103,10 @@ ssize_t frame_decode(const void *buf, size_t n, struct frame *f, char *err,
 		break;
 	case FRAME_HELLO:
 		f->pid = get32(p);
+		if (f->len) {
+			snprintf(err, errlen, "HELLO frame with %zu bytes after the pid", f->len);
+			return -1;
+		}
 		break;
 	case FRAME_RESULT:
 		f->job = get64(p);

@@ -37,7 +37,9 @@ void proc_spec_release(struct proc_spec *spec);
  * Starts spec's program with fds[i] as its descriptor i (0 <= i < nfds) and
  * the entries of extra (NULL-terminated, may be NULL) added to its
  * environment. Every other descriptor of the worker must be close-on-exec.
- * Returns 0 and sets *pid, or an errno value.
+ * The program gets default signal dispositions, an empty signal mask, and
+ * dies with the worker (PR_SET_PDEATHSIG). Returns 0 and sets *pid, or an
+ * errno value (exec failures included).
  */
 int proc_spawn(const struct proc_spec *spec, const int *fds, int nfds,
 	       char *const *extra, pid_t *pid);

@@ -4,6 +4,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -390,6 +391,39 @@ static void run_task(struct worker *w, struct wtask *wt)
 	free(res);
 }
 
+static int64_t memory_limit;
+
+void worker_set_memory_limit(int64_t bytes)
+{
+	memory_limit = bytes;
+}
+
+int64_t worker_memory_limit(void)
+{
+	return memory_limit;
+}
+
+int64_t worker_resident(int pid)
+{
+	char path[64], text[128];
+	long long size, pages;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/statm", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	text[n] = '\0';
+	if (sscanf(text, "%lld %lld", &size, &pages) != 2)
+		return -1;
+	return (int64_t)pages * sysconf(_SC_PAGESIZE);
+}
+
 int worker_main(int sock, int id, const struct registry *reg)
 {
 	struct worker w = { .sock = sock, .id = id, .reg = reg };
@@ -432,9 +466,10 @@ int worker_main(int sock, int id, const struct registry *reg)
 			h->ops->fini(w.hs[i].state);
 		free(w.hs[i].error);
 	}
-	/* What the worker allocated goes, so that a leak checker run on the
-	 * server sees only real leaks. The rest of the memory is the
-	 * server's, inherited at fork; the process ends without tidying it. */
+	/* What the worker allocated itself goes back (a leak checker then
+	 * finds what a handler loses); the rest of the memory is the
+	 * server's, inherited at fork, and the process ends without tidying
+	 * it. */
 	while (w.head) {
 		struct wtask *t = w.head;
 

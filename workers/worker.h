@@ -12,6 +12,8 @@
 #ifndef BATCHD_WORKER_H
 #define BATCHD_WORKER_H
 
+#include <stdint.h>
+
 #include "registry.h"
 
 /*
@@ -20,6 +22,14 @@
  * returns to the server's code (the caller must not).
  */
 int worker_main(int sock, int id, const struct registry *reg);
+
+/* Sets the memory limit (resident bytes, 0 for none) of this worker; the
+ * command runner holds the programs it starts to it too. Call before
+ * worker_main. */
+void worker_set_memory_limit(int64_t bytes);
+int64_t worker_memory_limit(void);
+/* Bytes resident in process pid (as top shows it), or -1. */
+int64_t worker_resident(int pid);
 
 /*
  * Forwards a progress update that batchd_progress() held back to coalesce

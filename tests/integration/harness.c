@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -102,6 +104,10 @@ int server_try_start(struct server *s, const char *const *args, double timeout_s
 		fail_msg("fork: %s", strerror(errno));
 	if (pid == 0) {
 		int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		/* A test that fails half-way (or dies) must not leave its
+		 * server running. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 
 		dup2(fd, 1);
 		dup2(fd, 2);
@@ -473,4 +479,22 @@ int sh(const char *fmt, ...)
 	va_end(ap);
 	rc = system(cmd);
 	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+int mount_tmpfs(const char *dir, const char *opts)
+{
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -1;
+	if (mount("tmpfs", dir, "tmpfs", 0, opts) < 0) {
+		rmdir(dir);
+		return -1;
+	}
+	return 0;
+}
+
+int unmount(const char *dir)
+{
+	if (umount(dir) < 0 && umount2(dir, MNT_DETACH) < 0)
+		return -1;
+	return rmdir(dir);
 }

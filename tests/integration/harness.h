@@ -94,6 +94,11 @@ const char *jstr(const cJSON *o, const char *path);
  * out. */
 const char *write_file(const struct server *s, const char *name,
 		       const char *text, int mode, char *out, size_t len);
+/* Mounts a fresh tmpfs (options like "size=2m") on dir, creating dir;
+ * 0, or -1 when this process may not mount (not root). */
+int mount_tmpfs(const char *dir, const char *opts);
+/* Unmounts dir (lazily if busy) and removes it; 0 or -1. */
+int unmount(const char *dir);
 /* Runs a shell command; returns its exit status. */
 int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 double now_s(void);

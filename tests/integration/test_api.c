@@ -401,6 +401,30 @@ static void test_token(void **state)
 	http_request(&t, "POST", "/api/jobs", "{\"handler\": \"noop\", \"tasks\": [1]}", NULL, &r);
 	assert_int_equal(r.status, 401);
 	resp_free(&r);
+	/* The error routes too: a wrong method, HEAD, OPTIONS, a body over
+	 * the limit, "/api" itself, an escaped path: 401, never 404, 405 or
+	 * 413, which would tell an outsider something. */
+	const struct { const char *method, *path; } others[] = {
+		{ "PUT", "/api/jobs" }, { "DELETE", "/api/jobs/1" }, { "HEAD", "/api/progress" },
+		{ "OPTIONS", "/api/jobs" }, { "GET", "/api" }, { "GET", "/api/" },
+		{ "GET", "/api%2Fjobs" }, { "GET", "/api/jobs/1/../../progress" },
+		{ "POST", "/api/jobs/1/cancel" }, { "POST", "/api/jobs/1/retry" },
+		{ "GET", "/api/jobs/1/tasks/0" },
+	};
+
+	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+		http_request(&t, others[i].method, others[i].path, NULL, NULL, &r);
+		if (r.status != 401) {
+			print_error("%s %s: %ld\n", others[i].method, others[i].path, r.status);
+			fail();
+		}
+		resp_free(&r);
+	}
+	const char *huge[] = { "Content-Length: 999999999999", NULL };
+
+	http_request(&t, "POST", "/api/jobs", "{}", huge, &r);
+	assert_true(r.status == 401 || r.status == -1);
+	resp_free(&r);
 	cJSON_Delete(api(&t, "GET", "/healthz", NULL, 200));
 
 	t.token = "s3cret-token";

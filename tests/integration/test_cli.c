@@ -28,7 +28,8 @@ static int run(struct buf *out, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(args, sizeof(args), fmt, ap);
 	va_end(ap);
-	snprintf(cmd, sizeof(cmd), "%s %s 2>&1", batchd_bin(), args);
+	/* A server that should have refused to start must not hang the test. */
+	snprintf(cmd, sizeof(cmd), "timeout -k 5 60 %s %s 2>&1", batchd_bin(), args);
 	buf_reset(out);
 	p = popen(cmd, "r");
 	assert_non_null(p);
@@ -47,12 +48,48 @@ static int lines(const struct buf *b)
 	return n;
 }
 
+/* Makes a real batchd database of a few hundred pages under s's directory,
+ * then overwrites pages in its middle; its path goes to out. */
+static void make_corrupt_db(struct server *s, char *out, size_t len)
+{
+	struct server m;
+	struct buf body = BUF_INIT;
+	const char *args[] = { "--workers", "1", NULL };
+	FILE *f;
+	long size;
+	char junk[8 * 4096];
+
+	server_init(&m);
+	server_start(&m, args);
+	buf_adds(&body, "{\"handler\": \"echo\", \"tasks\": [");
+	for (int i = 0; i < 3000; i++)
+		buf_addf(&body, "%s\"task %d, a line long enough to fill the pages\"", i ? "," : "", i);
+	buf_adds(&body, "]}");
+	cJSON_Delete(wait_job(&m, submit(&m, body.data), "succeeded", 60));
+	buf_release(&body);
+	assert_int_equal(server_stop(&m), 0);
+	snprintf(out, len, "%s/corrupt.db", s->dir);
+	assert_int_equal(sh("cp '%s' '%s'", m.db, out), 0);
+	server_free(&m);
+
+	f = fopen(out, "r+b");
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	size = ftell(f);
+	assert_true(size > 40 * 4096);
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (char)(i * 7919 + 13);
+	fseek(f, (size / 2) & ~4095L, SEEK_SET);
+	fwrite(junk, 1, sizeof(junk), f);
+	fclose(f);
+}
+
 static void test_serve_refusals(void **state)
 {
 	struct server s, t;
 	struct buf out = BUF_INIT;
 	const char *args[] = { "--workers", "1", NULL };
-	char listen[64];
+	char listen[64], path[400];
 
 	(void)state;
 	assert_int_equal(run(&out, "serve --workers zero"), 2);
@@ -78,11 +115,75 @@ static void test_serve_refusals(void **state)
 	server_free(&t);
 	server_free(&s);
 
+	/* Not a database, a damaged one, a read-only one: each refused at
+	 * start-up with one line naming the file and the cause. */
+	server_init(&t);
+	write_file(&t, "garbage.db", "this is not a database file, not at all\n", 0644,
+		   path, sizeof(path));
+	assert_int_equal(run(&out, "serve --db %s --listen 127.0.0.1:0", path), 1);
+	assert_non_null(strstr(out.data, "batchd serve: cannot open database "));
+	assert_non_null(strstr(out.data, path));
+	assert_non_null(strstr(out.data, ": file is not a database"));
+	assert_int_equal(lines(&out), 1);
+
+	make_corrupt_db(&t, path, sizeof(path));
+	assert_int_equal(run(&out, "serve --db %s --listen 127.0.0.1:0", path), 1);
+	assert_non_null(strstr(out.data, path));
+	assert_non_null(strstr(out.data, ": the file is corrupt ("));
+	assert_int_equal(lines(&out), 1);
+
+	write_file(&t, "ro.db", "", 0444, path, sizeof(path));
+	assert_int_equal(run(&out, "serve --db %s --listen 127.0.0.1:0", path), 1);
+	assert_non_null(strstr(out.data, path));
+	assert_non_null(strstr(out.data, "the file is read-only (mode 0444)"));
+	assert_int_equal(lines(&out), 1);
+	server_free(&t);
+
 	assert_int_equal(run(&out, "serve --help"), 0);
 	assert_non_null(strstr(out.data, "--grace SECONDS"));
 	assert_int_equal(run(&out, "bogus"), 2);
 	assert_non_null(strstr(out.data, "unknown command \"bogus\""));
 	buf_release(&out);
+}
+
+/* A database on a read-only file system (a read-only mount: root ignores
+ * file modes, so a mount is the honest test) is refused at start-up. */
+static void test_serve_read_only_fs(void **state)
+{
+	struct server s;
+	struct buf out = BUF_INIT;
+	const char *args[] = { "--workers", "1", NULL };
+	char mnt[290], db[400];
+
+	(void)state;
+	server_init(&s);
+	snprintf(mnt, sizeof(mnt), "%s/ro", s.dir);
+	if (mount_tmpfs(mnt, "size=8m") < 0) {
+		print_message("skipped: cannot mount a tmpfs here (needs root)\n");
+		server_free(&s);
+		skip();
+	}
+	/* A sound database made on the mount, which then turns read-only. */
+	snprintf(s.db, sizeof(s.db), "%s/batchd.db", mnt);
+	server_start(&s, args);
+	cJSON_Delete(wait_job(&s, submit(&s, "{\"handler\": \"noop\", \"tasks\": [1]}"),
+			      "succeeded", 30));
+	assert_int_equal(server_stop(&s), 0);
+	assert_int_equal(sh("mount -o remount,ro '%s'", mnt), 0);
+
+	assert_int_equal(run(&out, "serve --db %s --listen 127.0.0.1:0", s.db), 1);
+	assert_non_null(strstr(out.data, s.db));
+	assert_non_null(strstr(out.data, ": Read-only file system"));
+	assert_int_equal(lines(&out), 1);
+	snprintf(db, sizeof(db), "%s/new.db", mnt);
+	assert_int_equal(run(&out, "serve --db %s --listen 127.0.0.1:0", db), 1);
+	assert_non_null(strstr(out.data, "cannot open database "));
+	assert_non_null(strstr(out.data, ": Read-only file system"));
+	assert_int_equal(lines(&out), 1);
+
+	assert_int_equal(unmount(mnt), 0);
+	buf_release(&out);
+	server_free(&s);
 }
 
 static void test_submit_wait_status_cancel(void **state)
@@ -175,6 +276,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_serve_refusals),
+		cmocka_unit_test(test_serve_read_only_fs),
 		cmocka_unit_test(test_submit_wait_status_cancel),
 		cmocka_unit_test(test_token_from_env),
 	};

@@ -107,6 +107,34 @@ static void test_errors(void **state)
 	setenv("BATCHD_WORKERS", "lots", 1);
 	bad("BATCHD_WORKERS: expected a whole number", NULL);
 	unsetenv("BATCHD_WORKERS");
+	bad("--max-tasks-per-worker", "--max-tasks-per-worker", "-1", NULL);
+	bad("--worker-memory-limit: expected a size of at least 16M", "--worker-memory-limit", "1M", NULL);
+	bad("--worker-memory-limit", "--worker-memory-limit", "lots", NULL);
+	bad("--cors-origin: expected one origin", "--cors-origin", "*", NULL);
+	bad("--cors-origin", "--cors-origin", "https://a.example/path", NULL);
+	bad("--cors-origin", "--cors-origin", "ftp://a.example", NULL);
+}
+
+static void test_worker_and_http_options(void **state)
+{
+	struct config c;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(parse(&c, err, sizeof(err), NULL), 0);
+	assert_int_equal(c.max_tasks_per_worker, 0);
+	assert_int_equal(c.worker_memory_limit, 0);
+	assert_null(c.cors_origin);
+	assert_int_equal(c.max_connections, 4096);
+	config_release(&c);
+	setenv("BATCHD_WORKER_MEMORY_LIMIT", "512M", 1);
+	assert_int_equal(parse(&c, err, sizeof(err), "--max-tasks-per-worker", "100",
+			       "--cors-origin", "https://ops.example.com:8443", NULL), 0);
+	assert_int_equal(c.max_tasks_per_worker, 100);
+	assert_int_equal(c.worker_memory_limit, 512LL << 20);
+	assert_string_equal(c.cors_origin, "https://ops.example.com:8443");
+	config_release(&c);
+	unsetenv("BATCHD_WORKER_MEMORY_LIMIT");
 }
 
 static void test_sizes(void **state)
@@ -129,6 +157,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_env_then_args),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_worker_and_http_options),
 		cmocka_unit_test(test_sizes),
 	};
 

@@ -162,6 +162,28 @@ static void test_malformed(void **state)
 	buf_release(&b);
 }
 
+/* Found by tests/fuzz/fuzz_frame: a HELLO with bytes after its pid was
+ * taken as a HELLO, the extra bytes ignored. */
+static void test_hello_with_trailing_bytes(void **state)
+{
+	static const uint8_t input[] = {
+		0x05, 0x00, 0x00, 0x00, 0x0a, 0x01, 0x00, 0x00, 0x00,
+		0x15, 0x00, 0x00, 0x00, 0x0a, 0x01, 0x00, 0x00, 0x00, 0x15, 0x00, 0x00, 0x00,
+		0xf5, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x20, 0x00, 0x00, 0x00,
+		0x20, 0xa1, 0x02,
+	};
+	struct frame f;
+	char err[128];
+	ssize_t n = frame_decode(input, sizeof(input), &f, err, sizeof(err));
+
+	(void)state;
+	assert_int_equal(n, 9);
+	assert_int_equal(f.type, FRAME_HELLO);
+	assert_int_equal(f.pid, 1);
+	assert_int_equal(frame_decode(input + n, sizeof(input) - (size_t)n, &f, err, sizeof(err)), -1);
+	assert_string_equal(err, "HELLO frame with 16 bytes after the pid");
+}
+
 static void test_progress_clamped_on_encode(void **state)
 {
 	struct buf b = BUF_INIT;
@@ -183,6 +205,7 @@ int main(void)
 		cmocka_unit_test(test_partial),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_progress_clamped_on_encode),
+		cmocka_unit_test(test_hello_with_trailing_bytes),
 	};
 
 	return cmocka_run_group_tests_name("frame", tests, NULL, NULL);

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "../../lib/utf8.h"
 #include "../../server/jobreq.h"
 
 static struct registry *reg;
@@ -115,6 +116,80 @@ static void test_refusals(void **state)
 		"invalid_request", "tasks[0].steps");
 	refused("{\"handler\": \"fail\", \"tasks\": [{\"message\": 1}]}", 400, "invalid_request",
 		"tasks[0].message");
+	refused("{\"handler\": \"noop\", \"handler\": \"crash\", \"tasks\": [1]}", 400,
+		"invalid_request", "field \"handler\" is given twice");
+	refused("{\"handler\": \"noop\", \"tasks\": [1], \"priority\": 1, \"priority\": 2}", 400,
+		"invalid_request", "field \"priority\" is given twice");
+	/* \u0000 would end the string early: "noop\u0000x" named "noop". */
+	refused("{\"handler\": \"noop\\u0000x\", \"tasks\": [1]}", 400, "invalid_request",
+		"\\u0000 (at byte 17)");
+	refused("{\"handler\": \"echo\", \"tasks\": [\"a\\u0000b\"]}", 400, "invalid_request",
+		"\\u0000");
+}
+
+static void test_escaped_backslash_is_not_nul(void **state)
+{
+	struct jobreq r;
+	const char *code;
+	char msg[256];
+
+	(void)state;
+	assert_int_equal(parse("{\"handler\": \"echo\", \"tasks\": [\"\\\\u0000\", \"\\u00001\"]}",
+			       &r, &code, msg, sizeof(msg)), 400);
+	assert_int_equal(parse("{\"handler\": \"echo\", \"tasks\": [\"\\\\u0000\"]}",
+			       &r, &code, msg, sizeof(msg)), 0);
+	jobreq_release(&r);
+}
+
+/* A NUL byte inside the body does not end it: what follows is still
+ * checked (it used to be ignored). */
+static void test_nul_inside_body(void **state)
+{
+	static const char ok[] = "{\"handler\": \"noop\", \"tasks\": [1]} \r\n";
+	static const char junk[] = "{\"handler\": \"noop\", \"tasks\": [1]}\0junk";
+	static const char nul[] = "{\"handler\": \"noop\", \"tasks\": [1]}\0";
+	struct jobreq r;
+	const char *code;
+	char msg[256];
+
+	(void)state;
+	assert_int_equal(jobreq_parse(&r, ok, sizeof(ok) - 1, reg, &lim, &code, msg,
+				      sizeof(msg)), 0);
+	jobreq_release(&r);
+	assert_int_equal(jobreq_parse(&r, junk, sizeof(junk) - 1, reg, &lim, &code, msg,
+				      sizeof(msg)), 400);
+	assert_string_equal(code, "bad_json");
+	assert_string_equal(msg, "malformed JSON at byte 33");
+	assert_null(r.doc);
+	assert_int_equal(jobreq_parse(&r, nul, sizeof(nul) - 1, reg, &lim, &code, msg,
+				      sizeof(msg)), 400);
+	assert_string_equal(code, "bad_json");
+}
+
+/* Found by tests/fuzz/fuzz_jobreq: a key with a newline made a message of
+ * two lines. Quoted keys and names are escaped and cut at a character. */
+static void test_message_is_one_line(void **state)
+{
+	struct jobreq r;
+	const char *code;
+	char msg[512];
+	char body[1024];
+
+	(void)state;
+	assert_int_equal(parse(" \r\n\t{\"ha\\ndler\":\"noop\",\"tasks\":[1]}\n", &r, &code,
+			       msg, sizeof(msg)), 400);
+	assert_string_equal(msg, "unknown field \"ha\\ndler\"");
+	assert_int_equal(parse("{\"handler\": \"a\\tb\", \"tasks\": [1]}", &r, &code, msg,
+			       sizeof(msg)), 422);
+	assert_non_null(strstr(msg, "unknown handler \"a\\x09b\""));
+	assert_int_equal(parse("{\"handler\": \"echo\", \"tasks\": [{\"k\\r\": 1e999}]}", &r,
+			       &code, msg, sizeof(msg)), 400);
+	assert_string_equal(msg, "tasks[0].k\\x0d: number out of range");
+	/* 99 ASCII bytes then a 2-byte character: cut before it. */
+	snprintf(body, sizeof(body), "{\"%099d\xc3\xa9x\": 1}", 0);
+	assert_int_equal(parse(body, &r, &code, msg, sizeof(msg)), 400);
+	assert_non_null(strstr(msg, "0...\""));
+	assert_true(utf8_valid(msg, strlen(msg), NULL));
 }
 
 /* Nesting deeper than the parser allows is refused, not a crash. */
@@ -138,6 +213,9 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_deep_nesting),
+		cmocka_unit_test(test_nul_inside_body),
+		cmocka_unit_test(test_escaped_backslash_is_not_nul),
+		cmocka_unit_test(test_message_is_one_line),
 	};
 
 	return cmocka_run_group_tests_name("jobreq", tests, group_setup, group_teardown);

@@ -292,6 +292,30 @@ static void test_jobs_lists_delete_totals(void **state)
 	assert_true(add_job(f->s, 1, NULL) > b);
 }
 
+/* A rolled-back group leaves nothing behind. */
+static void test_rollback(void **state)
+{
+	struct fixture *f = *state;
+	int64_t id = add_job(f->s, 2, NULL), counts[ST_COUNT];
+	struct store_job j;
+
+	assert_int_equal(store_begin(f->s), 0);
+	assert_int_equal(store_task_finish(f->s, id, 0, ST_SUCCEEDED, 1, 1, 1, 2, "1", 1,
+					   NULL, 0, -1, NULL), 0);
+	assert_int_equal(store_job_get(f->s, id, &j), 0);
+	j.succeeded = 1;
+	assert_int_equal(store_job_save(f->s, &j), 0);
+	store_job_release(&j);
+	store_rollback(f->s);
+	assert_false(store_in_txn(f->s));
+	store_rollback(f->s);	/* none open: nothing to do */
+	assert_int_equal(store_job_recount(f->s, id, counts), 0);
+	assert_int_equal(counts[ST_QUEUED], 2);
+	assert_int_equal(store_job_get(f->s, id, &j), 0);
+	assert_int_equal(j.succeeded, 0);
+	store_job_release(&j);
+}
+
 /* A failed insert writes nothing: the key is still free afterwards. */
 static void test_insert_is_atomic(void **state)
 {
@@ -339,6 +363,46 @@ static void test_refusals(void **state)
 	assert_non_null(strstr(err, "read-only"));
 }
 
+static void long_input(void *ctx, int64_t idx, const char **text, size_t *len)
+{
+	static char buf[256];
+
+	(void)ctx;
+	snprintf(buf, sizeof(buf), "{\"i\":%lld,\"pad\":\"%0200d\"}", (long long)idx, 0);
+	*text = buf;
+	*len = strlen(buf);
+}
+
+/* Damage in the middle of the file, in pages start-up would not otherwise
+ * read, is found when the store is opened. */
+static void test_refuses_corrupt_pages(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job j = { .handler = "echo", .timeout_ms = 1, .max_attempts = 1,
+			       .total = 2000 };
+	char err[512], junk[16 * 4096];
+	FILE *fp;
+	long size;
+
+	assert_int_equal(store_job_insert(f->s, &j, long_input, NULL), 0);
+	store_close(f->s);
+	f->s = NULL;
+	fp = fopen(f->path, "r+b");
+	assert_non_null(fp);
+	fseek(fp, 0, SEEK_END);
+	size = ftell(fp);
+	assert_true(size > 64 * 4096);
+	memset(junk, 0x5a, sizeof(junk));
+	fseek(fp, (size / 2) & ~4095L, SEEK_SET);
+	fwrite(junk, 1, sizeof(junk), fp);
+	fclose(fp);
+
+	assert_null(store_open(f->path, err, sizeof(err)));
+	assert_non_null(strstr(err, f->path));
+	assert_non_null(strstr(err, "the file is corrupt ("));
+	assert_null(strchr(err, '\n'));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -348,7 +412,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_requeue_running, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jobs_lists_delete_totals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_insert_is_atomic, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refuses_corrupt_pages, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);

@@ -1,0 +1,217 @@
+/*
+ * Integration tests of storage faults while serving: the database's file
+ * system fills up under running work. Submissions are refused with 507 and
+ * a clear error, the server stays up, nothing is corrupted, and once space
+ * is freed it carries on by itself.
+ *
+ * The file system is a small tmpfs the test mounts (as root; skipped with
+ * a message otherwise).
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../lib/buf.h"
+
+struct fixture {
+	struct server s;
+	char mnt[300];
+	int mounted;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	server_init(&f->s);
+	snprintf(f->mnt, sizeof(f->mnt), "%s/disk", f->s.dir);
+	f->mounted = mount_tmpfs(f->mnt, "size=16m") == 0;
+	*state = f;
+	return 0;
+}
+
+/* Stops the server and unmounts, whatever happened in the test. */
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	if (f->s.pid)
+		server_kill(&f->s);
+	if (f->mounted)
+		unmount(f->mnt);
+	server_free(&f->s);
+	free(f);
+	return 0;
+}
+
+/* Fills the file system with a ballast file until it is full. */
+static int64_t fill(const char *path)
+{
+	static char chunk[16384];
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int64_t n = 0;
+
+	assert_true(fd >= 0);
+	memset(chunk, 'b', sizeof(chunk));
+	for (size_t size = sizeof(chunk); size >= 512;) {
+		ssize_t w = write(fd, chunk, size);
+
+		if (w > 0)
+			n += w;
+		else if (errno == ENOSPC)
+			size /= 2;
+		else
+			break;
+	}
+	close(fd);
+	return n;
+}
+
+static char *job_body(int tasks, int pad)
+{
+	struct buf b = BUF_INIT;
+
+	buf_adds(&b, "{\"handler\": \"echo\", \"tasks\": [");
+	for (int i = 0; i < tasks; i++)
+		buf_addf(&b, "%s{\"i\": %d, \"pad\": \"%0*d\"}", i ? "," : "", i, pad, 0);
+	buf_adds(&b, "]}");
+	return buf_detach(&b, NULL);
+}
+
+static int job_count(const struct server *s)
+{
+	cJSON *j = api(s, "GET", "/api/jobs?limit=1000", NULL, 200);
+	int n = cJSON_GetArraySize(cJSON_GetObjectItem(j, "jobs"));
+
+	cJSON_Delete(j);
+	return n;
+}
+
+struct recover {
+	const char *body;
+	int64_t id;
+};
+
+/* Tries the submission until it is accepted. */
+static int accepted(const struct server *s, void *ctx)
+{
+	struct recover *r = ctx;
+	struct resp resp;
+
+	http_request(s, "POST", "/api/jobs", r->body, NULL, &resp);
+	if (resp.status == 201)
+		r->id = (int64_t)jnum(resp.json, "id");
+	else if (resp.status != 507 && resp.status != 500)
+		fail_msg("while recovering: HTTP %ld %s", resp.status, resp.body);
+	resp_free(&resp);
+	return r->id > 0;
+}
+
+static void test_disk_full(void **state)
+{
+	struct fixture *f = *state;
+	struct server *s = &f->s;
+	char ballast[400];
+	struct buf sleepy = BUF_INIT;
+	struct resp r;
+	struct recover rec = { 0 };
+	int64_t running, filled;
+	char *big;
+	int refused = 0;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+
+	if (!f->mounted) {
+		print_message("skipped: cannot mount a tmpfs here (needs root)\n");
+		skip();
+	}
+	snprintf(s->db, sizeof(s->db), "%s/batchd.db", f->mnt);
+	snprintf(ballast, sizeof(ballast), "%s/ballast", f->mnt);
+	const char *args[] = { "--workers", "2", NULL };
+
+	server_start(s, args);
+	/* Work running when the disk fills: progress, results, retries. */
+	buf_adds(&sleepy, "{\"handler\": \"sleep\", \"max_attempts\": 2, \"tasks\": [");
+	for (int i = 0; i < 300; i++)
+		buf_addf(&sleepy, "%s{\"ms\": 20, \"steps\": 2}", i ? "," : "");
+	buf_adds(&sleepy, "]}");
+	running = submit(s, sleepy.data);
+	buf_release(&sleepy);
+	cJSON_Delete(wait_job(s, running, "running", 30));
+
+	filled = fill(ballast);
+	print_message("disk filled with a %lld KiB ballast\n", (long long)(filled >> 10));
+
+	/* A submission needs room: refused with 507 and a clear error, and
+	 * nothing of it is written. */
+	big = job_body(2000, 200);
+	for (int i = 0; i < 5 && !refused; i++) {
+		http_request(s, "POST", "/api/jobs", big, NULL, &r);
+		if (r.status == 507) {
+			assert_string_equal(jstr(r.json, "error.code"), "storage_full");
+			assert_non_null(strstr(jstr(r.json, "error.message"), "disk is full"));
+			refused = 1;
+		} else {
+			assert_int_equal(r.status, 201);	/* it fit after all */
+		}
+		resp_free(&r);
+	}
+	assert_true(refused);
+	int jobs_when_full = job_count(s);
+
+	/* The server stays up and answers, full disk or not. */
+	for (int i = 0; i < 20; i++) {
+		cJSON_Delete(api(s, "GET", "/healthz", NULL, 200));
+		cJSON_Delete(api(s, "GET", "/api/progress", NULL, 200));
+		usleep(50000);
+	}
+	assert_int_equal(job_count(s), jobs_when_full);
+	/* The running work met the full disk: its writes failed and were rolled
+	 * back, and the jobs reloaded from the database. */
+	assert_true(server_log_has(s, "reloading jobs from the database"));
+
+	/* Space comes back: it carries on by itself. */
+	assert_int_equal(unlink(ballast), 0);
+	rec.body = big;
+	assert_true(wait_until(accepted, s, &rec, 30));
+	cJSON_Delete(wait_job(s, rec.id, "succeeded", 60));
+	cJSON *j = wait_job(s, running, "succeeded|failed", 120);
+
+	assert_int_equal(jnum(j, "progress.succeeded") + jnum(j, "progress.failed"), 300);
+	print_message("after the disk was freed: the running job %s (%d succeeded)\n",
+		      jstr(j, "state"), (int)jnum(j, "progress.succeeded"));
+	cJSON_Delete(j);
+	free(big);
+	assert_int_equal(server_stop(s), 0);
+
+	/* Nothing corrupted; every job's counts match its tasks. */
+	assert_int_equal(sqlite3_open_v2(s->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+	sqlite3_finalize(st);
+	assert_int_equal(sqlite3_prepare_v2(db,
+		"SELECT count(*) FROM jobs j WHERE state < 2 OR succeeded + failed + cancelled != total"
+		" OR succeeded != (SELECT count(*) FROM tasks t WHERE t.job_id = j.id AND t.state = 2)"
+		" OR failed != (SELECT count(*) FROM tasks t WHERE t.job_id = j.id AND t.state = 3)",
+		-1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("storage", tests, NULL, NULL);
+}
