@@ -3,8 +3,9 @@
 #   make            ./batchd (optimized)
 #   make run        build, then serve on http://127.0.0.1:8080 with ./batchd.db
 #   make test       every test, under AddressSanitizer and UBSan
-#   make bench      the benchmark (bench/), not a test
+#   make bench      the benchmark (bench/), not a test: docs/PERFORMANCE.md
 #   make deps       install the Debian packages the build and tests need
+#   make bench-deps install the peers the benchmark measures against
 #   make clean
 #
 # Every library is found with pkg-config. `make run` and `make test` install
@@ -20,6 +21,8 @@ TEST_PKGS = cmocka
 DEB_BUILD = build-essential pkg-config libmicrohttpd-dev libcjson-dev \
 	libsqlite3-dev libcurl4-openssl-dev
 DEB_TEST = libcmocka-dev python3 curl procps
+# The benchmark's peers and tools; the tests never need them.
+DEB_BENCH = python3 python3-tqdm parallel wrk nginx-light
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
@@ -64,7 +67,8 @@ UNIT_BINS = $(UNIT_TESTS:%=$(A)/tests/unit/test_%)
 INTEGRATION_BINS = $(INTEGRATION_TESTS:%=$(A)/tests/integration/test_%)
 HARNESS = $(A)/tests/integration/harness.o
 
-.PHONY: all run test test-unit test-integration bench deps check-deps clean
+.PHONY: all run test test-unit test-integration bench bench-build bench-deps \
+	check-bench-deps deps check-deps clean
 
 all: batchd
 
@@ -108,6 +112,37 @@ test: check-deps
 	@tests/run $(UNIT_BINS) $(INTEGRATION_BINS)
 
 test-build: $(A)/batchd $(UNIT_BINS) $(INTEGRATION_BINS)
+
+# The benchmark (bench/run.py): the release binary and two helpers, the raw
+# posix_spawn rate and a plugin that stamps when a task starts.
+B = build/bench
+
+bench: check-deps check-bench-deps
+	@$(MAKE) --no-print-directory batchd bench-build
+	/usr/bin/python3 bench/run.py $(BENCH_ARGS)
+
+bench-build: $(B)/spawn $(B)/stamp.so
+
+$(B)/spawn: bench/spawn.c
+	@mkdir -p $(dir $@)
+	$(call say,CC)$(CC) $(WARN) $(DEFS) -O2 -o $@ $<
+
+$(B)/stamp.so: bench/stamp.c include/batchd.h
+	@mkdir -p $(dir $@)
+	$(call say,CC)$(CC) $(WARN) $(DEFS) -O2 -shared -fPIC -o $@ $<
+
+check-bench-deps:
+	@/usr/bin/python3 -c 'import tqdm' 2>/dev/null && command -v parallel >/dev/null \
+		&& command -v wrk >/dev/null && command -v nginx >/dev/null \
+		|| $(MAKE) --no-print-directory bench-deps
+
+bench-deps:
+	$(SUDO) apt-get update
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends \
+		$(DEB_BENCH)
+	@# Optional: perf, for profiles of the hot path (not in every kernel's image).
+	-DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends \
+		linux-perf
 
 clean:
 	rm -rf build batchd
