@@ -99,6 +99,7 @@ struct sched {
 	uint64_t version;
 	int stopping;
 	int broken;		/* a store write failed in this group */
+	int settle;		/* a job's end or a cancel/retry awaits its commit */
 	int64_t paused_until;
 };
 
@@ -227,6 +228,7 @@ static void maybe_finish(struct sched *s, struct ljob *j)
 	if (!j->row.started_at)
 		j->row.started_at = j->row.finished_at;
 	j->dirty = 1;
+	s->settle = 1;
 	s->version++;
 	LOG_INFO("job finished", LF_I("job", j->row.id), LF_S("state", state_name(j->row.state)),
 		 LF_I("succeeded", j->row.succeeded), LF_I("failed", j->row.failed),
@@ -918,6 +920,7 @@ int sched_cancel(struct sched *s, int64_t id, char *msg, size_t len)
 	if (!j->row.started_at)
 		j->row.started_at = now;
 	j->dirty = 1;
+	s->settle = 1;
 	s->version++;
 	LOG_INFO("job cancelled", LF_I("job", id), LF_I("tasks", n));
 	return SCHED_OK;
@@ -966,6 +969,7 @@ int sched_retry(struct sched *s, int64_t id, char *msg, size_t len)
 	j->dirty = 1;
 	if (loaded)
 		insert_sorted(s, j);
+	s->settle = 1;
 	s->version++;
 	LOG_INFO("job retried", LF_I("job", id), LF_I("failed", failed),
 		 LF_I("cancelled", cancelled));
@@ -1153,7 +1157,9 @@ int64_t sched_tick(struct sched *s, int64_t now_us)
 	return next;
 }
 
-int sched_sync(struct sched *s)
+/* Writes the running marks, progress and job rows that memory holds and
+ * the store does not yet, into the group transaction. */
+static int write_pending(struct sched *s)
 {
 	for (int i = 0; i < s->nslots; i++) {
 		struct wslot *w = &s->slots[i];
@@ -1198,6 +1204,18 @@ int sched_sync(struct sched *s)
 	return s->broken ? -1 : 0;
 }
 
+int sched_sync(struct sched *s)
+{
+	if (write_pending(s) < 0)
+		return -1;
+	/* Whoever reads next may be told that a job has finished (or was
+	 * cancelled, or retried): that must already be what a restart
+	 * finds, every result included. One commit per such event. */
+	if (s->settle)
+		return sched_flush(s);
+	return 0;
+}
+
 /* The store failed in this group: what memory holds is no longer what the
  * store holds. Start over from the store, as after a restart: stop every
  * worker (their tasks run again) and reload the jobs. */
@@ -1235,7 +1253,8 @@ static void resync(struct sched *s)
 
 int sched_flush(struct sched *s)
 {
-	if (sched_sync(s) < 0 || store_commit(s->store) < 0) {
+	s->settle = 0;
+	if (write_pending(s) < 0 || store_commit(s->store) < 0) {
 		if (!s->broken)
 			LOG_ERROR("database commit failed", LF_S("error", store_errmsg(s->store)));
 		s->broken = 1;
