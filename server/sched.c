@@ -22,6 +22,11 @@
 #define PREFETCH_US 2000.0
 /* ...at most this many tasks per worker. */
 #define PREFETCH_MAX 256
+/* Tasks shorter than this still get one task ahead: the round trip to the
+ * server between two tasks (~0.1 ms) would otherwise be idle time for
+ * every one of them, while a task held behind another waits at most about
+ * one such task. Longer tasks get none. */
+#define PREFETCH_ONE_US 50000.0
 /* Retry backoff: 1 s, doubling, at most 5 minutes. */
 #define BACKOFF_FIRST_MS 1000
 #define BACKOFF_MAX_MS 300000
@@ -456,8 +461,10 @@ static int window(struct sched *s, int handler)
 {
 	double avg = handler >= 0 ? s->avg_us[handler] : -1;
 
-	if (avg < 0 || avg >= PREFETCH_US)
+	if (avg < 0 || avg >= PREFETCH_ONE_US)
 		return 1;
+	if (avg >= PREFETCH_US)
+		return 2;
 	int w = 1 + (int)(PREFETCH_US / (avg > 1 ? avg : 1));
 
 	return w > PREFETCH_MAX ? PREFETCH_MAX : w;
