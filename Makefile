@@ -133,7 +133,8 @@ $(B)/stamp.so: bench/stamp.c include/batchd.h
 
 check-bench-deps:
 	@/usr/bin/python3 -c 'import tqdm' 2>/dev/null && command -v parallel >/dev/null \
-		&& command -v wrk >/dev/null && command -v nginx >/dev/null \
+		&& command -v wrk >/dev/null \
+		&& { command -v nginx || test -x /usr/sbin/nginx; } >/dev/null \
 		|| $(MAKE) --no-print-directory bench-deps
 
 bench-deps:

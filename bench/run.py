@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -41,6 +42,7 @@ SPAWN = os.path.join(BUILD, "spawn")
 STAMP = os.path.join(BUILD, "stamp.so")
 RECIPES = os.path.join(ROOT, "bench", "recipes.py")
 PYTHON = "/usr/bin/python3"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"     # sbin is not on every PATH
 WORKERS = 2
 POLL_S = 0.002          # how often a job is polled until it finishes...
 POLL_MAX_S = 0.010      # ...at least
@@ -283,7 +285,7 @@ http {
     }
 }
 """ % {"d": d, "port": self.port})
-            self.proc = subprocess.Popen(["nginx", "-c", conf, "-p", d],
+            self.proc = subprocess.Popen([NGINX, "-c", conf, "-p", d],
                                          stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL)
@@ -699,7 +701,7 @@ def tool_versions():
     v = {}
     for name, cmd in (("python3", [PYTHON, "-c", "import sys, tqdm; print(sys.version.split()[0], 'tqdm', tqdm.__version__)"]),
                       ("parallel", ["parallel", "--version"]),
-                      ("nginx", ["nginx", "-v"]),
+                      ("nginx", [NGINX, "-v"]),
                       ("wrk", ["wrk", "-v"]),
                       ("batchd", [BATCHD, "version"])):
         try:
