@@ -318,7 +318,6 @@ class Bench:
         self.runs = args.runs
         self.rows = []
         self.raw = {}
-        self.noop_median = None
 
     def row(self, **kw):
         self.rows.append(kw)
@@ -327,38 +326,45 @@ class Bench:
     def n(self, full, quick):
         return quick if self.args.quick else full
 
+    def interleave(self, contenders):
+        """Runs every contender once per round, --runs rounds, so that a
+        change in the machine's load touches all of them alike. contenders:
+        [(name, fn)] where fn() returns a wall time; returns {name: walls}."""
+        walls = {name: [] for name, _ in contenders}
+        for _ in range(self.runs):
+            for name, fn in contenders:
+                walls[name].append(fn())
+        return walls
+
     # noop: batchd against Pool.imap_unordered and apply_async with tqdm.
     def noop(self):
         n = self.n(100000, 20000)
         log("noop, %d tasks" % n)
+        sweep = {c: recipe("imap", "noop", n, 0, WORKERS, c)
+                 for c in (10, 100, 1000, 10000)}
+        best = min(sweep, key=sweep.get)
+        names = ["Pool(2).imap_unordered + tqdm, chunksize 1",
+                 "Pool(2).imap_unordered + tqdm, chunksize %d (best of 10..10000)" % best,
+                 "Pool(2).apply_async + tqdm callback"]
         sv = Batchd(self.tmp, "noop")
         body = noop_body("noop", n)
         try:
             sv.run_job(noop_body("noop", 1000), 1000)   # warm up
-            walls = [sv.run_job(body, n)["wall"] for _ in range(self.runs)]
+            w = self.interleave([
+                ("batchd", lambda: sv.run_job(body, n)["wall"]),
+                (names[0], lambda: recipe("imap", "noop", n, 0, WORKERS, 1)),
+                (names[1], lambda: recipe("imap", "noop", n, 0, WORKERS, best)),
+                (names[2], lambda: recipe("apply", "noop", n, 0, WORKERS)),
+            ])
         finally:
             sv.stop()
-        b = median(walls)
-        self.noop_median = b
-        self.raw["noop"] = {"batchd": walls}
+        b = median(w["batchd"])
+        self.raw["noop"] = dict(w, chunksize_sweep=sweep)
         self.row(workload="noop", n=n, tool="batchd", wall=b, rate=n / b,
                  ratio="", target="≥ 250,000 tasks/s, all committed",
                  met=n / b >= 250000)
-        peers = []
-        walls = [recipe("imap", "noop", n, 0, WORKERS, 1) for _ in range(self.runs)]
-        peers.append(("Pool(2).imap_unordered + tqdm, chunksize 1", walls))
-        sweep = {c: recipe("imap", "noop", n, 0, WORKERS, c)
-                 for c in (10, 100, 1000, 10000)}
-        best = min(sweep, key=sweep.get)
-        self.raw["noop"]["chunksize_sweep"] = sweep
-        walls = [recipe("imap", "noop", n, 0, WORKERS, best) for _ in range(self.runs)]
-        peers.append(("Pool(2).imap_unordered + tqdm, chunksize %d (best of 10..10000)"
-                      % best, walls))
-        walls = [recipe("apply", "noop", n, 0, WORKERS) for _ in range(self.runs)]
-        peers.append(("Pool(2).apply_async + tqdm callback", walls))
-        for name, walls in peers:
-            m = median(walls)
-            self.raw["noop"][name] = walls
+        for name in names:
+            m = median(w[name])
             self.row(workload="noop", n=n, tool=name, wall=m, rate=n / m,
                      ratio="batchd %s" % times(m / b), target="", met=None)
 
@@ -368,6 +374,10 @@ class Bench:
         label = "%s %g ms" % (workload, ms) + (", %d workers" % workers
                                                 if workers != WORKERS else "")
         log("%s, %d tasks" % (label, n))
+        chunk = max(1, -(-n // (4 * workers)))      # what Pool.map would pick
+        names = ["Pool(%d).imap_unordered + tqdm, chunksize 1" % workers,
+                 "Pool(%d).imap_unordered + tqdm, chunksize %d (Pool.map's)" % (workers, chunk),
+                 "Pool(%d).apply_async + tqdm callback" % workers]
         sv = Batchd(self.tmp, "%s-%d" % (workload, workers), workers=workers)
         body = json.dumps({"handler": workload,
                            "tasks": [{"ms": ms}] * n}).encode()
@@ -375,25 +385,18 @@ class Bench:
             sv.run_job(json.dumps({"handler": workload,
                                    "tasks": [{"ms": 1}] * (workers * 2)}).encode(),
                        workers * 2)
-            walls = [sv.run_job(body, n)["wall"] for _ in range(self.runs)]
+            w = self.interleave([
+                ("batchd", lambda: sv.run_job(body, n)["wall"]),
+                (names[0], lambda: recipe("imap", workload, n, ms, workers, 1)),
+                (names[1], lambda: recipe("imap", workload, n, ms, workers, chunk)),
+                (names[2], lambda: recipe("apply", workload, n, ms, workers)),
+            ])
         finally:
             sv.stop()
-        b = median(walls)
+        b = median(w["batchd"])
         key = label
-        self.raw[key] = {"batchd": walls, "ideal": ideal}
-        peers = []
-        peers.append(("Pool(%d).imap_unordered + tqdm, chunksize 1" % workers,
-                      [recipe("imap", workload, n, ms, workers, 1)
-                       for _ in range(self.runs)]))
-        chunk = max(1, -(-n // (4 * workers)))      # what Pool.map would pick
-        peers.append(("Pool(%d).imap_unordered + tqdm, chunksize %d (Pool.map's)"
-                      % (workers, chunk),
-                      [recipe("imap", workload, n, ms, workers, chunk)
-                       for _ in range(self.runs)]))
-        peers.append(("Pool(%d).apply_async + tqdm callback" % workers,
-                      [recipe("apply", workload, n, ms, workers)
-                       for _ in range(self.runs)]))
-        best = min(median(w) for _, w in peers)
+        self.raw[key] = dict(w, ideal=ideal)
+        best = min(median(w[name]) for name in names)
         floor = ""
         if workload == "sleep":
             # What one sleep of that length takes on this machine, alone:
@@ -410,9 +413,8 @@ class Bench:
                  ratio="%.3f× ideal (%.3f s)%s" % (b / ideal, ideal, floor),
                  target="≤ 1.02× ideal, ≤ best Python",
                  met=b <= 1.02 * ideal and b <= best)
-        for name, walls in peers:
-            m = median(walls)
-            self.raw[key][name] = walls
+        for name in names:
+            m = median(w[name])
             self.row(workload=label, n=n, tool=name, wall=m, rate=n / m,
                      ratio="%.3f× ideal; batchd %s" % (m / ideal, times(m / b)),
                      target="", met=None)
@@ -430,33 +432,38 @@ class Bench:
     def exec(self):
         n = self.n(5000, 1000)
         log("exec /bin/true, %d tasks" % n)
+        args = "\n".join(str(i) for i in range(n)).encode() + b"\n"
+
+        def raw():
+            out = subprocess.run([SPAWN, str(n), str(WORKERS), "/bin/true"], check=True,
+                                 capture_output=True, text=True, timeout=600).stdout
+            return float(out.split()[1])
+
+        names = ["GNU parallel -j2 --bar", "xargs -P2 -n1",
+                 "raw posix_spawn + waitpid, 2 in flight (bench/spawn.c)"]
         sv = Batchd(self.tmp, "exec", handlers={"true": {"argv": ["/bin/true"]}})
         body = noop_body("true", n)
         try:
             sv.run_job(noop_body("true", 100), 100)
-            walls = [sv.run_job(body, n)["wall"] for _ in range(self.runs)]
+            w = self.interleave([
+                ("batchd", lambda: sv.run_job(body, n)["wall"]),
+                (names[2], raw),
+                (names[0], lambda: timed(["parallel", "--will-cite", "-j%d" % WORKERS,
+                                          "--bar", "/bin/true"], args)),
+                (names[1], lambda: timed(["xargs", "-P%d" % WORKERS, "-n1", "/bin/true"],
+                                         args)),
+            ])
         finally:
             sv.stop()
-        b = median(walls)
-        args = "\n".join(str(i) for i in range(n)).encode() + b"\n"
-        raw = []
-        for _ in range(self.runs):
-            out = subprocess.run([SPAWN, str(n), str(WORKERS), "/bin/true"], check=True,
-                                 capture_output=True, text=True, timeout=600).stdout
-            raw.append(float(out.split()[1]))
-        par = [timed(["parallel", "--will-cite", "-j%d" % WORKERS, "--bar", "/bin/true"],
-                     args) for _ in range(self.runs)]
-        xargs = [timed(["xargs", "-P%d" % WORKERS, "-n1", "/bin/true"], args)
-                 for _ in range(self.runs)]
-        r, p = median(raw), median(par)
-        self.raw["exec"] = {"batchd": walls, "spawn": raw, "parallel": par, "xargs": xargs}
+        b = median(w["batchd"])
+        r, p = median(w[names[2]]), median(w[names[0]])
+        self.raw["exec"] = w
         self.row(workload="exec /bin/true", n=n, tool="batchd (command handler)", wall=b,
-                 rate=n / b, ratio="%.0f%% of raw spawn" % (100 * r / b),
+                 rate=n / b, ratio="%.0f%% of raw spawn; %.1f× parallel" % (100 * r / b, p / b),
                  target="≥ 90% of raw spawn, ≥ 8× parallel",
                  met=r / b >= 0.9 and p / b >= 8)
-        for name, walls in (("GNU parallel -j2 --bar", par), ("xargs -P2 -n1", xargs),
-                            ("raw posix_spawn + waitpid, 2 in flight (bench/spawn.c)", raw)):
-            m = median(walls)
+        for name in names:
+            m = median(w[name])
             self.row(workload="exec /bin/true", n=n, tool=name, wall=m, rate=n / m,
                      ratio="batchd %s" % times(m / b), target="", met=None)
 
