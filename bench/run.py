@@ -440,7 +440,7 @@ class Bench:
             return float(out.split()[1])
 
         names = ["GNU parallel -j2 --bar", "xargs -P2 -n1",
-                 "raw posix_spawn + waitpid, 2 in flight (bench/spawn.c)"]
+                 "raw posix_spawn + waitpid, 2 spawners (bench/spawn.c)"]
         sv = Batchd(self.tmp, "exec", handlers={"true": {"argv": ["/bin/true"]}})
         body = noop_body("true", n)
         try:
