@@ -7,7 +7,8 @@
 #                   of each fuzz target, and the install and container tests
 #   make fuzz       the fuzz targets (tests/fuzz/), FUZZ_SECONDS each (60)
 #   make valgrind   the integration tests against batchd under valgrind
-#   make bench      the benchmark (bench/), not a test
+#   make bench      the benchmark (bench/), not a test: docs/PERFORMANCE.md
+#   make bench-deps install the peers the benchmark measures against
 #   make deps       install the Debian packages the build and tests need
 #   make install    the binary, batchd(1), batchd.h and an example systemd
 #                   unit under PREFIX (/usr/local), staged in DESTDIR
@@ -32,6 +33,8 @@ DEB_TEST = libcmocka-dev python3 curl procps chromium nodejs npm clang \
 # with Debian's npm) is used as it is: Debian's pair only when none is there.
 HAVE_NODE := $(shell command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && echo yes)
 DEB_INSTALL = $(DEB_BUILD) $(filter-out $(if $(HAVE_NODE),nodejs npm),$(DEB_TEST))
+# The benchmark's peers and tools; the tests never need them.
+DEB_BENCH = python3 python3-tqdm parallel wrk nginx-light
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
@@ -111,7 +114,7 @@ EXAMPLE_PLUGIN = examples/plugin/primes.so
 
 .PHONY: all run test test-unit test-integration test-browser bench deps \
 	check-deps browser-deps clean man install uninstall docker-test screenshot \
-	examples fuzz fuzz-build valgrind
+	examples fuzz fuzz-build valgrind bench-build bench-deps check-bench-deps
 
 all: batchd
 
@@ -288,6 +291,38 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/batchd $(DESTDIR)$(MANDIR)/man1/batchd.1 \
 		$(DESTDIR)$(INCLUDEDIR)/batchd.h $(DESTDIR)$(DATADIR)/batchd.service
 	-rmdir $(DESTDIR)$(DATADIR) 2>/dev/null
+
+# The benchmark (bench/run.py): the release binary and two helpers, the raw
+# posix_spawn rate and a plugin that stamps when a task starts.
+B = build/bench
+
+bench: check-deps check-bench-deps
+	@$(MAKE) --no-print-directory batchd bench-build
+	/usr/bin/python3 bench/run.py $(BENCH_ARGS)
+
+bench-build: $(B)/spawn $(B)/stamp.so
+
+$(B)/spawn: bench/spawn.c
+	@mkdir -p $(dir $@)
+	$(call say,CC)$(CC) $(WARN) $(DEFS) -O2 -o $@ $<
+
+$(B)/stamp.so: bench/stamp.c include/batchd.h
+	@mkdir -p $(dir $@)
+	$(call say,CC)$(CC) $(WARN) $(DEFS) -O2 -shared -fPIC -o $@ $<
+
+check-bench-deps:
+	@/usr/bin/python3 -c 'import tqdm' 2>/dev/null && command -v parallel >/dev/null \
+		&& command -v wrk >/dev/null \
+		&& { command -v nginx || test -x /usr/sbin/nginx; } >/dev/null \
+		|| $(MAKE) --no-print-directory bench-deps
+
+bench-deps:
+	$(SUDO) apt-get update
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends \
+		$(DEB_BENCH)
+	@# Optional: perf, for profiles of the hot path (not in every kernel's image).
+	-DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends \
+		linux-perf
 
 clean:
 	rm -rf build batchd $(EXAMPLE_PLUGIN)

@@ -23,6 +23,11 @@
 #define PREFETCH_US 2000.0
 /* ...at most this many tasks per worker. */
 #define PREFETCH_MAX 256
+/* Tasks shorter than this still get one task ahead: the round trip to the
+ * server between two tasks (~0.1 ms) would otherwise be idle time for
+ * every one of them, while a task held behind another waits at most about
+ * one such task. Longer tasks get none. */
+#define PREFETCH_ONE_US 50000.0
 /* A task running much longer than its handler's usually take (this many
  * times their average, and at least STUCK_MIN_US) holds up the tasks
  * prefetched behind it: they are taken back for other workers, and its
@@ -114,6 +119,7 @@ struct sched {
 	uint64_t version;
 	int stopping;
 	int broken;		/* a store write failed in this group */
+	int settle;		/* a job's end or a cancel/retry awaits its commit */
 	int64_t paused_until;
 };
 
@@ -242,6 +248,7 @@ static void maybe_finish(struct sched *s, struct ljob *j)
 	if (!j->row.started_at)
 		j->row.started_at = j->row.finished_at;
 	j->dirty = 1;
+	s->settle = 1;
 	s->version++;
 	LOG_INFO("job finished", LF_I("job", j->row.id), LF_S("state", state_name(j->row.state)),
 		 LF_I("succeeded", j->row.succeeded), LF_I("failed", j->row.failed),
@@ -470,8 +477,10 @@ static int window(struct sched *s, int handler)
 {
 	double avg = handler >= 0 ? s->avg_us[handler] : -1;
 
-	if (avg < 0 || avg >= PREFETCH_US)
+	if (avg < 0 || avg >= PREFETCH_ONE_US)
 		return 1;
+	if (avg >= PREFETCH_US)
+		return 2;
 	int w = 1 + (int)(PREFETCH_US / (avg > 1 ? avg : 1));
 
 	return w > PREFETCH_MAX ? PREFETCH_MAX : w;
@@ -1051,6 +1060,7 @@ int sched_cancel(struct sched *s, int64_t id, char *msg, size_t len)
 	if (!j->row.started_at)
 		j->row.started_at = now;
 	j->dirty = 1;
+	s->settle = 1;
 	s->version++;
 	LOG_INFO("job cancelled", LF_I("job", id), LF_I("tasks", n));
 	return SCHED_OK;
@@ -1099,6 +1109,7 @@ int sched_retry(struct sched *s, int64_t id, char *msg, size_t len)
 	j->dirty = 1;
 	if (loaded)
 		insert_sorted(s, j);
+	s->settle = 1;
 	s->version++;
 	LOG_INFO("job retried", LF_I("job", id), LF_I("failed", failed),
 		 LF_I("cancelled", cancelled));
@@ -1296,7 +1307,9 @@ int64_t sched_tick(struct sched *s, int64_t now_us)
 	return next;
 }
 
-int sched_sync(struct sched *s)
+/* Writes the running marks, progress and job rows that memory holds and
+ * the store does not yet, into the group transaction. */
+static int write_pending(struct sched *s)
 {
 	for (int i = 0; i < s->nslots; i++) {
 		struct wslot *w = &s->slots[i];
@@ -1341,6 +1354,18 @@ int sched_sync(struct sched *s)
 	return s->broken ? -1 : 0;
 }
 
+int sched_sync(struct sched *s)
+{
+	if (write_pending(s) < 0)
+		return -1;
+	/* Whoever reads next may be told that a job has finished (or was
+	 * cancelled, or retried): that must already be what a restart
+	 * finds, every result included. One commit per such event. */
+	if (s->settle)
+		return sched_flush(s);
+	return 0;
+}
+
 /* The store failed in this group: what memory holds is no longer what the
  * store holds. Start over from the store, as after a restart: stop every
  * worker (their tasks run again) and reload the jobs. */
@@ -1380,7 +1405,8 @@ static void resync(struct sched *s)
 
 int sched_flush(struct sched *s)
 {
-	if (sched_sync(s) < 0 || store_commit(s->store) < 0) {
+	s->settle = 0;
+	if (write_pending(s) < 0 || store_commit(s->store) < 0) {
 		if (!s->broken)
 			LOG_ERROR("database commit failed", LF_S("error", store_errmsg(s->store)));
 		s->broken = 1;

@@ -96,7 +96,10 @@ void sched_dispatch(struct sched *s);
  * next monotonic time (us) it needs calling, or 0. */
 int64_t sched_tick(struct sched *s, int64_t now_us);
 /* Writes what is pending (running marks, progress, job rows) into the
- * group transaction, and with _flush commits it. 0 or -1. */
+ * group transaction, and with _flush commits it. _sync commits too when a
+ * job has finished, been cancelled or retried since the last commit, so
+ * that a reader is never told of an end the store does not hold yet.
+ * 0 or -1. */
 int sched_sync(struct sched *s);
 int sched_flush(struct sched *s);
 /* Stops handing out tasks (shutdown). */

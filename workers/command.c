@@ -79,10 +79,6 @@ static int command_init(const char *config, void **state, char *err,
 	return 0;
 }
 
-static void set_nonblock(int fd)
-{
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-}
 
 static void close_fd(int *fd)
 {
@@ -193,6 +189,17 @@ static int command_run(void *state, struct batchd_task *task, const char *input,
 		*result = xasprintf("cannot create pipes: %s", strerror(errno));
 		goto fail;
 	}
+	/* The input goes into the pipe before the program starts: a small
+	 * one (most are) fits whole, and the loop below then has nothing
+	 * to write. Only our end is non-blocking; the program's are not. */
+	fcntl(in[1], F_SETFL, O_NONBLOCK);
+	while (in_off < in_len) {
+		ssize_t n = write(in[1], input + in_off, in_len - in_off);
+
+		if (n <= 0)
+			break;	/* full: the rest once the program reads */
+		in_off += (size_t)n;
+	}
 	snprintf(ejob, sizeof(ejob), "BATCHD_JOB=%lld", (long long)batchd_task_job(task));
 	snprintf(etask, sizeof(etask), "BATCHD_TASK=%lld", (long long)batchd_task_index(task));
 	snprintf(eatt, sizeof(eatt), "BATCHD_ATTEMPT=%d", batchd_task_attempt(task));
@@ -205,11 +212,9 @@ static int command_run(void *state, struct batchd_task *task, const char *input,
 	close_fd(&out[1]);
 	close_fd(&err[1]);
 	close_fd(&prog[1]);
-	set_nonblock(in[1]);
-	set_nonblock(out[0]);
-	set_nonblock(err[0]);
-	set_nonblock(prog[0]);
-	if (!in_len)
+	/* The read ends stay blocking: each is read once per poll() that
+	 * found it ready, which never blocks. */
+	if (in_off == in_len)
 		close_fd(&in[1]);
 
 	while (out[0] >= 0 || err[0] >= 0 || prog[0] >= 0) {
