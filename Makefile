@@ -52,11 +52,12 @@ ASAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
 ASAN_CFLAGS = $(CFLAGS_BASE) -O1 $(ASAN_FLAGS)
 
-LIB_SRC = lib/buf.c lib/clock.c lib/log.c lib/utf8.c
+LIB_SRC = lib/buf.c lib/clock.c lib/log.c lib/utf8.c lib/xalloc.c
 WORKER_SRC = workers/frame.c workers/registry.c workers/builtin.c \
 	workers/proc.c workers/command.c workers/persistent.c workers/worker.c
-DB_SRC = db/store.c
+DB_SRC = db/store.c db/store_jobs.c db/store_tasks.c
 SERVER_SRC = server/meter.c server/loop.c server/pool.c server/sched.c \
+	server/sched_events.c server/sched_api.c \
 	server/config.c server/http.c server/routes.c server/views.c \
 	server/jobreq.c server/api_jobs.c server/api_tasks.c \
 	server/api_progress.c server/api_system.c server/api_metrics.c \
@@ -156,7 +157,7 @@ $(A)/tests/unit/test_sched: WRAP = $(patsubst %,-Wl$(comma)--wrap=%,pool_size po
 	store_task_finish)
 comma = ,
 
-$(A)/tests/integration/test_%: $(A)/tests/integration/test_%.o $(HARNESS) $(A)/lib/buf.o
+$(A)/tests/integration/test_%: $(A)/tests/integration/test_%.o $(HARNESS) $(A)/lib/buf.o $(A)/lib/xalloc.o
 	$(call say,LINK)$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) $$(pkg-config --libs $(TEST_PKGS))
 
 $(A)/tests/plugins/%.so: tests/plugins/%.c include/batchd.h
@@ -196,7 +197,7 @@ FUZZ_CFLAGS = $(WARN) $(DEFS) -g -O1 $(PKG_CFLAGS) \
 F = build/fuzz
 FUZZ_BINS = $(F)/fuzz_jobreq $(F)/fuzz_frame
 FUZZ_JOBREQ_SRC = tests/fuzz/fuzz_jobreq.c server/jobreq.c $(LIB_SRC) $(WORKER_SRC)
-FUZZ_FRAME_SRC = tests/fuzz/fuzz_frame.c workers/frame.c lib/buf.c
+FUZZ_FRAME_SRC = tests/fuzz/fuzz_frame.c workers/frame.c lib/buf.c lib/xalloc.c
 
 $(F)/fuzz_jobreq: $(FUZZ_JOBREQ_SRC) $(wildcard */*.h)
 	@mkdir -p $(dir $@)

@@ -4,9 +4,11 @@
  * Layout: one row per job (with its progress counts, so a poll never counts
  * tasks) and one row per task in a WITHOUT ROWID table keyed by (job, index),
  * which keeps a job's tasks together and in order on disk. Statements are
- * prepared once, on first use, and reused.
+ * prepared once, on first use, and reused. This file holds the schema,
+ * every statement, opening and transactions; store_jobs.c and
+ * store_tasks.c the functions on jobs and on tasks.
  */
-#include "store.h"
+#include "store_int.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -71,23 +73,10 @@ static const char schema[] =
 #define TASK_COLS "job_id, idx, state, attempts, not_before, progress, message," \
 	" worker, started_at, finished_at, result, error"
 
-enum {
-	Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
-	Q_JOB_INSERT, Q_TASK_INSERT, Q_JOB_GET, Q_JOB_BY_KEY,
-	Q_JOBS_LIST, Q_JOBS_LIST_STATE, Q_JOBS_ACTIVE, Q_JOBS_RECENT,
-	Q_JOB_SAVE, Q_JOB_DELETE, Q_JOB_DELETE_TASKS, Q_RECOUNT, Q_TOTALS,
-	Q_TASKS_LIST, Q_TASKS_LIST_STATE, Q_TASKS_LIST_IN, Q_TASKS_LIST_STATE_IN,
-	Q_TASK_GET, Q_TASKS_QUEUED, Q_TASK_QUEUED, Q_TASK_RUNNING,
-	Q_TASK_PROGRESS, Q_TASK_FINISH, Q_TASK_RETRY, Q_TASK_REQUEUE,
-	Q_TASKS_CANCEL, Q_TASKS_FAILED, Q_TASKS_RETRY, Q_REQUEUE_RUNNING,
-	Q_THROUGHPUT, Q_TASK_INSERT_MANY,
-	Q_COUNT
-};
 
 /* Tasks inserted per statement by Q_TASK_INSERT_MANY: one statement per
  * row spends half the insert in running the statement rather than in the
  * b-tree (1M rows: 0.95M rows/s one by one, 2.0M rows/s 64 at a time). */
-#define INSERT_ROWS 64
 
 static const char *const sql[Q_COUNT] = {
 	[Q_BEGIN] = "BEGIN IMMEDIATE",
@@ -185,17 +174,6 @@ static const char *insert_many_sql(void)
 	return text;
 }
 
-struct store {
-	sqlite3 *db;
-	sqlite3_stmt *q[Q_COUNT];
-	char *path;
-	int lock_fd;
-	int in_txn;
-	int errcode;
-	char errmsg[512];
-	store_commit_fn on_commit;
-	void *on_commit_ctx;
-};
 
 static const char *const state_names[ST_COUNT] = {
 	"queued", "running", "succeeded", "failed", "cancelled"
@@ -215,7 +193,7 @@ int state_parse(const char *s)
 }
 
 /* Records SQLite's current error; returns -1 for the caller to pass on. */
-static int fail(struct store *s)
+int store_fail(struct store *s)
 {
 	s->errcode = sqlite3_extended_errcode(s->db);
 	snprintf(s->errmsg, sizeof(s->errmsg), "%s", sqlite3_errmsg(s->db));
@@ -233,7 +211,7 @@ int store_errcode(struct store *s)
 }
 
 /* The prepared statement i, reset and with bindings cleared. */
-static sqlite3_stmt *stmt(struct store *s, int i)
+sqlite3_stmt *store_stmt(struct store *s, int i)
 {
 	sqlite3_stmt *st = s->q[i];
 
@@ -242,7 +220,7 @@ static sqlite3_stmt *stmt(struct store *s, int i)
 
 		if (sqlite3_prepare_v3(s->db, text, -1, SQLITE_PREPARE_PERSISTENT,
 				       &s->q[i], NULL) != SQLITE_OK) {
-			fail(s);
+			store_fail(s);
 			return NULL;
 		}
 		return s->q[i];
@@ -253,12 +231,12 @@ static sqlite3_stmt *stmt(struct store *s, int i)
 }
 
 /* Runs a statement that returns no rows. */
-static int exec_stmt(struct store *s, sqlite3_stmt *st)
+int store_exec(struct store *s, sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
 
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		fail(s);
+		store_fail(s);
 		sqlite3_reset(st);
 		return -1;
 	}
@@ -266,7 +244,7 @@ static int exec_stmt(struct store *s, sqlite3_stmt *st)
 	return 0;
 }
 
-static void bind_opt_int(sqlite3_stmt *st, int i, int64_t v)
+void store_bind_int(sqlite3_stmt *st, int i, int64_t v)
 {
 	if (v)
 		sqlite3_bind_int64(st, i, v);
@@ -274,7 +252,7 @@ static void bind_opt_int(sqlite3_stmt *st, int i, int64_t v)
 		sqlite3_bind_null(st, i);
 }
 
-static void bind_opt_text(sqlite3_stmt *st, int i, const char *t, size_t n)
+void store_bind_text(sqlite3_stmt *st, int i, const char *t, size_t n)
 {
 	if (t)
 		sqlite3_bind_text64(st, i, t, n, SQLITE_STATIC, SQLITE_UTF8);
@@ -296,7 +274,7 @@ static char *col_dup(sqlite3_stmt *st, int i)
 }
 
 /* Reads a job row; strings borrowed unless own is set. */
-static void read_job(sqlite3_stmt *st, struct store_job *j, int own)
+void store_read_job(sqlite3_stmt *st, struct store_job *j, int own)
 {
 	j->id = sqlite3_column_int64(st, 0);
 	if (own) {
@@ -321,7 +299,7 @@ static void read_job(sqlite3_stmt *st, struct store_job *j, int own)
 	j->cancelled = sqlite3_column_int64(st, 13);
 }
 
-static void read_task(sqlite3_stmt *st, struct store_task *t, int with_input)
+void store_read_task(sqlite3_stmt *st, struct store_task *t, int with_input)
 {
 	t->job_id = sqlite3_column_int64(st, 0);
 	t->idx = sqlite3_column_int64(st, 1);
@@ -344,26 +322,9 @@ static void read_task(sqlite3_stmt *st, struct store_task *t, int with_input)
 	}
 }
 
-/* Steps st to the end, handing each row to a callback; stops early when
- * the callback returns non-zero. Returns rows handed, or -1. */
-#define FOR_EACH_ROW(s, st, n, body)                                          \
-	do {                                                                  \
-		int rc_;                                                      \
-		while ((rc_ = sqlite3_step(st)) == SQLITE_ROW) {              \
-			(n)++;                                                \
-			if (body)                                             \
-				break;                                        \
-		}                                                             \
-		if (rc_ != SQLITE_ROW && rc_ != SQLITE_DONE) {                \
-			fail(s);                                              \
-			sqlite3_reset(st);                                    \
-			return -1;                                            \
-		}                                                             \
-		sqlite3_reset(st);                                            \
-	} while (0)
 
 /* Adds n to counts[state] if state is known; returns 0 (go on). */
-static int add_count(int64_t counts[ST_COUNT], int state, int64_t n)
+int store_add_count(int64_t counts[ST_COUNT], int state, int64_t n)
 {
 	if (state >= 0 && state < ST_COUNT)
 		counts[state] += n;
@@ -389,12 +350,12 @@ static int query_int(struct store *s, const char *q, int64_t *out)
 	int rc;
 
 	if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
-		return fail(s);
+		return store_fail(s);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*out = sqlite3_column_int64(st, 0);
 	else if (rc != SQLITE_DONE)
-		fail(s);
+		store_fail(s);
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
@@ -408,7 +369,7 @@ static int check_pages(struct store *s, char *err, size_t errlen)
 	int rc;
 
 	if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &st, NULL) != SQLITE_OK) {
-		fail(s);
+		store_fail(s);
 		snprintf(err, errlen, "cannot open database %s: %s", s->path, s->errmsg);
 		return -1;
 	}
@@ -418,7 +379,7 @@ static int check_pages(struct store *s, char *err, size_t errlen)
 
 		snprintf(what, sizeof(what), "%s", t ? t : "");
 	} else {
-		fail(s);
+		store_fail(s);
 		snprintf(what, sizeof(what), "%s", s->errmsg);
 	}
 	sqlite3_finalize(st);
@@ -573,19 +534,19 @@ int store_begin(struct store *s)
 
 	if (s->in_txn)
 		return 0;
-	st = stmt(s, Q_BEGIN);
-	if (!st || exec_stmt(s, st) < 0)
+	st = store_stmt(s, Q_BEGIN);
+	if (!st || store_exec(s, st) < 0)
 		return -1;
 	s->in_txn = 1;
 	return 0;
 }
 
-static void rollback(struct store *s)
+void store_rollback_now(struct store *s)
 {
-	sqlite3_stmt *st = stmt(s, Q_ROLLBACK);
+	sqlite3_stmt *st = store_stmt(s, Q_ROLLBACK);
 
 	if (!sqlite3_get_autocommit(s->db) && st)
-		exec_stmt(s, st);
+		store_exec(s, st);
 	s->in_txn = 0;
 }
 
@@ -598,7 +559,7 @@ void store_on_commit(struct store *s, store_commit_fn fn, void *ctx)
 void store_rollback(struct store *s)
 {
 	if (s->in_txn)
-		rollback(s);
+		store_rollback_now(s);
 }
 
 int store_commit(struct store *s)
@@ -609,8 +570,8 @@ int store_commit(struct store *s)
 
 	if (!s->in_txn)
 		return 0;
-	st = stmt(s, Q_COMMIT);
-	rc = st ? exec_stmt(s, st) : -1;
+	st = store_stmt(s, Q_COMMIT);
+	rc = st ? store_exec(s, st) : -1;
 	if (s->on_commit)
 		s->on_commit(s->on_commit_ctx, clock_mono_us() - t0, rc == 0);
 	if (rc < 0) {
@@ -618,509 +579,11 @@ int store_commit(struct store *s)
 		char msg[sizeof(s->errmsg)];
 
 		memcpy(msg, s->errmsg, sizeof(msg));
-		rollback(s);
+		store_rollback_now(s);
 		s->errcode = code;
 		memcpy(s->errmsg, msg, sizeof(msg));
 		return -1;
 	}
 	s->in_txn = 0;
 	return 0;
-}
-
-int store_job_insert(struct store *s, struct store_job *job,
-		     store_input_fn next, void *ctx)
-{
-	sqlite3_stmt *st;
-
-	if (s->in_txn && store_commit(s) < 0)
-		return -1;
-	if (store_begin(s) < 0)
-		return -1;
-	st = stmt(s, Q_JOB_INSERT);
-	if (!st)
-		goto fail;
-	bind_opt_text(st, 1, job->name, job->name ? strlen(job->name) : 0);
-	sqlite3_bind_text(st, 2, job->handler, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 3, job->priority);
-	sqlite3_bind_int64(st, 4, job->timeout_ms);
-	sqlite3_bind_int(st, 5, job->max_attempts);
-	sqlite3_bind_int64(st, 6, job->created_at);
-	sqlite3_bind_int64(st, 7, job->total);
-	bind_opt_text(st, 8, job->idem_key, job->idem_key ? strlen(job->idem_key) : 0);
-	if (exec_stmt(s, st) < 0)
-		goto fail;
-	job->id = sqlite3_last_insert_rowid(s->db);
-	job->state = ST_QUEUED;
-	int64_t i = 0;
-
-	if (job->total >= INSERT_ROWS) {
-		st = stmt(s, Q_TASK_INSERT_MANY);
-		if (!st)
-			goto fail;
-		sqlite3_bind_int64(st, 1, job->id);
-		for (; i + INSERT_ROWS <= job->total; i += INSERT_ROWS) {
-			sqlite3_bind_int64(st, 2, i);
-			for (int r = 0; r < INSERT_ROWS; r++) {
-				const char *text;
-				size_t len;
-
-				/* next() may reuse its buffer: SQLite keeps a copy. */
-				next(ctx, i + r, &text, &len);
-				sqlite3_bind_text64(st, 3 + r, text, len, SQLITE_TRANSIENT,
-						    SQLITE_UTF8);
-			}
-			if (sqlite3_step(st) != SQLITE_DONE) {
-				fail(s);
-				sqlite3_reset(st);
-				goto fail;
-			}
-			sqlite3_reset(st);
-		}
-		sqlite3_clear_bindings(st);
-	}
-	st = stmt(s, Q_TASK_INSERT);
-	if (!st)
-		goto fail;
-	sqlite3_bind_int64(st, 1, job->id);
-	for (; i < job->total; i++) {
-		const char *text;
-		size_t len;
-
-		next(ctx, i, &text, &len);
-		sqlite3_bind_int64(st, 2, i);
-		sqlite3_bind_text64(st, 3, text, len, SQLITE_STATIC, SQLITE_UTF8);
-		if (sqlite3_step(st) != SQLITE_DONE) {
-			fail(s);
-			sqlite3_reset(st);
-			goto fail;
-		}
-		sqlite3_reset(st);
-	}
-	sqlite3_clear_bindings(st);
-	if (store_commit(s) < 0)
-		return -1;
-	return 0;
-fail:
-	{
-		int code = s->errcode;
-		char msg[sizeof(s->errmsg)];
-
-		memcpy(msg, s->errmsg, sizeof(msg));
-		rollback(s);
-		s->errcode = code;
-		memcpy(s->errmsg, msg, sizeof(msg));
-	}
-	return -1;
-}
-
-int store_job_get(struct store *s, int64_t id, struct store_job *job)
-{
-	sqlite3_stmt *st = stmt(s, Q_JOB_GET);
-	int rc;
-
-	if (!st)
-		return -1;
-	sqlite3_bind_int64(st, 1, id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		read_job(st, job, 1);
-		sqlite3_reset(st);
-		return 0;
-	}
-	if (rc != SQLITE_DONE)
-		fail(s);
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? STORE_NOT_FOUND : -1;
-}
-
-void store_job_release(struct store_job *job)
-{
-	free(job->name);
-	free(job->handler);
-	free(job->idem_key);
-	job->name = job->handler = job->idem_key = NULL;
-}
-
-int64_t store_job_by_key(struct store *s, const char *key)
-{
-	sqlite3_stmt *st = stmt(s, Q_JOB_BY_KEY);
-	int64_t id = 0;
-
-	if (!st)
-		return 0;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		id = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return id;
-}
-
-static int each_job(struct store *s, sqlite3_stmt *st, store_job_fn fn, void *ctx)
-{
-	struct store_job j;
-	int n = 0;
-
-	FOR_EACH_ROW(s, st, n, (read_job(st, &j, 0), fn(ctx, &j)));
-	return n;
-}
-
-int store_jobs_list(struct store *s, int state, int64_t before_id, int limit,
-		    store_job_fn fn, void *ctx)
-{
-	sqlite3_stmt *st = stmt(s, state < 0 ? Q_JOBS_LIST : Q_JOBS_LIST_STATE);
-
-	if (!st)
-		return -1;
-	sqlite3_bind_int64(st, 1, before_id > 0 ? before_id : INT64_MAX);
-	sqlite3_bind_int(st, 2, limit);
-	if (state >= 0)
-		sqlite3_bind_int(st, 3, state);
-	return each_job(s, st, fn, ctx);
-}
-
-int store_jobs_active(struct store *s, store_job_fn fn, void *ctx)
-{
-	sqlite3_stmt *st = stmt(s, Q_JOBS_ACTIVE);
-
-	return st ? each_job(s, st, fn, ctx) : -1;
-}
-
-int store_jobs_recent(struct store *s, int limit, store_job_fn fn, void *ctx)
-{
-	sqlite3_stmt *st = stmt(s, Q_JOBS_RECENT);
-
-	if (!st)
-		return -1;
-	sqlite3_bind_int(st, 1, limit);
-	return each_job(s, st, fn, ctx);
-}
-
-int store_job_save(struct store *s, const struct store_job *job)
-{
-	sqlite3_stmt *st = stmt(s, Q_JOB_SAVE);
-
-	if (!st)
-		return -1;
-	sqlite3_bind_int64(st, 1, job->id);
-	sqlite3_bind_int(st, 2, job->state);
-	bind_opt_int(st, 3, job->started_at);
-	bind_opt_int(st, 4, job->finished_at);
-	sqlite3_bind_int64(st, 5, job->succeeded);
-	sqlite3_bind_int64(st, 6, job->failed);
-	sqlite3_bind_int64(st, 7, job->cancelled);
-	return exec_stmt(s, st);
-}
-
-int store_job_delete(struct store *s, int64_t id)
-{
-	sqlite3_stmt *st;
-	int own = !s->in_txn;
-
-	if (own && store_begin(s) < 0)
-		return -1;
-	st = stmt(s, Q_JOB_DELETE_TASKS);
-	if (!st)
-		goto fail;
-	sqlite3_bind_int64(st, 1, id);
-	if (exec_stmt(s, st) < 0)
-		goto fail;
-	st = stmt(s, Q_JOB_DELETE);
-	if (!st)
-		goto fail;
-	sqlite3_bind_int64(st, 1, id);
-	if (exec_stmt(s, st) < 0)
-		goto fail;
-	return own ? store_commit(s) : 0;
-fail:
-	if (own)
-		rollback(s);
-	return -1;
-}
-
-int store_job_recount(struct store *s, int64_t id, int64_t counts[ST_COUNT])
-{
-	sqlite3_stmt *st = stmt(s, Q_RECOUNT);
-	int n = 0;
-
-	if (!st)
-		return -1;
-	memset(counts, 0, sizeof(int64_t) * ST_COUNT);
-	sqlite3_bind_int64(st, 1, id);
-	FOR_EACH_ROW(s, st, n, add_count(counts, sqlite3_column_int(st, 0),
-					  sqlite3_column_int64(st, 1)));
-	return 0;
-}
-
-/* Adds one row of the totals query. */
-static int add_totals(sqlite3_stmt *st, int64_t jobs[ST_COUNT],
-		      int64_t tasks[ST_COUNT])
-{
-	int64_t total = sqlite3_column_int64(st, 2);
-	int64_t succeeded = sqlite3_column_int64(st, 3);
-	int64_t failed = sqlite3_column_int64(st, 4);
-	int64_t cancelled = sqlite3_column_int64(st, 5);
-
-	add_count(jobs, sqlite3_column_int(st, 0), sqlite3_column_int64(st, 1));
-	tasks[ST_SUCCEEDED] += succeeded;
-	tasks[ST_FAILED] += failed;
-	tasks[ST_CANCELLED] += cancelled;
-	tasks[ST_QUEUED] += total - succeeded - failed - cancelled;
-	return 0;
-}
-
-int store_job_totals(struct store *s, int64_t jobs[ST_COUNT],
-		     int64_t tasks[ST_COUNT])
-{
-	sqlite3_stmt *st = stmt(s, Q_TOTALS);
-	int n = 0;
-
-	if (!st)
-		return -1;
-	memset(jobs, 0, sizeof(int64_t) * ST_COUNT);
-	memset(tasks, 0, sizeof(int64_t) * ST_COUNT);
-	FOR_EACH_ROW(s, st, n, add_totals(st, jobs, tasks));
-	return 0;
-}
-
-/* Adds one row of the throughput query to its bucket, clamped. */
-static int add_bucket(int64_t *counts, int n, int64_t bucket, int64_t count)
-{
-	if (bucket < 0)
-		bucket = 0;
-	if (bucket >= n)
-		bucket = n - 1;
-	counts[bucket] += count;
-	return 0;
-}
-
-int store_job_throughput(struct store *s, int64_t job, int64_t start_ms,
-			 int64_t bucket_ms, int n, int64_t *counts)
-{
-	sqlite3_stmt *st = stmt(s, Q_THROUGHPUT);
-	int rows = 0;
-
-	assert(n > 0 && bucket_ms > 0);
-	if (!st)
-		return -1;
-	memset(counts, 0, sizeof(int64_t) * (size_t)n);
-	sqlite3_bind_int64(st, 1, job);
-	sqlite3_bind_int64(st, 2, start_ms);
-	sqlite3_bind_int64(st, 3, bucket_ms);
-	FOR_EACH_ROW(s, st, rows, add_bucket(counts, n, sqlite3_column_int64(st, 0),
-					     sqlite3_column_int64(st, 1)));
-	return 0;
-}
-
-int store_tasks_list(struct store *s, int64_t job, int state, int64_t offset,
-		     int limit, int with_input, store_task_fn fn, void *ctx)
-{
-	int q = state < 0 ? (with_input ? Q_TASKS_LIST_IN : Q_TASKS_LIST)
-			  : (with_input ? Q_TASKS_LIST_STATE_IN : Q_TASKS_LIST_STATE);
-	sqlite3_stmt *st = stmt(s, q);
-	struct store_task t;
-	int n = 0;
-
-	if (!st)
-		return -1;
-	sqlite3_bind_int64(st, 1, job);
-	sqlite3_bind_int64(st, 2, offset);
-	sqlite3_bind_int(st, 3, limit);
-	if (state >= 0)
-		sqlite3_bind_int(st, 4, state);
-	FOR_EACH_ROW(s, st, n, (read_task(st, &t, with_input), fn(ctx, &t)));
-	return n;
-}
-
-int store_task_get(struct store *s, int64_t job, int64_t idx, store_task_fn fn,
-		   void *ctx)
-{
-	sqlite3_stmt *st = stmt(s, Q_TASK_GET);
-	struct store_task t;
-	int n = 0;
-
-	if (!st)
-		return -1;
-	sqlite3_bind_int64(st, 1, job);
-	sqlite3_bind_int64(st, 2, idx);
-	FOR_EACH_ROW(s, st, n, (read_task(st, &t, 1), fn(ctx, &t)));
-	return n ? 0 : STORE_NOT_FOUND;
-}
-
-static int each_queued(struct store *s, sqlite3_stmt *st, store_queued_fn fn,
-		       void *ctx)
-{
-	int n = 0;
-
-	FOR_EACH_ROW(s, st, n, fn(ctx, sqlite3_column_int64(st, 0),
-				  sqlite3_column_int(st, 1),
-				  sqlite3_column_int(st, 4),
-				  sqlite3_column_int64(st, 2),
-				  (const char *)sqlite3_column_text(st, 3),
-				  (size_t)sqlite3_column_bytes(st, 3)));
-	return n;
-}
-
-int store_tasks_queued(struct store *s, int64_t job, int64_t from, int limit,
-		       store_queued_fn fn, void *ctx)
-{
-	sqlite3_stmt *st = stmt(s, Q_TASKS_QUEUED);
-
-	if (!st)
-		return -1;
-	sqlite3_bind_int64(st, 1, job);
-	sqlite3_bind_int64(st, 2, from);
-	sqlite3_bind_int(st, 3, limit);
-	return each_queued(s, st, fn, ctx);
-}
-
-int store_task_queued(struct store *s, int64_t job, int64_t idx,
-		      store_queued_fn fn, void *ctx)
-{
-	sqlite3_stmt *st = stmt(s, Q_TASK_QUEUED);
-	int n;
-
-	if (!st)
-		return -1;
-	sqlite3_bind_int64(st, 1, job);
-	sqlite3_bind_int64(st, 2, idx);
-	n = each_queued(s, st, fn, ctx);
-	return n < 0 ? -1 : n ? 0 : STORE_NOT_FOUND;
-}
-
-int store_task_running(struct store *s, int64_t job, int64_t idx, int attempts,
-		       int worker, int64_t started_at)
-{
-	sqlite3_stmt *st = stmt(s, Q_TASK_RUNNING);
-
-	if (!st)
-		return -1;
-	sqlite3_bind_int64(st, 1, job);
-	sqlite3_bind_int64(st, 2, idx);
-	sqlite3_bind_int(st, 3, attempts);
-	sqlite3_bind_int(st, 4, worker);
-	sqlite3_bind_int64(st, 5, started_at);
-	return exec_stmt(s, st);
-}
-
-int store_task_progress(struct store *s, int64_t job, int64_t idx,
-			double fraction, const char *message, size_t msg_len)
-{
-	sqlite3_stmt *st = stmt(s, Q_TASK_PROGRESS);
-
-	if (!st)
-		return -1;
-	sqlite3_bind_int64(st, 1, job);
-	sqlite3_bind_int64(st, 2, idx);
-	sqlite3_bind_double(st, 3, fraction);
-	bind_opt_text(st, 4, message, msg_len);
-	return exec_stmt(s, st);
-}
-
-int store_task_finish(struct store *s, int64_t job, int64_t idx, int state,
-		      int attempts, int worker, int64_t started_at,
-		      int64_t finished_at, const char *result,
-		      size_t result_len, const char *error, size_t error_len,
-		      double progress, const char *message)
-{
-	sqlite3_stmt *st = stmt(s, Q_TASK_FINISH);
-
-	assert(state_final(state));
-	if (!st)
-		return -1;
-	sqlite3_bind_int64(st, 1, job);
-	sqlite3_bind_int64(st, 2, idx);
-	sqlite3_bind_int(st, 3, state);
-	sqlite3_bind_int(st, 4, attempts);
-	bind_opt_int(st, 5, worker);
-	bind_opt_int(st, 6, started_at);
-	sqlite3_bind_int64(st, 7, finished_at);
-	bind_opt_text(st, 8, result, result_len);
-	bind_opt_text(st, 9, error, error_len);
-	if (progress >= 0)
-		sqlite3_bind_double(st, 10, progress);
-	bind_opt_text(st, 11, message, message ? strlen(message) : 0);
-	return exec_stmt(s, st);
-}
-
-int store_task_retry(struct store *s, int64_t job, int64_t idx, int attempts,
-		     int64_t not_before, const char *error, size_t error_len)
-{
-	sqlite3_stmt *st = stmt(s, Q_TASK_RETRY);
-
-	if (!st)
-		return -1;
-	sqlite3_bind_int64(st, 1, job);
-	sqlite3_bind_int64(st, 2, idx);
-	sqlite3_bind_int(st, 3, attempts);
-	bind_opt_int(st, 4, not_before);
-	bind_opt_text(st, 5, error, error_len);
-	return exec_stmt(s, st);
-}
-
-int store_task_requeue(struct store *s, int64_t job, int64_t idx, int attempts)
-{
-	sqlite3_stmt *st = stmt(s, Q_TASK_REQUEUE);
-
-	if (!st)
-		return -1;
-	sqlite3_bind_int64(st, 1, job);
-	sqlite3_bind_int64(st, 2, idx);
-	sqlite3_bind_int(st, 3, attempts);
-	return exec_stmt(s, st);
-}
-
-int64_t store_tasks_cancel(struct store *s, int64_t job, int64_t now)
-{
-	sqlite3_stmt *st = stmt(s, Q_TASKS_CANCEL);
-
-	if (!st)
-		return -1;
-	sqlite3_bind_int64(st, 1, job);
-	sqlite3_bind_int64(st, 2, now);
-	if (exec_stmt(s, st) < 0)
-		return -1;
-	return sqlite3_changes64(s->db);
-}
-
-int store_tasks_retry_failed(struct store *s, int64_t job,
-			     void (*fn)(void *ctx, int64_t idx), void *ctx,
-			     int64_t *failed, int64_t *cancelled)
-{
-	sqlite3_stmt *st = stmt(s, Q_TASKS_FAILED);
-	struct store_job j;
-	int64_t counts[ST_COUNT] = { 0 };
-	int n = 0, rc;
-
-	if (!st)
-		return -1;
-	sqlite3_bind_int64(st, 1, job);
-	FOR_EACH_ROW(s, st, n, (add_count(counts, sqlite3_column_int(st, 1), 1),
-				fn ? fn(ctx, sqlite3_column_int64(st, 0)) : (void)0,
-				0));
-	*failed = counts[ST_FAILED];
-	*cancelled = counts[ST_CANCELLED];
-	rc = store_job_get(s, job, &j);
-	if (rc)
-		return -1;
-	st = stmt(s, Q_TASKS_RETRY);
-	if (!st) {
-		store_job_release(&j);
-		return -1;
-	}
-	sqlite3_bind_int64(st, 1, job);
-	sqlite3_bind_int(st, 2, j.max_attempts);
-	store_job_release(&j);
-	return exec_stmt(s, st);
-}
-
-int64_t store_requeue_running(struct store *s, int64_t job)
-{
-	sqlite3_stmt *st = stmt(s, Q_REQUEUE_RUNNING);
-
-	if (!st)
-		return -1;
-	sqlite3_bind_int64(st, 1, job);
-	if (exec_stmt(s, st) < 0)
-		return -1;
-	return sqlite3_changes64(s->db);
 }

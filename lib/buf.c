@@ -2,23 +2,13 @@
  * buf: growable byte buffer. See buf.h.
  */
 #include "buf.h"
+#include "xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 char buf_empty[1];
-
-static void *xrealloc(void *p, size_t n)
-{
-	void *q = realloc(p, n);
-
-	if (!q) {
-		fputs("batchd: out of memory\n", stderr);
-		abort();
-	}
-	return q;
-}
 
 void buf_init(struct buf *b)
 {

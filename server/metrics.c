@@ -11,6 +11,7 @@
 #include "../db/store.h"
 #include "../lib/clock.h"
 #include "version.h"
+#include "../lib/xalloc.h"
 
 /* Upper bounds of the histogram buckets, in seconds; +Inf is implied. */
 static const double task_le[] = {
@@ -68,14 +69,6 @@ static struct {
 	uint64_t commit_failed;
 	int64_t started_ms;
 } m;
-
-static void *xrealloc(void *p, size_t size)
-{
-	p = realloc(p, size);
-	if (!p)
-		abort();
-	return p;
-}
 
 /* The entry of handler, added when new. */
 static struct hstat *hstat_of(const char *handler)

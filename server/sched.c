@@ -1,19 +1,19 @@
 /*
- * sched: scheduling, dispatch and the bookkeeping of every task in flight.
- * See sched.h.
+ * sched: the scheduler's engine: jobs in memory, reading queued tasks,
+ * dispatch with a prefetch window, the loop's side (timeouts, retries,
+ * group commit) and start-up. See sched.h; sched_events.c handles what
+ * workers report and sched_api.c what the API asks.
  */
-#include "sched.h"
+#include "sched_int.h"
 
-#include <assert.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #include "../lib/buf.h"
 #include "../lib/clock.h"
 #include "../lib/log.h"
+#include "../lib/xalloc.h"
 #include "meter.h"
 #include "metrics.h"
 
@@ -34,126 +34,14 @@
  * worker gets no more until it is done. */
 #define STUCK_FACTOR 10
 #define STUCK_MIN_US 50000
-/* Retry backoff: 1 s, doubling, at most 5 minutes. */
-#define BACKOFF_FIRST_MS 1000
-#define BACKOFF_MAX_MS 300000
 /* After the store fails, stop dispatching this long. */
 #define STORE_PAUSE_US 1000000
-
-enum kill_reason { KILL_NONE, KILL_TIMEOUT, KILL_CANCEL, KILL_SHUTDOWN,
-		   KILL_SETUP_TIMEOUT };
-/* A replaced worker's cause, for metrics (KILL_NONE: "crash" or "recycled"). */
-static const char *const kill_cause[] = { NULL, "timeout", "cancel", "reset", "timeout" };
-/* A set-up bounded by init_timeout_s gets this much longer on the server's
- * clock, so that the worker's own, clearer error comes first. */
-#define SETUP_SLACK_US 2000000
-
-struct qtask {
-	int64_t idx;
-	int attempts;		/* attempts made so far */
-	int limit;		/* attempts allowed in all */
-	char *input;
-	size_t len;
-};
-
-struct ljob {
-	struct ljob *next;
-	struct store_job row;	/* owns its strings */
-	int handler;
-	int deleted;
-	unsigned gen;		/* changes on cancel: stale retries drop */
-	int64_t running;	/* at the head of a worker */
-	int64_t out;		/* handed to workers, not yet back */
-	int64_t delayed;	/* waiting for their retry time */
-	int64_t cursor;		/* next index to scan */
-	int scan_done;
-	struct qtask *buf;	/* read from the store, not yet handed out */
-	size_t bhead, blen, bcap;
-	int64_t *again;		/* to read one by one: requeued, retried */
-	size_t alen, acap;
-	struct meter meter;
-	int dirty;		/* row to save */
-};
-
-struct inflight {
-	struct ljob *job;
-	int64_t idx;
-	int attempt;		/* this attempt's number, from 1 */
-	int limit;
-	int64_t start_us;	/* monotonic, when it became the head */
-	int64_t start_ms;	/* wall */
-	int saved;		/* marked running in the store */
-	int dead;		/* its job was cancelled: ignore the result */
-	int setup;		/* its handler is being set up in the worker */
-	int64_t setup_until_us;	/* then the deadline is this, not the task's */
-	int pdirty;
-	double progress;	/* < 0: none */
-	char *message;
-};
-
-struct wslot {
-	struct inflight *q;	/* ring */
-	size_t head, len, cap;
-	int ready;
-	enum kill_reason kill;
-};
-
-struct delayed {
-	int64_t at_ms;
-	int64_t job;
-	int64_t idx;
-	unsigned gen;
-};
-
-struct sched {
-	struct store *store;
-	const struct registry *reg;
-	struct pool *pool;
-	struct sched_config cfg;
-	struct ljob *jobs;	/* priority desc, id asc */
-	struct wslot *slots;
-	int nslots;
-	struct delayed *heap;
-	size_t hlen, hcap;
-	double *avg_us;		/* per handler; < 0 unknown */
-	uint64_t version;
-	int stopping;
-	int broken;		/* a store write failed in this group */
-	int settle;		/* a job's end or a cancel/retry awaits its commit */
-	int64_t paused_until;
-};
-
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-
-	if (!p)
-		abort();
-	return p;
-}
-
-static void *xrealloc(void *p, size_t size)
-{
-	p = realloc(p, size);
-	if (!p)
-		abort();
-	return p;
-}
-
-static char *xstrdup(const char *s)
-{
-	char *p = s ? strdup(s) : NULL;
-
-	if (s && !p)
-		abort();
-	return p;
-}
 
 /* ---- store writes ---- */
 
 /* Opens the group transaction if needed. A failed write marks the group
  * broken: sched_flush() then drops it and reloads from the store. */
-static int begin(struct sched *s)
+int sched_write_begin(struct sched *s)
 {
 	if (store_begin(s->store) < 0) {
 		s->broken = 1;
@@ -162,7 +50,7 @@ static int begin(struct sched *s)
 	return 0;
 }
 
-static void check(struct sched *s, int rc, const char *what)
+void sched_write_check(struct sched *s, int rc, const char *what)
 {
 	if (rc < 0) {
 		if (!s->broken)
@@ -174,7 +62,7 @@ static void check(struct sched *s, int rc, const char *what)
 
 /* ---- jobs ---- */
 
-static struct ljob *find_job(struct sched *s, int64_t id)
+struct ljob *sched_find_job(struct sched *s, int64_t id)
 {
 	for (struct ljob *j = s->jobs; j; j = j->next)
 		if (j->row.id == id && !j->deleted)
@@ -182,17 +70,17 @@ static struct ljob *find_job(struct sched *s, int64_t id)
 	return NULL;
 }
 
-static int job_active(const struct ljob *j)
+int ljob_active(const struct ljob *j)
 {
 	return !j->deleted && !state_final(j->row.state);
 }
 
-static int64_t job_finished(const struct ljob *j)
+int64_t ljob_finished(const struct ljob *j)
 {
 	return j->row.succeeded + j->row.failed + j->row.cancelled;
 }
 
-static void insert_sorted(struct sched *s, struct ljob *j)
+void sched_insert_job(struct sched *s, struct ljob *j)
 {
 	struct ljob **pp = &s->jobs;
 
@@ -204,7 +92,7 @@ static void insert_sorted(struct sched *s, struct ljob *j)
 	*pp = j;
 }
 
-static void clear_queue(struct ljob *j)
+void ljob_clear_queue(struct ljob *j)
 {
 	for (size_t i = j->bhead; i < j->blen; i++)
 		free(j->buf[i].input);
@@ -212,9 +100,9 @@ static void clear_queue(struct ljob *j)
 	j->alen = 0;
 }
 
-static void free_job(struct ljob *j)
+void ljob_free(struct ljob *j)
 {
-	clear_queue(j);
+	ljob_clear_queue(j);
 	free(j->buf);
 	free(j->again);
 	store_job_release(&j->row);
@@ -222,7 +110,7 @@ static void free_job(struct ljob *j)
 }
 
 /* A job held in memory, from a row (strings copied). */
-static struct ljob *new_job(struct sched *s, const struct store_job *row)
+struct ljob *ljob_new(struct sched *s, const struct store_job *row)
 {
 	struct ljob *j = xcalloc(1, sizeof(*j));
 	int64_t now = clock_wall_ms();
@@ -238,9 +126,9 @@ static struct ljob *new_job(struct sched *s, const struct store_job *row)
 }
 
 /* Settles the job's state once every task is final. */
-static void maybe_finish(struct sched *s, struct ljob *j)
+void sched_maybe_finish(struct sched *s, struct ljob *j)
 {
-	if (state_final(j->row.state) || job_finished(j) < j->row.total)
+	if (state_final(j->row.state) || ljob_finished(j) < j->row.total)
 		return;
 	j->row.state = j->row.failed ? ST_FAILED :
 		       j->row.cancelled ? ST_CANCELLED : ST_SUCCEEDED;
@@ -266,22 +154,22 @@ static void fail_orphan(struct sched *s, struct ljob *j)
 	for (size_t i = j->bhead; i < j->blen; i++) {
 		struct qtask *t = &j->buf[i];
 
-		if (begin(s) == 0)
-			check(s, store_task_finish(s->store, j->row.id, t->idx, ST_FAILED,
+		if (sched_write_begin(s) == 0)
+			sched_write_check(s, store_task_finish(s->store, j->row.id, t->idx, ST_FAILED,
 						   t->attempts, 0, 0, now, NULL, 0,
 						   msg.data, msg.len, -1, NULL), "finish");
 		j->row.failed++;
 		metrics_tasks_final(j->row.handler, ST_FAILED, 1);
 	}
-	clear_queue(j);
+	ljob_clear_queue(j);
 	j->dirty = 1;
 	buf_release(&msg);
-	maybe_finish(s, j);
+	sched_maybe_finish(s, j);
 }
 
 /* ---- the retry heap ---- */
 
-static void heap_push(struct sched *s, struct delayed d)
+void sched_heap_push(struct sched *s, struct delayed d)
 {
 	size_t i;
 
@@ -319,7 +207,7 @@ static struct delayed heap_pop(struct sched *s)
 	return top;
 }
 
-static void push_again(struct ljob *j, int64_t idx)
+void ljob_push_again(struct ljob *j, int64_t idx)
 {
 	if (j->alen == j->acap) {
 		j->acap = j->acap ? j->acap * 2 : 64;
@@ -346,7 +234,7 @@ static int take_queued(void *ctx, int64_t idx, int attempts, int limit,
 	if (idx >= j->cursor)
 		j->cursor = idx + 1;
 	if (not_before > f->now_ms) {
-		heap_push(f->s, (struct delayed){ not_before, j->row.id, idx, j->gen });
+		sched_heap_push(f->s, (struct delayed){ not_before, j->row.id, idx, j->gen });
 		j->delayed++;
 		return 0;
 	}
@@ -379,7 +267,7 @@ static int job_ready(struct sched *s, struct ljob *j)
 {
 	struct fill f = { s, j, clock_wall_ms() };
 
-	if (!job_active(j))
+	if (!ljob_active(j))
 		return 0;
 	while (j->bhead == j->blen) {
 		j->bhead = j->blen = 0;
@@ -389,7 +277,7 @@ static int job_ready(struct sched *s, struct ljob *j)
 				int rc = store_task_queued(s->store, j->row.id, idx,
 							   take_queued, &f);
 
-				check(s, rc < 0 ? -1 : 0, "read task");
+				sched_write_check(s, rc < 0 ? -1 : 0, "read task");
 			}
 			continue;
 		}
@@ -399,7 +287,7 @@ static int job_ready(struct sched *s, struct ljob *j)
 					   SCAN_BATCH, take_queued, &f);
 
 		if (n < 0) {
-			check(s, -1, "scan tasks");
+			sched_write_check(s, -1, "scan tasks");
 			return 0;
 		}
 		if (n < SCAN_BATCH)
@@ -414,7 +302,7 @@ static int job_ready(struct sched *s, struct ljob *j)
 
 /* ---- workers and their queues ---- */
 
-static struct inflight *slot_at(struct wslot *w, size_t k)
+struct inflight *wslot_at(struct wslot *w, size_t k)
 {
 	return &w->q[(w->head + k) % w->cap];
 }
@@ -426,19 +314,19 @@ static void slot_push(struct wslot *w, struct inflight e)
 		struct inflight *q = xcalloc(cap, sizeof(*q));
 
 		for (size_t k = 0; k < w->len; k++)
-			q[k] = *slot_at(w, k);
+			q[k] = *wslot_at(w, k);
 		free(w->q);
 		w->q = q;
 		w->cap = cap;
 		w->head = 0;
 	}
-	*slot_at(w, w->len++) = e;
+	*wslot_at(w, w->len++) = e;
 }
 
 /* Removes the head entry; the caller has taken what it needs. */
-static void slot_pop(struct wslot *w)
+void wslot_pop(struct wslot *w)
 {
-	struct inflight *e = slot_at(w, 0);
+	struct inflight *e = wslot_at(w, 0);
 
 	free(e->message);
 	memset(e, 0, sizeof(*e));
@@ -447,13 +335,13 @@ static void slot_pop(struct wslot *w)
 }
 
 /* The entry at the head of a worker's queue is the task it is running. */
-static void became_head(struct sched *s, struct wslot *w)
+void sched_became_head(struct sched *s, struct wslot *w)
 {
 	struct inflight *e;
 
 	if (!w->len)
 		return;
-	e = slot_at(w, 0);
+	e = wslot_at(w, 0);
 	e->start_us = clock_mono_us();
 	e->start_ms = clock_wall_ms();
 	if (!e->dead) {
@@ -468,7 +356,7 @@ static void became_head(struct sched *s, struct wslot *w)
 	s->version++;
 }
 
-static int worker_id(struct sched *s, int slot)
+int sched_worker_id(struct sched *s, int slot)
 {
 	return s->pool ? pool_info(s->pool, slot)->id : 0;
 }
@@ -497,7 +385,7 @@ static int64_t stuck_at(struct sched *s, struct wslot *w)
 
 	if (!w->len)
 		return 0;
-	e = slot_at(w, 0);
+	e = wslot_at(w, 0);
 	if (e->setup)
 		return 1;
 	avg = e->job->handler >= 0 ? s->avg_us[e->job->handler] : -1;
@@ -522,21 +410,21 @@ static void take_back(struct sched *s, int slot)
 	int n = 0;
 
 	for (size_t k = 1; k < w->len; k++) {
-		struct inflight *e = slot_at(w, k);
+		struct inflight *e = wslot_at(w, k);
 
 		if (e->dead)
 			continue;
 		e->dead = 1;
 		frame_put_skip(pool_out(s->pool, slot), (uint64_t)e->job->row.id,
 			       (uint32_t)e->idx);
-		if (job_active(e->job))
-			push_again(e->job, e->idx);
+		if (ljob_active(e->job))
+			ljob_push_again(e->job, e->idx);
 		n++;
 	}
 	if (n) {
 		pool_flush(s->pool, slot);
 		LOG_DEBUG("tasks taken back from a worker busy with a long task",
-			  LF_I("worker", worker_id(s, slot)), LF_I("tasks", n));
+			  LF_I("worker", sched_worker_id(s, slot)), LF_I("tasks", n));
 	}
 }
 
@@ -567,7 +455,7 @@ static void hand_out(struct sched *s, int slot, struct ljob *j)
 	j->out++;
 	slot_push(w, e);
 	if (w->len == 1)
-		became_head(s, w);
+		sched_became_head(s, w);
 }
 
 void sched_dispatch(struct sched *s)
@@ -601,284 +489,6 @@ out:
 			pool_flush(s->pool, i);
 }
 
-/* ---- results ---- */
-
-static void record_final(struct sched *s, struct inflight *e, int slot, int state,
-			 const char *result, size_t rlen, const char *error,
-			 size_t elen)
-{
-	struct ljob *j = e->job;
-	int64_t now = clock_wall_ms();
-
-	if (begin(s) == 0)
-		check(s, store_task_finish(s->store, j->row.id, e->idx, state,
-					   e->attempt, worker_id(s, slot), e->start_ms,
-					   now, result, rlen, error, elen, e->progress,
-					   e->message), "finish");
-	if (state == ST_SUCCEEDED)
-		j->row.succeeded++;
-	else
-		j->row.failed++;
-	metrics_tasks_final(j->row.handler, state, 1);
-	j->dirty = 1;
-	meter_add(&j->meter, now, j->row.succeeded + j->row.failed, 1);
-	maybe_finish(s, j);
-}
-
-/* An attempt failed: retry it later if attempts are left, else fail it. */
-static void attempt_failed(struct sched *s, struct inflight *e, int slot,
-			   const char *error, size_t elen)
-{
-	struct ljob *j = e->job;
-
-	if (e->attempt < e->limit) {
-		int64_t backoff = (int64_t)BACKOFF_FIRST_MS << (e->attempt - 1 < 20 ? e->attempt - 1 : 20);
-		int64_t at;
-
-		if (backoff > BACKOFF_MAX_MS)
-			backoff = BACKOFF_MAX_MS;
-		at = clock_wall_ms() + backoff;
-		if (begin(s) == 0)
-			check(s, store_task_retry(s->store, j->row.id, e->idx, e->attempt,
-						  at, error, elen), "retry");
-		heap_push(s, (struct delayed){ at, j->row.id, e->idx, j->gen });
-		j->delayed++;
-		LOG_DEBUG("task will be retried", LF_I("job", j->row.id),
-			  LF_I("task", e->idx), LF_I("attempt", e->attempt),
-			  LF_F("in_s", (double)backoff / 1000));
-		return;
-	}
-	record_final(s, e, slot, ST_FAILED, NULL, 0, error, elen);
-}
-
-/* Puts an entry that did not run (or was interrupted by batchd itself)
- * back in its job's queue, without counting an attempt. */
-static void requeue(struct sched *s, struct inflight *e)
-{
-	struct ljob *j = e->job;
-
-	if (e->saved && begin(s) == 0)
-		check(s, store_task_requeue(s->store, j->row.id, e->idx, e->attempt - 1),
-		      "requeue");
-	if (job_active(j))
-		push_again(j, e->idx);
-}
-
-/* Forgets entry e of a worker: the job no longer waits for it. */
-static void release(struct sched *s, struct inflight *e, int was_head)
-{
-	struct ljob *j = e->job;
-
-	j->out--;
-	if (was_head && !e->dead)
-		j->running--;
-	s->version++;
-}
-
-static void on_result(struct sched *s, int slot, const struct frame *f)
-{
-	struct wslot *w = &s->slots[slot];
-	struct inflight *e;
-	const struct handler *h;
-
-	if (!w->len) {
-		LOG_ERROR("result from a worker with no task", LF_I("worker", worker_id(s, slot)));
-		pool_kill(s->pool, slot);
-		return;
-	}
-	e = slot_at(w, 0);
-	if ((uint64_t)e->job->row.id != f->job || (uint32_t)e->idx != f->idx) {
-		LOG_ERROR("result for another task than the one running",
-			  LF_I("worker", worker_id(s, slot)), LF_I("job", (long long)f->job),
-			  LF_I("task", f->idx));
-		pool_kill(s->pool, slot);
-		return;
-	}
-	if (f->ok == RESULT_SKIPPED) {
-		/* Taken back (take_back) before it started. */
-		if (!e->dead)
-			requeue(s, e);
-		release(s, e, 1);
-		slot_pop(w);
-		became_head(s, w);
-		return;
-	}
-	h = registry_get(s->reg, e->job->handler);
-	if (h) {
-		double *avg = &s->avg_us[e->job->handler];
-
-		*avg = *avg < 0 ? f->duration_us : 0.8 * *avg + 0.2 * f->duration_us;
-		metrics_task_duration(h->name, f->duration_us);
-	}
-	if (!e->dead) {
-		if (f->ok == RESULT_OK)
-			record_final(s, e, slot, ST_SUCCEEDED, f->data, f->len, NULL, 0);
-		else
-			attempt_failed(s, e, slot, f->data, f->len);
-	}
-	release(s, e, 1);
-	slot_pop(w);
-	became_head(s, w);
-}
-
-static void on_progress(struct sched *s, int slot, const struct frame *f)
-{
-	struct wslot *w = &s->slots[slot];
-	struct inflight *e;
-
-	if (!w->len)
-		return;
-	e = slot_at(w, 0);
-	if ((uint64_t)e->job->row.id != f->job || (uint32_t)e->idx != f->idx || e->dead)
-		return;
-	e->progress = f->ppm / 1e6;
-	free(e->message);
-	e->message = NULL;
-	if (f->len) {
-		e->message = xcalloc(1, f->len + 1);
-		memcpy(e->message, f->data, f->len);
-	}
-	e->pdirty = 1;
-	s->version++;
-}
-
-/* A handler's set-up begins or ends in the worker of slot, during the task
- * at its head. Set-up time is bounded by the handler's init_timeout_s (or,
- * without one, by as long again as the task's timeout) and is not counted
- * against the task's own timeout, which starts once the set-up is done. */
-static void on_init(struct sched *s, int slot, const struct frame *f)
-{
-	struct wslot *w = &s->slots[slot];
-	const struct handler *h = registry_get(s->reg, f->handler);
-	int64_t now = clock_mono_us();
-	struct inflight *e;
-
-	s->version++;
-	if (!w->len || !h)
-		return;
-	e = slot_at(w, 0);
-	if (f->ok == INIT_STARTING) {
-		e->setup = 1;
-		e->setup_until_us = now + (h->init_timeout_ms ?
-			h->init_timeout_ms * 1000 + SETUP_SLACK_US :
-			e->job->row.timeout_ms * 1000);
-	} else if (e->setup) {
-		e->setup = 0;
-		e->start_us = now;
-	}
-}
-
-static void ev_frame(void *ctx, int slot, const struct frame *f)
-{
-	struct sched *s = ctx;
-
-	switch (f->type) {
-	case FRAME_RESULT:
-		on_result(s, slot, f);
-		break;
-	case FRAME_PROGRESS:
-		on_progress(s, slot, f);
-		break;
-	case FRAME_INIT:
-		on_init(s, slot, f);
-		break;
-	}
-}
-
-static void ev_ready(void *ctx, int slot)
-{
-	struct sched *s = ctx;
-
-	s->slots[slot].ready = 1;
-	s->version++;
-}
-
-/* Why the worker in slot ended, for the error of task e, which it was
- * running. */
-static void describe_exit(struct sched *s, int slot, struct buf *b, int status,
-			  enum kill_reason why, const struct inflight *e)
-{
-	const struct handler *h = registry_get(s->reg, e->job->handler);
-	const struct pool_info *info = pool_info(s->pool, slot);
-
-	if (why == KILL_TIMEOUT) {
-		buf_addf(b, "timed out after %g s (worker killed)",
-			 (double)e->job->row.timeout_ms / 1000);
-	} else if (why == KILL_SETUP_TIMEOUT) {
-		buf_addf(b, "the set-up of handler \"%s\" took longer than %g s (worker killed)",
-			 h ? h->name : "?", h && h->init_timeout_ms ?
-			 (double)h->init_timeout_ms / 1000 : (double)e->job->row.timeout_ms / 1000);
-	} else if (info->over_memory) {
-		buf_addf(b, "worker exceeded the memory limit (%lld MiB): %lld MiB resident "
-			 "(worker killed; --worker-memory-limit)",
-			 (long long)(pool_memory_limit(s->pool) >> 20),
-			 (long long)(info->over_memory >> 20));
-	} else if (WIFSIGNALED(status)) {
-		const char *abbr = sigabbrev_np(WTERMSIG(status));
-
-		buf_addf(b, "worker died: killed by signal %d (SIG%s)", WTERMSIG(status),
-			 abbr ? abbr : "?");
-		if (WTERMSIG(status) == SIGKILL)
-			buf_adds(b, "; killed from outside batchd, often by the out-of-memory killer");
-	} else if (WIFEXITED(status)) {
-		buf_addf(b, "worker died: exited with status %d%s", WEXITSTATUS(status),
-			 WEXITSTATUS(status) ? "" : " while running the task");
-	} else {
-		buf_addf(b, "worker died (wait status %d)", status);
-	}
-}
-
-static void ev_exited(void *ctx, int slot, int status)
-{
-	struct sched *s = ctx;
-	struct wslot *w = &s->slots[slot];
-	enum kill_reason why = w->kill;
-	/* Only a worker that was told to stop may end without failing the
-	 * task at its head: one that exits by itself (a handler calling
-	 * exit(0), say) failed that task. */
-	int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
-		    pool_info(s->pool, slot)->stop_sent;
-
-	for (int k = 0; w->len; k++) {
-		struct inflight *e = slot_at(w, 0);
-
-		if (!e->dead) {
-			if (k == 0 && !clean && why != KILL_SHUTDOWN) {
-				struct buf msg = BUF_INIT;
-
-				describe_exit(s, slot, &msg, status, why, e);
-				LOG_WARN(why == KILL_TIMEOUT || why == KILL_SETUP_TIMEOUT ?
-					 "task timed out" : "worker died",
-					 LF_I("job", e->job->row.id), LF_I("task", e->idx),
-					 LF_I("worker", worker_id(s, slot)), LF_S("error", msg.data));
-				attempt_failed(s, e, slot, msg.data, msg.len);
-				buf_release(&msg);
-			} else {
-				requeue(s, e);
-			}
-		}
-		release(s, e, k == 0);
-		slot_pop(w);
-	}
-	if (!clean && why == KILL_NONE && !s->stopping && w->ready == 0)
-		LOG_WARN("worker died before it was ready", LF_I("slot", slot));
-	if (!s->stopping)	/* the pool replaces it */
-		metrics_worker_restart(kill_cause[why] ? kill_cause[why] : clean ? "recycled" : "crash");
-	w->ready = 0;
-	w->kill = KILL_NONE;
-	s->version++;
-}
-
-static const struct pool_events events = {
-	.ready = ev_ready,
-	.frame = ev_frame,
-	.exited = ev_exited,
-};
-
-const struct pool_events *sched_pool_events(void)
-{
-	return &events;
-}
 
 /* ---- lifecycle ---- */
 
@@ -913,13 +523,13 @@ void sched_free(struct sched *s)
 		struct ljob *j = s->jobs;
 
 		s->jobs = j->next;
-		free_job(j);
+		ljob_free(j);
 	}
 	for (int i = 0; i < s->nslots; i++) {
 		struct wslot *w = &s->slots[i];
 
 		while (w->len)
-			slot_pop(w);
+			wslot_pop(w);
 		free(w->q);
 	}
 	free(s->slots);
@@ -937,14 +547,14 @@ struct load {
 static int load_job(void *ctx, const struct store_job *row)
 {
 	struct load *l = ctx;
-	struct ljob *j = new_job(l->s, row);
+	struct ljob *j = ljob_new(l->s, row);
 	int64_t n = store_requeue_running(l->s->store, row->id);
 
 	if (n < 0)
 		l->failed = 1;
 	else
 		l->requeued += n;
-	insert_sorted(l->s, j);
+	sched_insert_job(l->s, j);
 	return 0;
 }
 
@@ -964,7 +574,7 @@ int sched_load(struct sched *s, char *err, size_t errlen)
 		if (j->handler < 0)
 			LOG_WARN("job's handler is not registered; its tasks will fail",
 				 LF_I("job", j->row.id), LF_S("handler", j->row.handler));
-		maybe_finish(s, j);	/* a crash between the last task and the row */
+		sched_maybe_finish(s, j);	/* a crash between the last task and the row */
 	}
 	if (jobs > 0)
 		LOG_INFO("resuming unfinished jobs", LF_I("jobs", jobs),
@@ -972,282 +582,6 @@ int sched_load(struct sched *s, char *err, size_t errlen)
 	return 0;
 }
 
-/* ---- API operations ---- */
-
-void sched_submitted(struct sched *s, const struct store_job *row)
-{
-	insert_sorted(s, new_job(s, row));
-	s->version++;
-}
-
-/* The job, live or read from the store (then *loaded is set and the
- * caller owns it until it is inserted). */
-static struct ljob *get_job(struct sched *s, int64_t id, int *loaded, int *rc,
-			    char *msg, size_t len)
-{
-	struct ljob *j = find_job(s, id);
-	struct store_job row;
-	int r;
-
-	*loaded = 0;
-	if (j)
-		return j;
-	r = store_job_get(s->store, id, &row);
-	if (r == STORE_NOT_FOUND) {
-		snprintf(msg, len, "no job %lld", (long long)id);
-		*rc = SCHED_NOT_FOUND;
-		return NULL;
-	}
-	if (r < 0) {
-		snprintf(msg, len, "database error: %s", store_errmsg(s->store));
-		*rc = SCHED_ERROR;
-		return NULL;
-	}
-	j = new_job(s, &row);
-	store_job_release(&row);
-	*loaded = 1;
-	return j;
-}
-
-int sched_cancel(struct sched *s, int64_t id, char *msg, size_t len)
-{
-	int loaded, rc = SCHED_OK;
-	struct ljob *j = get_job(s, id, &loaded, &rc, msg, len);
-	int64_t n, now = clock_wall_ms();
-
-	if (!j)
-		return rc;
-	if (!job_active(j)) {
-		rc = j->row.state == ST_CANCELLED ? SCHED_OK : SCHED_CONFLICT;
-		if (rc)
-			snprintf(msg, len, "job %lld has already %s", (long long)id,
-				 state_name(j->row.state));
-		if (loaded)
-			free_job(j);
-		return rc;
-	}
-	assert(!loaded);
-	if (begin(s) < 0 || (n = store_tasks_cancel(s->store, id, now)) < 0) {
-		check(s, -1, "cancel");
-		snprintf(msg, len, "database error: %s", store_errmsg(s->store));
-		return SCHED_ERROR;
-	}
-	j->row.cancelled += n;
-	metrics_tasks_final(j->row.handler, ST_CANCELLED, n);
-	j->gen++;
-	clear_queue(j);
-	j->scan_done = 1;
-	j->cursor = j->row.total;
-	j->delayed = 0;
-	for (int i = 0; i < s->nslots; i++) {
-		struct wslot *w = &s->slots[i];
-
-		for (size_t k = 0; k < w->len; k++) {
-			struct inflight *e = slot_at(w, k);
-
-			if (e->job != j || e->dead)
-				continue;
-			e->dead = 1;
-			if (k == 0) {
-				j->running--;
-				w->kill = KILL_CANCEL;
-				pool_kill(s->pool, i);
-			}
-		}
-	}
-	j->row.state = ST_CANCELLED;
-	j->row.finished_at = now;
-	if (!j->row.started_at)
-		j->row.started_at = now;
-	j->dirty = 1;
-	s->settle = 1;
-	s->version++;
-	LOG_INFO("job cancelled", LF_I("job", id), LF_I("tasks", n));
-	return SCHED_OK;
-}
-
-static void retried(void *ctx, int64_t idx)
-{
-	struct ljob *j = ctx;
-
-	/* Tasks past the scan cursor will be met by the scan. */
-	if (idx < j->cursor || j->scan_done)
-		push_again(j, idx);
-}
-
-int sched_retry(struct sched *s, int64_t id, char *msg, size_t len)
-{
-	int loaded, rc = SCHED_OK;
-	struct ljob *j = get_job(s, id, &loaded, &rc, msg, len);
-	int64_t failed = 0, cancelled = 0;
-
-	if (!j)
-		return rc;
-	if (loaded) {
-		j->scan_done = 1;
-		j->cursor = j->row.total;
-	}
-	if (begin(s) < 0 ||
-	    store_tasks_retry_failed(s->store, id, retried, j, &failed, &cancelled) < 0) {
-		check(s, -1, "retry");
-		snprintf(msg, len, "database error: %s", store_errmsg(s->store));
-		if (loaded)
-			free_job(j);
-		return SCHED_ERROR;
-	}
-	if (!failed && !cancelled) {
-		snprintf(msg, len, "job %lld has no failed or cancelled tasks to retry",
-			 (long long)id);
-		if (loaded)
-			free_job(j);
-		return SCHED_CONFLICT;
-	}
-	j->row.failed -= failed;
-	j->row.cancelled -= cancelled;
-	j->row.state = j->running ? ST_RUNNING : ST_QUEUED;
-	j->row.finished_at = 0;
-	j->dirty = 1;
-	if (loaded)
-		insert_sorted(s, j);
-	s->settle = 1;
-	s->version++;
-	LOG_INFO("job retried", LF_I("job", id), LF_I("failed", failed),
-		 LF_I("cancelled", cancelled));
-	return SCHED_OK;
-}
-
-int sched_delete(struct sched *s, int64_t id, char *msg, size_t len)
-{
-	struct ljob *j = find_job(s, id);
-	struct store_job row;
-	int r;
-
-	if (j && job_active(j)) {
-		snprintf(msg, len, "job %lld is %s; cancel it before deleting it",
-			 (long long)id, state_name(j->row.state));
-		return SCHED_CONFLICT;
-	}
-	if (!j) {
-		r = store_job_get(s->store, id, &row);
-		if (r == STORE_NOT_FOUND) {
-			snprintf(msg, len, "no job %lld", (long long)id);
-			return SCHED_NOT_FOUND;
-		}
-		if (r < 0)
-			goto fail;
-		store_job_release(&row);
-	}
-	if (sched_flush(s) < 0 || store_job_delete(s->store, id) < 0)
-		goto fail;
-	if (j)
-		j->deleted = 1;	/* freed once its last dead task is back */
-	s->version++;
-	LOG_INFO("job deleted", LF_I("job", id));
-	return SCHED_OK;
-fail:
-	snprintf(msg, len, "database error: %s", store_errmsg(s->store));
-	return SCHED_ERROR;
-}
-
-/* ---- views ---- */
-
-static void fill_live(const struct ljob *j, int64_t now_ms, struct sched_live *l)
-{
-	int64_t fin = job_finished(j);
-
-	l->row = &j->row;
-	l->running = j->running;
-	l->queued = j->row.total - fin - j->running;
-	if (l->queued < 0)
-		l->queued = 0;
-	l->rate = meter_rate(&j->meter, now_ms, j->row.succeeded + j->row.failed);
-	l->eta_s = meter_eta(l->rate, j->row.total - fin);
-}
-
-int sched_live(struct sched *s, int64_t id, int64_t now_ms, struct sched_live *live)
-{
-	struct ljob *j = find_job(s, id);
-
-	if (!j || !job_active(j))
-		return 0;
-	fill_live(j, now_ms, live);
-	return 1;
-}
-
-void sched_each_live(struct sched *s, int64_t now_ms,
-		     int (*fn)(void *ctx, const struct sched_live *live), void *ctx)
-{
-	struct sched_live l;
-
-	for (struct ljob *j = s->jobs; j; j = j->next) {
-		if (!job_active(j))
-			continue;
-		fill_live(j, now_ms, &l);
-		if (fn(ctx, &l))
-			return;
-	}
-}
-
-int64_t sched_running(const struct sched *s)
-{
-	int64_t n = 0;
-
-	for (int i = 0; i < s->nslots; i++)
-		n += s->slots[i].len && !s->slots[i].q[s->slots[i].head].dead;
-	return n;
-}
-
-int sched_current(const struct sched *s, int slot, int64_t *job, int64_t *idx,
-		  double *progress)
-{
-	const struct wslot *w = &s->slots[slot];
-	const struct inflight *e;
-
-	if (!w->len)
-		return 0;
-	e = &w->q[w->head];
-	if (e->dead)
-		return 0;
-	*job = e->job->row.id;
-	*idx = e->idx;
-	*progress = e->progress;
-	return 1;
-}
-
-int sched_task_live(const struct sched *s, int64_t job, int64_t idx,
-		    double *progress, const char **message)
-{
-	for (int i = 0; i < s->nslots; i++) {
-		const struct wslot *w = &s->slots[i];
-		const struct inflight *e;
-
-		if (!w->len)
-			continue;
-		e = &w->q[w->head];
-		if (!e->dead && e->job->row.id == job && e->idx == idx) {
-			*progress = e->progress;
-			*message = e->message;
-			return 1;
-		}
-	}
-	return 0;
-}
-
-uint64_t sched_version(const struct sched *s)
-{
-	return s->version;
-}
-
-int sched_history(struct sched *s, int64_t id, int64_t now_ms, int64_t *counts,
-		  int64_t *bucket_ms, int64_t *start_ms)
-{
-	struct ljob *j = find_job(s, id);
-
-	if (!j)
-		return 0;
-	*start_ms = j->meter.start_ms;
-	return meter_history(&j->meter, now_ms, counts, bucket_ms);
-}
 
 /* ---- the loop's side ---- */
 
@@ -1266,7 +600,7 @@ int64_t sched_tick(struct sched *s, int64_t now_us)
 
 		if (!w->len || w->kill)
 			continue;
-		e = slot_at(w, 0);
+		e = wslot_at(w, 0);
 		if (e->dead)
 			continue;
 		if (w->len > 1) {
@@ -1289,12 +623,12 @@ int64_t sched_tick(struct sched *s, int64_t now_us)
 	}
 	while (s->hlen && s->heap[0].at_ms <= now_ms) {
 		struct delayed d = heap_pop(s);
-		struct ljob *j = find_job(s, d.job);
+		struct ljob *j = sched_find_job(s, d.job);
 
-		if (!j || j->gen != d.gen || !job_active(j))
+		if (!j || j->gen != d.gen || !ljob_active(j))
 			continue;
 		j->delayed--;
-		push_again(j, d.idx);
+		ljob_push_again(j, d.idx);
 	}
 	if (s->hlen) {
 		int64_t at = now_us + (s->heap[0].at_ms - now_ms) * 1000;
@@ -1317,19 +651,19 @@ static int write_pending(struct sched *s)
 
 		if (!w->len)
 			continue;
-		e = slot_at(w, 0);
+		e = wslot_at(w, 0);
 		if (e->dead)
 			continue;
 		if (!e->saved) {
-			if (begin(s) == 0)
-				check(s, store_task_running(s->store, e->job->row.id, e->idx,
-							    e->attempt, worker_id(s, i),
+			if (sched_write_begin(s) == 0)
+				sched_write_check(s, store_task_running(s->store, e->job->row.id, e->idx,
+							    e->attempt, sched_worker_id(s, i),
 							    e->start_ms), "running");
 			e->saved = 1;
 		}
 		if (e->pdirty) {
-			if (begin(s) == 0)
-				check(s, store_task_progress(s->store, e->job->row.id, e->idx,
+			if (sched_write_begin(s) == 0)
+				sched_write_check(s, store_task_progress(s->store, e->job->row.id, e->idx,
 							     e->progress, e->message,
 							     e->message ? strlen(e->message) : 0),
 				      "progress");
@@ -1340,13 +674,13 @@ static int write_pending(struct sched *s)
 		struct ljob *j = *pp;
 
 		if (j->dirty && !j->deleted) {
-			if (begin(s) == 0)
-				check(s, store_job_save(s->store, &j->row), "save job");
+			if (sched_write_begin(s) == 0)
+				sched_write_check(s, store_job_save(s->store, &j->row), "save job");
 			j->dirty = 0;
 		}
 		if ((state_final(j->row.state) || j->deleted) && j->out == 0) {
 			*pp = j->next;
-			free_job(j);
+			ljob_free(j);
 			continue;
 		}
 		pp = &j->next;
@@ -1383,7 +717,7 @@ static void resync(struct sched *s)
 		struct wslot *w = &s->slots[i];
 
 		for (size_t k = 0; k < w->len; k++)
-			slot_at(w, k)->dead = 1;
+			wslot_at(w, k)->dead = 1;
 		if (w->len) {
 			w->kill = KILL_SHUTDOWN;
 			pool_kill(s->pool, i);
@@ -1391,7 +725,7 @@ static void resync(struct sched *s)
 	}
 	for (struct ljob *j = s->jobs; j; j = j->next) {
 		j->deleted = 1;
-		clear_queue(j);
+		ljob_clear_queue(j);
 	}
 	s->hlen = 0;
 	s->broken = 0;

@@ -31,24 +31,11 @@
 #include "proc.h"
 #include "registry.h"
 #include "worker.h"
+#include "../lib/xalloc.h"
 
 #define STDOUT_MAX (64u << 20)
 #define STDERR_TAIL 4096
 #define PROGRESS_LINE_MAX 4096
-
-static char *xasprintf(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-
-static char *xasprintf(const char *fmt, ...)
-{
-	struct buf b = BUF_INIT;
-	va_list ap;
-
-	va_start(ap, fmt);
-	buf_vaddf(&b, fmt, ap);
-	va_end(ap);
-	return buf_detach(&b, NULL);
-}
 
 static void command_fini(void *state)
 {

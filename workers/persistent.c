@@ -47,6 +47,7 @@
 #include "proc.h"
 #include "registry.h"
 #include "worker.h"
+#include "../lib/xalloc.h"
 
 /* The longest line accepted: a 64 MiB result and its envelope. */
 #define LINE_MAX_BYTES ((64u << 20) + 4096)
@@ -77,15 +78,6 @@ struct persistent {
 };
 
 enum line_kind { LINE_MORE, LINE_RESULT, LINE_ERROR, LINE_FAULT };
-
-static char *xstrdup(const char *s)
-{
-	char *p = strdup(s);
-
-	if (!p)
-		abort();
-	return p;
-}
 
 static void close_fd(int *fd)
 {

@@ -14,31 +14,10 @@
 #include <unistd.h>
 
 #include "../lib/utf8.h"
+#include "../lib/xalloc.h"
 
 /* Entries a program's environment may hold at most (fixed and extra). */
 #define ENVP_MAX 512
-
-static char *xstrdup(const char *s)
-{
-	char *p = strdup(s);
-
-	if (!p)
-		abort();
-	return p;
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static char *xasprintf(const char *fmt, ...)
-{
-	struct buf b = BUF_INIT;
-	va_list ap;
-
-	va_start(ap, fmt);
-	buf_vaddf(&b, fmt, ap);
-	va_end(ap);
-	return buf_detach(&b, NULL);
-}
 
 static void free_strv(char **v)
 {

@@ -16,21 +16,13 @@
 #include <unistd.h>
 
 #include "../lib/buf.h"
+#include "../lib/xalloc.h"
 
 struct registry {
 	struct handler *items;
 	int count;
 	int cap;
 };
-
-static char *xstrdup(const char *s)
-{
-	char *p = s ? strdup(s) : NULL;
-
-	if (s && !p)
-		abort();
-	return p;
-}
 
 static struct handler *add(struct registry *r)
 {

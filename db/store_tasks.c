@@ -1,0 +1,228 @@
+/*
+ * store_tasks: tasks in the store — listing, reading, the scans of queued
+ * tasks, and every change of a task's state. See store.h.
+ */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "../lib/clock.h"
+#include "../lib/xalloc.h"
+#include "store_int.h"
+
+int store_tasks_list(struct store *s, int64_t job, int state, int64_t offset,
+		     int limit, int with_input, store_task_fn fn, void *ctx)
+{
+	int q = state < 0 ? (with_input ? Q_TASKS_LIST_IN : Q_TASKS_LIST)
+			  : (with_input ? Q_TASKS_LIST_STATE_IN : Q_TASKS_LIST_STATE);
+	sqlite3_stmt *st = store_stmt(s, q);
+	struct store_task t;
+	int n = 0;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, job);
+	sqlite3_bind_int64(st, 2, offset);
+	sqlite3_bind_int(st, 3, limit);
+	if (state >= 0)
+		sqlite3_bind_int(st, 4, state);
+	FOR_EACH_ROW(s, st, n, (store_read_task(st, &t, with_input), fn(ctx, &t)));
+	return n;
+}
+
+int store_task_get(struct store *s, int64_t job, int64_t idx, store_task_fn fn,
+		   void *ctx)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_TASK_GET);
+	struct store_task t;
+	int n = 0;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, job);
+	sqlite3_bind_int64(st, 2, idx);
+	FOR_EACH_ROW(s, st, n, (store_read_task(st, &t, 1), fn(ctx, &t)));
+	return n ? 0 : STORE_NOT_FOUND;
+}
+
+static int each_queued(struct store *s, sqlite3_stmt *st, store_queued_fn fn,
+		       void *ctx)
+{
+	int n = 0;
+
+	FOR_EACH_ROW(s, st, n, fn(ctx, sqlite3_column_int64(st, 0),
+				  sqlite3_column_int(st, 1),
+				  sqlite3_column_int(st, 4),
+				  sqlite3_column_int64(st, 2),
+				  (const char *)sqlite3_column_text(st, 3),
+				  (size_t)sqlite3_column_bytes(st, 3)));
+	return n;
+}
+
+int store_tasks_queued(struct store *s, int64_t job, int64_t from, int limit,
+		       store_queued_fn fn, void *ctx)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_TASKS_QUEUED);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, job);
+	sqlite3_bind_int64(st, 2, from);
+	sqlite3_bind_int(st, 3, limit);
+	return each_queued(s, st, fn, ctx);
+}
+
+int store_task_queued(struct store *s, int64_t job, int64_t idx,
+		      store_queued_fn fn, void *ctx)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_TASK_QUEUED);
+	int n;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, job);
+	sqlite3_bind_int64(st, 2, idx);
+	n = each_queued(s, st, fn, ctx);
+	return n < 0 ? -1 : n ? 0 : STORE_NOT_FOUND;
+}
+
+int store_task_running(struct store *s, int64_t job, int64_t idx, int attempts,
+		       int worker, int64_t started_at)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_TASK_RUNNING);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, job);
+	sqlite3_bind_int64(st, 2, idx);
+	sqlite3_bind_int(st, 3, attempts);
+	sqlite3_bind_int(st, 4, worker);
+	sqlite3_bind_int64(st, 5, started_at);
+	return store_exec(s, st);
+}
+
+int store_task_progress(struct store *s, int64_t job, int64_t idx,
+			double fraction, const char *message, size_t msg_len)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_TASK_PROGRESS);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, job);
+	sqlite3_bind_int64(st, 2, idx);
+	sqlite3_bind_double(st, 3, fraction);
+	store_bind_text(st, 4, message, msg_len);
+	return store_exec(s, st);
+}
+
+int store_task_finish(struct store *s, int64_t job, int64_t idx, int state,
+		      int attempts, int worker, int64_t started_at,
+		      int64_t finished_at, const char *result,
+		      size_t result_len, const char *error, size_t error_len,
+		      double progress, const char *message)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_TASK_FINISH);
+
+	assert(state_final(state));
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, job);
+	sqlite3_bind_int64(st, 2, idx);
+	sqlite3_bind_int(st, 3, state);
+	sqlite3_bind_int(st, 4, attempts);
+	store_bind_int(st, 5, worker);
+	store_bind_int(st, 6, started_at);
+	sqlite3_bind_int64(st, 7, finished_at);
+	store_bind_text(st, 8, result, result_len);
+	store_bind_text(st, 9, error, error_len);
+	if (progress >= 0)
+		sqlite3_bind_double(st, 10, progress);
+	store_bind_text(st, 11, message, message ? strlen(message) : 0);
+	return store_exec(s, st);
+}
+
+int store_task_retry(struct store *s, int64_t job, int64_t idx, int attempts,
+		     int64_t not_before, const char *error, size_t error_len)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_TASK_RETRY);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, job);
+	sqlite3_bind_int64(st, 2, idx);
+	sqlite3_bind_int(st, 3, attempts);
+	store_bind_int(st, 4, not_before);
+	store_bind_text(st, 5, error, error_len);
+	return store_exec(s, st);
+}
+
+int store_task_requeue(struct store *s, int64_t job, int64_t idx, int attempts)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_TASK_REQUEUE);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, job);
+	sqlite3_bind_int64(st, 2, idx);
+	sqlite3_bind_int(st, 3, attempts);
+	return store_exec(s, st);
+}
+
+int64_t store_tasks_cancel(struct store *s, int64_t job, int64_t now)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_TASKS_CANCEL);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, job);
+	sqlite3_bind_int64(st, 2, now);
+	if (store_exec(s, st) < 0)
+		return -1;
+	return sqlite3_changes64(s->db);
+}
+
+int store_tasks_retry_failed(struct store *s, int64_t job,
+			     void (*fn)(void *ctx, int64_t idx), void *ctx,
+			     int64_t *failed, int64_t *cancelled)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_TASKS_FAILED);
+	struct store_job j;
+	int64_t counts[ST_COUNT] = { 0 };
+	int n = 0, rc;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, job);
+	FOR_EACH_ROW(s, st, n, (store_add_count(counts, sqlite3_column_int(st, 1), 1),
+				fn ? fn(ctx, sqlite3_column_int64(st, 0)) : (void)0,
+				0));
+	*failed = counts[ST_FAILED];
+	*cancelled = counts[ST_CANCELLED];
+	rc = store_job_get(s, job, &j);
+	if (rc)
+		return -1;
+	st = store_stmt(s, Q_TASKS_RETRY);
+	if (!st) {
+		store_job_release(&j);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, job);
+	sqlite3_bind_int(st, 2, j.max_attempts);
+	store_job_release(&j);
+	return store_exec(s, st);
+}
+
+int64_t store_requeue_running(struct store *s, int64_t job)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_REQUEUE_RUNNING);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, job);
+	if (store_exec(s, st) < 0)
+		return -1;
+	return sqlite3_changes64(s->db);
+}

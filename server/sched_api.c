@@ -1,0 +1,293 @@
+/*
+ * sched_api: what the API asks of the scheduler — a submitted job, cancel,
+ * retry, delete — and the live figures it shows. See sched.h and
+ * sched_int.h.
+ */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/buf.h"
+#include "../lib/clock.h"
+#include "../lib/log.h"
+#include "../lib/xalloc.h"
+#include "metrics.h"
+#include "sched_int.h"
+
+/* ---- API operations ---- */
+
+void sched_submitted(struct sched *s, const struct store_job *row)
+{
+	sched_insert_job(s, ljob_new(s, row));
+	s->version++;
+}
+
+/* The job, live or read from the store (then *loaded is set and the
+ * caller owns it until it is inserted). */
+static struct ljob *get_job(struct sched *s, int64_t id, int *loaded, int *rc,
+			    char *msg, size_t len)
+{
+	struct ljob *j = sched_find_job(s, id);
+	struct store_job row;
+	int r;
+
+	*loaded = 0;
+	if (j)
+		return j;
+	r = store_job_get(s->store, id, &row);
+	if (r == STORE_NOT_FOUND) {
+		snprintf(msg, len, "no job %lld", (long long)id);
+		*rc = SCHED_NOT_FOUND;
+		return NULL;
+	}
+	if (r < 0) {
+		snprintf(msg, len, "database error: %s", store_errmsg(s->store));
+		*rc = SCHED_ERROR;
+		return NULL;
+	}
+	j = ljob_new(s, &row);
+	store_job_release(&row);
+	*loaded = 1;
+	return j;
+}
+
+int sched_cancel(struct sched *s, int64_t id, char *msg, size_t len)
+{
+	int loaded, rc = SCHED_OK;
+	struct ljob *j = get_job(s, id, &loaded, &rc, msg, len);
+	int64_t n, now = clock_wall_ms();
+
+	if (!j)
+		return rc;
+	if (!ljob_active(j)) {
+		rc = j->row.state == ST_CANCELLED ? SCHED_OK : SCHED_CONFLICT;
+		if (rc)
+			snprintf(msg, len, "job %lld has already %s", (long long)id,
+				 state_name(j->row.state));
+		if (loaded)
+			ljob_free(j);
+		return rc;
+	}
+	assert(!loaded);
+	if (sched_write_begin(s) < 0 || (n = store_tasks_cancel(s->store, id, now)) < 0) {
+		sched_write_check(s, -1, "cancel");
+		snprintf(msg, len, "database error: %s", store_errmsg(s->store));
+		return SCHED_ERROR;
+	}
+	j->row.cancelled += n;
+	metrics_tasks_final(j->row.handler, ST_CANCELLED, n);
+	j->gen++;
+	ljob_clear_queue(j);
+	j->scan_done = 1;
+	j->cursor = j->row.total;
+	j->delayed = 0;
+	for (int i = 0; i < s->nslots; i++) {
+		struct wslot *w = &s->slots[i];
+
+		for (size_t k = 0; k < w->len; k++) {
+			struct inflight *e = wslot_at(w, k);
+
+			if (e->job != j || e->dead)
+				continue;
+			e->dead = 1;
+			if (k == 0) {
+				j->running--;
+				w->kill = KILL_CANCEL;
+				pool_kill(s->pool, i);
+			}
+		}
+	}
+	j->row.state = ST_CANCELLED;
+	j->row.finished_at = now;
+	if (!j->row.started_at)
+		j->row.started_at = now;
+	j->dirty = 1;
+	s->settle = 1;
+	s->version++;
+	LOG_INFO("job cancelled", LF_I("job", id), LF_I("tasks", n));
+	return SCHED_OK;
+}
+
+static void retried(void *ctx, int64_t idx)
+{
+	struct ljob *j = ctx;
+
+	/* Tasks past the scan cursor will be met by the scan. */
+	if (idx < j->cursor || j->scan_done)
+		ljob_push_again(j, idx);
+}
+
+int sched_retry(struct sched *s, int64_t id, char *msg, size_t len)
+{
+	int loaded, rc = SCHED_OK;
+	struct ljob *j = get_job(s, id, &loaded, &rc, msg, len);
+	int64_t failed = 0, cancelled = 0;
+
+	if (!j)
+		return rc;
+	if (loaded) {
+		j->scan_done = 1;
+		j->cursor = j->row.total;
+	}
+	if (sched_write_begin(s) < 0 ||
+	    store_tasks_retry_failed(s->store, id, retried, j, &failed, &cancelled) < 0) {
+		sched_write_check(s, -1, "retry");
+		snprintf(msg, len, "database error: %s", store_errmsg(s->store));
+		if (loaded)
+			ljob_free(j);
+		return SCHED_ERROR;
+	}
+	if (!failed && !cancelled) {
+		snprintf(msg, len, "job %lld has no failed or cancelled tasks to retry",
+			 (long long)id);
+		if (loaded)
+			ljob_free(j);
+		return SCHED_CONFLICT;
+	}
+	j->row.failed -= failed;
+	j->row.cancelled -= cancelled;
+	j->row.state = j->running ? ST_RUNNING : ST_QUEUED;
+	j->row.finished_at = 0;
+	j->dirty = 1;
+	if (loaded)
+		sched_insert_job(s, j);
+	s->settle = 1;
+	s->version++;
+	LOG_INFO("job retried", LF_I("job", id), LF_I("failed", failed),
+		 LF_I("cancelled", cancelled));
+	return SCHED_OK;
+}
+
+int sched_delete(struct sched *s, int64_t id, char *msg, size_t len)
+{
+	struct ljob *j = sched_find_job(s, id);
+	struct store_job row;
+	int r;
+
+	if (j && ljob_active(j)) {
+		snprintf(msg, len, "job %lld is %s; cancel it before deleting it",
+			 (long long)id, state_name(j->row.state));
+		return SCHED_CONFLICT;
+	}
+	if (!j) {
+		r = store_job_get(s->store, id, &row);
+		if (r == STORE_NOT_FOUND) {
+			snprintf(msg, len, "no job %lld", (long long)id);
+			return SCHED_NOT_FOUND;
+		}
+		if (r < 0)
+			goto fail;
+		store_job_release(&row);
+	}
+	if (sched_flush(s) < 0 || store_job_delete(s->store, id) < 0)
+		goto fail;
+	if (j)
+		j->deleted = 1;	/* freed once its last dead task is back */
+	s->version++;
+	LOG_INFO("job deleted", LF_I("job", id));
+	return SCHED_OK;
+fail:
+	snprintf(msg, len, "database error: %s", store_errmsg(s->store));
+	return SCHED_ERROR;
+}
+
+/* ---- views ---- */
+
+static void fill_live(const struct ljob *j, int64_t now_ms, struct sched_live *l)
+{
+	int64_t fin = ljob_finished(j);
+
+	l->row = &j->row;
+	l->running = j->running;
+	l->queued = j->row.total - fin - j->running;
+	if (l->queued < 0)
+		l->queued = 0;
+	l->rate = meter_rate(&j->meter, now_ms, j->row.succeeded + j->row.failed);
+	l->eta_s = meter_eta(l->rate, j->row.total - fin);
+}
+
+int sched_live(struct sched *s, int64_t id, int64_t now_ms, struct sched_live *live)
+{
+	struct ljob *j = sched_find_job(s, id);
+
+	if (!j || !ljob_active(j))
+		return 0;
+	fill_live(j, now_ms, live);
+	return 1;
+}
+
+void sched_each_live(struct sched *s, int64_t now_ms,
+		     int (*fn)(void *ctx, const struct sched_live *live), void *ctx)
+{
+	struct sched_live l;
+
+	for (struct ljob *j = s->jobs; j; j = j->next) {
+		if (!ljob_active(j))
+			continue;
+		fill_live(j, now_ms, &l);
+		if (fn(ctx, &l))
+			return;
+	}
+}
+
+int64_t sched_running(const struct sched *s)
+{
+	int64_t n = 0;
+
+	for (int i = 0; i < s->nslots; i++)
+		n += s->slots[i].len && !s->slots[i].q[s->slots[i].head].dead;
+	return n;
+}
+
+int sched_current(const struct sched *s, int slot, int64_t *job, int64_t *idx,
+		  double *progress)
+{
+	const struct wslot *w = &s->slots[slot];
+	const struct inflight *e;
+
+	if (!w->len)
+		return 0;
+	e = &w->q[w->head];
+	if (e->dead)
+		return 0;
+	*job = e->job->row.id;
+	*idx = e->idx;
+	*progress = e->progress;
+	return 1;
+}
+
+int sched_task_live(const struct sched *s, int64_t job, int64_t idx,
+		    double *progress, const char **message)
+{
+	for (int i = 0; i < s->nslots; i++) {
+		const struct wslot *w = &s->slots[i];
+		const struct inflight *e;
+
+		if (!w->len)
+			continue;
+		e = &w->q[w->head];
+		if (!e->dead && e->job->row.id == job && e->idx == idx) {
+			*progress = e->progress;
+			*message = e->message;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+uint64_t sched_version(const struct sched *s)
+{
+	return s->version;
+}
+
+int sched_history(struct sched *s, int64_t id, int64_t now_ms, int64_t *counts,
+		  int64_t *bucket_ms, int64_t *start_ms)
+{
+	struct ljob *j = sched_find_job(s, id);
+
+	if (!j)
+		return 0;
+	*start_ms = j->meter.start_ms;
+	return meter_history(&j->meter, now_ms, counts, bucket_ms);
+}
