@@ -10,14 +10,16 @@
 #   make bench      the benchmark (bench/), not a test: docs/PERFORMANCE.md
 #   make bench-deps install the peers the benchmark measures against
 #   make deps       install the Debian packages the build and tests need
+#   make deps-build install only those the build needs
 #   make install    the binary, batchd(1), batchd.h and an example systemd
 #                   unit under PREFIX (/usr/local), staged in DESTDIR
 #   make docker-test  build the image and smoke-test it (podman or docker)
 #   make clean
 #
-# Every library is found with pkg-config. `make run` and `make test` install
-# missing packages first (make deps), so on a fresh Debian 12 machine these
-# two commands are all the set-up there is.
+# Every library is found with pkg-config. `make run` installs what the build
+# needs when it is missing (make deps-build), `make test` what the tests need
+# too (make deps), so on a fresh Debian 12 machine these two commands are all
+# the set-up there is.
 
 VERSION := $(shell cat VERSION)
 CC ?= cc
@@ -114,7 +116,8 @@ PLUGIN_CFLAGS = -std=c17 -Wall -Wextra -Werror -g -O2 -fPIC -shared
 EXAMPLE_PLUGIN = examples/plugin/primes.so
 
 .PHONY: all run test test-unit test-integration test-browser bench deps \
-	check-deps browser-deps clean man install uninstall docker-test screenshot \
+	check-deps check-build-deps deps-build browser-deps clean man install \
+	uninstall docker-test screenshot \
 	examples fuzz fuzz-build valgrind bench-build bench-deps check-bench-deps
 
 all: batchd
@@ -171,6 +174,13 @@ $(EXAMPLE_PLUGIN): examples/plugin/primes.c include/batchd.h
 	$(call say,MAKE)$(MAKE) --no-print-directory -s -C examples/plugin
 
 # Installs what is missing, only when something is.
+# What `make run` needs: the libraries and a compiler.
+check-build-deps:
+	@pkg-config --exists $(PKGS) && command -v cc >/dev/null \
+		|| $(MAKE) --no-print-directory deps-build
+
+# What `make test` needs besides: cmocka, Chromium and Node.js for the
+# browser tests, clang's libFuzzer, python3 and curl for test helpers.
 check-deps:
 	@pkg-config --exists $(PKGS) $(TEST_PKGS) && command -v python3 >/dev/null \
 		&& command -v curl >/dev/null && command -v node >/dev/null \
@@ -239,7 +249,12 @@ deps:
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends \
 		$(DEB_INSTALL)
 
-run: check-deps
+deps-build:
+	$(SUDO) apt-get update
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends \
+		$(DEB_BUILD)
+
+run: check-build-deps
 	@$(MAKE) --no-print-directory batchd
 	./batchd serve --listen 127.0.0.1:8080 --db ./batchd.db
 
@@ -297,7 +312,7 @@ uninstall:
 # posix_spawn rate and a plugin that stamps when a task starts.
 B = build/bench
 
-bench: check-deps check-bench-deps
+bench: check-build-deps check-bench-deps
 	@$(MAKE) --no-print-directory batchd bench-build
 	/usr/bin/python3 bench/run.py $(BENCH_ARGS)
 
