@@ -106,6 +106,9 @@ INSTALL ?= install
 
 BROWSER = tests/browser
 BROWSER_DEPS = $(BROWSER)/node_modules/.package-lock.json
+# npm trusts the system's certificate authorities too (a registry reached
+# through a proxy with a local CA), not only those built into Node.js.
+SYSTEM_CA = $(wildcard /etc/ssl/certs/ca-certificates.crt)
 
 # Plugins the tests load, built as a user builds one (see
 # examples/plugin/Makefile): no sanitizer runtime of their own. Loaded into
@@ -195,7 +198,9 @@ check-deps:
 browser-deps: $(BROWSER_DEPS)
 
 $(BROWSER_DEPS): $(BROWSER)/package.json $(BROWSER)/package-lock.json
-	cd $(BROWSER) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
+	cd $(BROWSER) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
+		NODE_EXTRA_CA_CERTS=$${NODE_EXTRA_CA_CERTS:-$(SYSTEM_CA)} \
+		npm ci --no-audit --no-fund
 
 
 # Fuzz targets: libFuzzer with ASan and UBSan, built by clang from the same

@@ -54,6 +54,51 @@ void server_init(struct server *s)
 	snprintf(s->log, sizeof(s->log), "%s/server.log", s->dir);
 }
 
+struct server *server_new(const char *const *args)
+{
+	struct server *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		fail_msg("out of memory");
+	server_init(s);
+	if (args)
+		server_start(s, args);
+	return s;
+}
+
+void server_delete(struct server *s)
+{
+	server_free(s);
+	free(s);
+}
+
+int server_setup(void **state)
+{
+	*state = server_new(NULL);
+	return 0;
+}
+
+int server_teardown(void **state)
+{
+	server_delete(*state);
+	return 0;
+}
+
+int pid_alive(pid_t pid)
+{
+	char path[64], buf[512], st = 'X';
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fgets(buf, sizeof(buf), f) && strrchr(buf, ')'))
+		st = strrchr(buf, ')')[2];
+	fclose(f);
+	return st != 'Z' && st != 'X';
+}
+
 /* Reads the port from the "listening" log line; 0 if not there yet. */
 static int read_port(const struct server *s)
 {

@@ -41,6 +41,16 @@ const char *batchd_bin(void);
 
 /* Makes a fresh server record with its own temporary directory. */
 void server_init(struct server *s);
+/* A server record on the heap (server_init), started with args unless
+ * args is NULL. For fixtures; end it with server_delete(). */
+struct server *server_new(const char *const *args);
+/* server_free() (a clean stop, checked) and the record's memory. */
+void server_delete(struct server *s);
+/* cmocka fixtures: *state becomes a server_new(NULL) record, and goes. */
+int server_setup(void **state);
+int server_teardown(void **state);
+/* Whether process pid exists and is not a zombie. */
+int pid_alive(pid_t pid);
 /* Starts batchd serve with the extra arguments (NULL-terminated, may be
  * NULL) on the record's database; fails the test if it does not come up. */
 void server_start(struct server *s, const char *const *args);

@@ -138,27 +138,12 @@ static void expect_s(const struct server *s, const char *body, long status, cons
 	expect(s, body, strlen(body), status, code, words);
 }
 
-static struct server *start(const char *const *args)
-{
-	struct server *s = calloc(1, sizeof(*s));
-
-	server_init(s);
-	server_start(s, args);
-	return s;
-}
-
-static void stop(struct server *s)
-{
-	server_free(s);
-	free(s);
-}
-
 /* ---- bodies ---- */
 
 static void test_bad_bodies(void **state)
 {
 	const char *args[] = { "--workers", "1", "--max-tasks", "10", "--max-body", "4M", NULL };
-	struct server *s = start(args);
+	struct server *s = server_new(args);
 	struct buf b = BUF_INIT;
 
 	(void)state;
@@ -251,7 +236,7 @@ static void test_bad_bodies(void **state)
 	assert_int_equal(jobs_in_db(s), 1);
 	assert_false(server_log_has(s, "level=error"));
 	buf_release(&b);
-	stop(s);
+	server_delete(s);
 }
 
 /* ---- headers ---- */
@@ -259,7 +244,7 @@ static void test_bad_bodies(void **state)
 static void test_oversized_headers(void **state)
 {
 	const char *args[] = { "--workers", "1", NULL };
-	struct server *s = start(args);
+	struct server *s = server_new(args);
 	struct buf req = BUF_INIT, out = BUF_INIT;
 	int st;
 
@@ -306,7 +291,7 @@ static void test_oversized_headers(void **state)
 	assert_int_equal(jobs_in_db(s), 0);
 	buf_release(&req);
 	buf_release(&out);
-	stop(s);
+	server_delete(s);
 }
 
 /* ---- slow clients ---- */
@@ -333,7 +318,7 @@ static double trickle(int fd, const char *text, double limit_s)
 static void test_slow_clients(void **state)
 {
 	const char *args[] = { "--workers", "1", "--connection-timeout", "2", NULL };
-	struct server *s = start(args);
+	struct server *s = server_new(args);
 	int body = connect_to(s), head;
 	const char *start_body = "POST /api/jobs HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n";
 	double t0, took;
@@ -357,7 +342,7 @@ static void test_slow_clients(void **state)
 	close(head);
 	still_serving(s);
 	assert_int_equal(jobs_in_db(s), 0);
-	stop(s);
+	server_delete(s);
 }
 
 /* ---- many connections ---- */
@@ -428,12 +413,12 @@ static void test_many_connections(void **state)
 	 * raises its own as far as allowed. (valgrind keeps the limit of the
 	 * program it runs: not there.) */
 	if (strstr(batchd_bin(), "valgrind")) {
-		s = start(args);
+		s = server_new(args);
 	} else {
 		char limits[300];
 
 		setrlimit(RLIMIT_NOFILE, &low);
-		s = start(args);
+		s = server_new(args);
 		setrlimit(RLIMIT_NOFILE, &rl);
 		snprintf(limits, sizeof(limits),
 			 "grep -Eq 'Max open files +%lu +%lu' /proc/%d/limits",
@@ -453,14 +438,14 @@ static void test_many_connections(void **state)
 	assert_int_equal(served, n);
 	close_many(fds, n);
 	still_serving(s);
-	stop(s);
+	server_delete(s);
 
 	/* Past --max-connections: the extra clients are answered 503 at once,
 	 * the ones inside go on being served, and room frees up as they
 	 * leave. */
 	const char *args2[] = { "--workers", "1", "--max-connections", "1500", NULL };
 
-	s = start(args2);
+	s = server_new(args2);
 	fds = open_many(s, n);
 	t = now_s();
 	for (int i = 1500; i < n; i++) {
@@ -497,7 +482,7 @@ static void test_many_connections(void **state)
 	still_serving(s);
 	assert_true(server_log_has(s, "connection limit reached"));
 	buf_release(&out);
-	stop(s);
+	server_delete(s);
 }
 
 /* ---- paths ---- */
@@ -505,7 +490,7 @@ static void test_many_connections(void **state)
 static void test_traversal(void **state)
 {
 	const char *args[] = { "--workers", "1", NULL };
-	struct server *s = start(args);
+	struct server *s = server_new(args);
 	const char *paths[] = {
 		"/../etc/passwd", "/../../../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd",
 		"/assets/..%2f..%2fetc/passwd", "/assets/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
@@ -530,7 +515,7 @@ static void test_traversal(void **state)
 	still_serving(s);
 	buf_release(&req);
 	buf_release(&out);
-	stop(s);
+	server_delete(s);
 }
 
 /* ---- CORS ---- */
@@ -553,7 +538,7 @@ static void test_cors(void **state)
 
 	(void)state;
 	/* None by default, whatever the request says. */
-	s = start(plain);
+	s = server_new(plain);
 	http_request(s, "GET", "/api/jobs", NULL, ours, &r);
 	assert_int_equal(r.status, 200);
 	assert_null(strcasestr(r.headers, "Access-Control-"));
@@ -562,10 +547,10 @@ static void test_cors(void **state)
 	assert_int_equal(r.status, 405);
 	assert_null(strcasestr(r.headers, "Access-Control-"));
 	resp_free(&r);
-	stop(s);
+	server_delete(s);
 
 	/* With --cors-origin: that origin, and only it. */
-	s = start(with);
+	s = server_new(with);
 	http_request(s, "OPTIONS", "/api/jobs", NULL, pre_ours, &r);
 	assert_int_equal(r.status, 204);
 	assert_string_equal(resp_header(&r, "Access-Control-Allow-Origin", v, sizeof(v)),
@@ -601,7 +586,7 @@ static void test_cors(void **state)
 	assert_null(strcasestr(r.headers, "Access-Control-"));
 	assert_string_equal(resp_header(&r, "Vary", v, sizeof(v)), "Origin");
 	resp_free(&r);
-	stop(s);
+	server_delete(s);
 }
 
 int main(void)

@@ -10,21 +10,9 @@
 
 static int setup(void **state)
 {
-	struct server *s = calloc(1, sizeof(*s));
 	const char *args[] = { "--workers", "2", "--max-body", "64K", NULL };
 
-	server_init(s);
-	server_start(s, args);
-	*state = s;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct server *s = *state;
-
-	server_free(s);
-	free(s);
+	*state = server_new(args);
 	return 0;
 }
 
@@ -436,15 +424,15 @@ static void test_token(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_submit_and_follow, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_list_and_paginate, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_tasks_filter_and_pages, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_requests_write_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_not_found_and_method, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_idempotency_key, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cancel_retry_delete, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_progress_etag, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_workers_handlers_health, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_submit_and_follow, setup, server_teardown),
+		cmocka_unit_test_setup_teardown(test_list_and_paginate, setup, server_teardown),
+		cmocka_unit_test_setup_teardown(test_tasks_filter_and_pages, setup, server_teardown),
+		cmocka_unit_test_setup_teardown(test_bad_requests_write_nothing, setup, server_teardown),
+		cmocka_unit_test_setup_teardown(test_not_found_and_method, setup, server_teardown),
+		cmocka_unit_test_setup_teardown(test_idempotency_key, setup, server_teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_retry_delete, setup, server_teardown),
+		cmocka_unit_test_setup_teardown(test_progress_etag, setup, server_teardown),
+		cmocka_unit_test_setup_teardown(test_workers_handlers_health, setup, server_teardown),
 		cmocka_unit_test(test_token),
 	};
 

@@ -16,24 +16,6 @@
 
 #include "../../lib/buf.h"
 
-static int setup(void **state)
-{
-	struct server *s = calloc(1, sizeof(*s));
-
-	server_init(s);
-	*state = s;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct server *s = *state;
-
-	server_free(s);
-	free(s);
-	return 0;
-}
-
 static char *slurp(const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -177,8 +159,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_docs_quote_the_examples),
-		cmocka_unit_test_setup_teardown(test_examples_answer_as_documented, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_frames_pipeline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_examples_answer_as_documented, server_setup, server_teardown),
+		cmocka_unit_test_setup_teardown(test_frames_pipeline, server_setup, server_teardown),
 	};
 
 	return cmocka_run_group_tests_name("examples", tests, NULL, NULL);

@@ -15,21 +15,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static struct server *start(const char *const *args)
-{
-	struct server *s = calloc(1, sizeof(*s));
-
-	server_init(s);
-	server_start(s, args);
-	return s;
-}
-
-static void stop(struct server *s)
-{
-	server_free(s);
-	free(s);
-}
-
 static cJSON *task(const struct server *s, int64_t job, int idx)
 {
 	return apif(s, "GET", 200, NULL, "/api/jobs/%lld/tasks/%d", (long long)job, idx);
@@ -64,26 +49,6 @@ static int all_ready(const struct server *s, void *ctx)
 	return ok;
 }
 
-static int alive(pid_t pid)
-{
-	char path[64];
-	FILE *f;
-	char buf[512], state = 'X';
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	if (fgets(buf, sizeof(buf), f)) {
-		char *rp = strrchr(buf, ')');
-
-		if (rp)
-			state = rp[2];
-	}
-	fclose(f);
-	return state != 'Z' && state != 'X';
-}
-
 struct pids {
 	pid_t p[16];
 	int n;
@@ -95,7 +60,7 @@ static int none_alive(const struct server *s, void *ctx)
 
 	(void)s;
 	for (int i = 0; i < p->n; i++)
-		if (alive(p->p[i]))
+		if (pid_alive(p->p[i]))
 			return 0;
 	return 1;
 }
@@ -105,7 +70,7 @@ static int none_alive(const struct server *s, void *ctx)
 static void test_worker_crash(void **state)
 {
 	const char *args[] = { "--workers", "2", NULL };
-	struct server *s = start(args);
+	struct server *s = server_new(args);
 	int before[2], after[2];
 	cJSON *j, *t;
 
@@ -133,14 +98,14 @@ static void test_worker_crash(void **state)
 	/* The next job runs normally. */
 	id = submit(s, "{\"handler\": \"echo\", \"tasks\": [1, 2, 3, 4]}");
 	cJSON_Delete(wait_job(s, id, "succeeded", 30));
-	stop(s);
+	server_delete(s);
 }
 
 /* A task over its timeout has its worker killed and replaced. */
 static void test_timeout(void **state)
 {
 	const char *args[] = { "--workers", "1", NULL };
-	struct server *s = start(args);
+	struct server *s = server_new(args);
 	cJSON *j, *t;
 	int64_t id = submit(s, "{\"handler\": \"sleep\", \"timeout_s\": 0.3, "
 			    "\"tasks\": [{\"ms\": 60000}, {\"ms\": 1}]}");
@@ -153,7 +118,7 @@ static void test_timeout(void **state)
 	t = task(s, id, 0);
 	assert_string_equal(jstr(t, "error"), "timed out after 0.3 s (worker killed)");
 	cJSON_Delete(t);
-	stop(s);
+	server_delete(s);
 }
 
 /* Cancelling a running job stops its running tasks at once (their workers
@@ -161,7 +126,7 @@ static void test_timeout(void **state)
 static void test_cancel_running(void **state)
 {
 	const char *args[] = { "--workers", "2", NULL };
-	struct server *s = start(args);
+	struct server *s = server_new(args);
 	struct pids p = { .n = 0 };
 	cJSON *j;
 	const cJSON *w;
@@ -201,7 +166,7 @@ static void test_cancel_running(void **state)
 	assert_string_equal(jstr(j, "state"), "cancelled");
 	assert_int_equal(jnum(j, "progress.cancelled"), 4);
 	cJSON_Delete(j);
-	stop(s);
+	server_delete(s);
 }
 
 struct retry_seen {
@@ -224,7 +189,7 @@ static int queued_for_retry(const struct server *s, void *ctx)
 static void test_retries(void **state)
 {
 	const char *args[] = { "--workers", "1", NULL };
-	struct server *s = start(args);
+	struct server *s = server_new(args);
 	struct retry_seen r;
 	cJSON *j, *t;
 
@@ -252,14 +217,14 @@ static void test_retries(void **state)
 	t = task(s, r.job, 0);
 	assert_int_equal(jnum(t, "attempts"), 6);
 	cJSON_Delete(t);
-	stop(s);
+	server_delete(s);
 }
 
 /* Higher priority runs first. */
 static void test_priority(void **state)
 {
 	const char *args[] = { "--workers", "1", NULL };
-	struct server *s = start(args);
+	struct server *s = server_new(args);
 	cJSON *lo, *hi;
 	int64_t a, b;
 
@@ -275,7 +240,7 @@ static void test_priority(void **state)
 	cJSON_Delete(hi);
 	cJSON_Delete(lo);
 	cJSON_Delete(wait_job(s, a, "succeeded", 60));
-	stop(s);
+	server_delete(s);
 }
 
 struct done_ctx {
@@ -299,7 +264,7 @@ static int succeeded_at_least(const struct server *s, void *ctx)
 static void test_long_task_does_not_hold_up_others(void **state)
 {
 	const char *args[] = { "--workers", "2", NULL };
-	struct server *s = start(args);
+	struct server *s = server_new(args);
 	struct buf body = BUF_INIT;
 	struct done_ctx d;
 	cJSON *t;
@@ -317,7 +282,7 @@ static void test_long_task_does_not_hold_up_others(void **state)
 	assert_string_equal(jstr(t, "state"), "running");
 	cJSON_Delete(t);
 	cJSON_Delete(apif(s, "POST", 200, NULL, "/api/jobs/%lld/cancel", (long long)d.job));
-	stop(s);
+	server_delete(s);
 }
 
 static const char progress_script[] =
@@ -415,7 +380,7 @@ static void test_command_handler(void **state)
 static void test_stateful_init_once(void **state)
 {
 	const char *args[] = { "--workers", "2", NULL };
-	struct server *s = start(args);
+	struct server *s = server_new(args);
 	char tasks[1024] = "{\"handler\": \"counter\", \"tasks\": [0";
 	long pids[2] = { 0, 0 }, maxc[2] = { 0, 0 };
 	cJSON *j;
@@ -447,7 +412,7 @@ static void test_stateful_init_once(void **state)
 	assert_non_null(strstr(text, "\"counter\""));
 	free(text);
 	cJSON_Delete(j);
-	stop(s);
+	server_delete(s);
 }
 
 static const char recorder_script[] =

@@ -15,21 +15,9 @@
 
 static int setup(void **state)
 {
-	struct server *s = calloc(1, sizeof(*s));
 	const char *args[] = { "--workers", "2", NULL };
 
-	server_init(s);
-	server_start(s, args);
-	*state = s;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct server *s = *state;
-
-	server_free(s);
-	free(s);
+	*state = server_new(args);
 	return 0;
 }
 
@@ -361,7 +349,7 @@ static void test_metrics_token(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_metrics_after_jobs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metrics_after_jobs, setup, server_teardown),
 		cmocka_unit_test(test_metrics_gauges_and_cancel),
 		cmocka_unit_test(test_metrics_token),
 	};

@@ -92,28 +92,10 @@ static int start_count(const struct env *e)
 	return starts(e, pids, 4096);
 }
 
-/* Whether a process is gone (or a zombie nobody has reaped yet). */
-static int is_gone(long pid)
-{
-	char path[64], buf[512];
-	FILE *f;
-	char *rp;
-	int gone = 1;
-
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 1;
-	if (fgets(buf, sizeof(buf), f) && (rp = strrchr(buf, ')')))
-		gone = rp[2] == 'Z' || rp[2] == 'X';
-	fclose(f);
-	return gone;
-}
-
 static int pid_gone(const struct server *s, void *ctx)
 {
 	(void)s;
-	return is_gone(*(long *)ctx);
+	return !pid_alive((pid_t)*(long *)ctx);
 }
 
 static int workers_idle(const struct server *s, void *ctx)
@@ -231,7 +213,7 @@ static void test_starts_once_per_worker(void **state)
 
 	/* At shutdown the co-processes see their stdin end, and exit. */
 	assert_int_equal(server_stop(&e->s), 0);
-	assert_true(is_gone(pids[0]) && is_gone(pids[1]));
+	assert_true(!pid_alive((pid_t)pids[0]) && !pid_alive((pid_t)pids[1]));
 	buf_release(&body);
 }
 

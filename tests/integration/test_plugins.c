@@ -32,15 +32,6 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	struct server *s = *state;
-
-	server_free(s);
-	free(s);
-	return 0;
-}
-
 /* The directory of the test plugins, next to this test's binary. */
 static const char *plugin_dir(void)
 {
@@ -335,13 +326,13 @@ static void test_handlers_file_checks(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_init_once_per_worker, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_progress, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_init_fails, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_task_failure, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_example_plugin, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refused_at_start, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_handlers_file_checks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_init_once_per_worker, setup, server_teardown),
+		cmocka_unit_test_setup_teardown(test_progress, setup, server_teardown),
+		cmocka_unit_test_setup_teardown(test_init_fails, setup, server_teardown),
+		cmocka_unit_test_setup_teardown(test_task_failure, setup, server_teardown),
+		cmocka_unit_test_setup_teardown(test_example_plugin, setup, server_teardown),
+		cmocka_unit_test_setup_teardown(test_refused_at_start, setup, server_teardown),
+		cmocka_unit_test_setup_teardown(test_handlers_file_checks, setup, server_teardown),
 	};
 
 	return cmocka_run_group_tests_name("plugins", tests, NULL, NULL);

@@ -23,21 +23,9 @@
 
 static int setup(void **state)
 {
-	struct server *s = calloc(1, sizeof(*s));
 	const char *args[] = { "--workers", "2", NULL };
 
-	server_init(s);
-	server_start(s, args);
-	*state = s;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct server *s = *state;
-
-	server_free(s);
-	free(s);
+	*state = server_new(args);
 	return 0;
 }
 
@@ -341,10 +329,10 @@ static void test_progress_size(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_index_and_assets, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_no_traversal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_and_assets, setup, server_teardown),
+		cmocka_unit_test_setup_teardown(test_no_traversal, setup, server_teardown),
 		cmocka_unit_test(test_page_without_token),
-		cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_throughput, setup, server_teardown),
 		cmocka_unit_test(test_progress_size),
 	};
 

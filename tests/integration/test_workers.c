@@ -520,21 +520,6 @@ static const char tree_script[] =
 	"echo \"$$ $!\" > \"$(dirname \"$0\")/pid.tree.$BATCHD_JOB\"\n"
 	"wait\n";
 
-static int pid_alive(pid_t pid)
-{
-	char path[64], buf[512], st = 'X';
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	if (fgets(buf, sizeof(buf), f) && strrchr(buf, ')'))
-		st = strrchr(buf, ')')[2];
-	fclose(f);
-	return st != 'Z' && st != 'X';
-}
-
 /* Reads the pids a script wrote, once it has; returns how many. */
 static int read_pids(const struct server *s, const char *name, int64_t job, pid_t *pids)
 {
