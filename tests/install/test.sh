@@ -56,7 +56,10 @@ render_man() {
 	elif command -v nroff >/dev/null 2>&1; then
 		nroff -man "$root/share/man/man1/batchd.1"
 	else
-		sed 's/\\-/-/g; s/\\f[BIR]//g' "$root/share/man/man1/batchd.1"
+		# Neither man nor nroff (a minimal system): the source, with
+		# its section headings and fonts taken out as roff would.
+		sed -e 's/^\.SH "*\([^"]*\)"*$/\1/' -e 's/\\-/-/g; s/\\f[BIR]//g' \
+			"$root/share/man/man1/batchd.1"
 	fi
 }
 render_man | sed 's/\x08.//g; s/‐/-/g' >"$tmp/man.txt"
