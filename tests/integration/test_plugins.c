@@ -32,16 +32,24 @@ static int setup(void **state)
 	return 0;
 }
 
-/* The directory of the test plugins, next to this test's binary. */
+/* The directory of the test plugins, which the Makefile builds beside this
+ * test's own directory (build/asan/tests/{integration,plugins}): found from
+ * the test binary, not from batchd's, which make valgrind replaces with a
+ * script. */
 static const char *plugin_dir(void)
 {
-	static char dir[2 * PATH_MAX];
-	const char *bin = batchd_bin();
-	const char *slash = strrchr(bin, '/');
+	static char dir[PATH_MAX + 16];
+	ssize_t n = readlink("/proc/self/exe", dir, PATH_MAX);
+	char *slash;
 
-	snprintf(dir, sizeof(dir), "%s%s%.*s/tests/plugins", bin[0] == '/' ? "" : cwd,
-		 bin[0] == '/' ? "" : "/", slash ? (int)(slash - bin) : 1,
-		 slash ? bin : ".");
+	assert_true(n > 0);
+	dir[n] = '\0';
+	for (int i = 0; i < 2; i++) {
+		slash = strrchr(dir, '/');
+		assert_non_null(slash);
+		*slash = '\0';
+	}
+	strcat(dir, "/plugins");
 	return dir;
 }
 
@@ -206,6 +214,32 @@ static void test_task_failure(void **state)
 	buf_release(&h);
 }
 
+/* A plugin that ends its worker with exit() fails the task it was running,
+ * whatever the status: exit(0) is not a result.  The task queued behind it
+ * runs on the fresh worker that replaces it. */
+static void test_plugin_exits(void **state)
+{
+	struct server *s = *state;
+	struct buf h = BUF_INIT;
+	cJSON *j;
+
+	buf_addf(&h, "{\"handlers\": {\"tp\": {\"plugin\": \"%s/tplugin.so\"}}}", plugin_dir());
+	start_with(s, 1, h.data);
+	cJSON_Delete(wait_job(s, submit(s, "{\"handler\": \"tp\", "
+					   "\"tasks\": [\"exit:0\", \"exit:3\", 7]}"), "failed", 30));
+	j = api(s, "GET", "/api/jobs/1/tasks", NULL, 200);
+	assert_string_equal(jstr(j, "tasks.0.state"), "failed");
+	assert_string_equal(jstr(j, "tasks.0.error"),
+			    "worker died: exited with status 0 while running the task");
+	assert_string_equal(jstr(j, "tasks.1.error"), "worker died: exited with status 3");
+	assert_string_equal(jstr(j, "tasks.2.state"), "succeeded");
+	assert_int_equal(jnum(j, "tasks.2.result.calls"), 1);
+	cJSON_Delete(j);
+	j = api(s, "GET", "/healthz", NULL, 200);
+	cJSON_Delete(j);
+	buf_release(&h);
+}
+
 /* The example plugin, as its README runs it. */
 static void test_example_plugin(void **state)
 {
@@ -330,6 +364,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_progress, setup, server_teardown),
 		cmocka_unit_test_setup_teardown(test_init_fails, setup, server_teardown),
 		cmocka_unit_test_setup_teardown(test_task_failure, setup, server_teardown),
+		cmocka_unit_test_setup_teardown(test_plugin_exits, setup, server_teardown),
 		cmocka_unit_test_setup_teardown(test_example_plugin, setup, server_teardown),
 		cmocka_unit_test_setup_teardown(test_refused_at_start, setup, server_teardown),
 		cmocka_unit_test_setup_teardown(test_handlers_file_checks, setup, server_teardown),

@@ -6,7 +6,8 @@
  * with that text.
  *
  * input: "wait:/path" reports progress 0.5 "halfway", then waits for the
- * file to exist; "fail:text" fails with text; anything else succeeds.
+ * file to exist; "fail:text" fails with text; "exit:N" ends the worker
+ * process with exit(N), as a careless library might; anything else succeeds.
  * result: {"pid": P, "calls": N, "input": <input>}, N counting the tasks
  * this worker's instance has run.
  */
@@ -89,6 +90,8 @@ static int t_run(void *state, struct batchd_task *task, const char *input, char 
 		(*result)[strlen(*result) - 1] = '\0';	/* the closing quote */
 		return BATCHD_FAILED;
 	}
+	if (!strncmp(input, "\"exit:", 6))
+		exit(atoi(input + 6));
 	if (!strncmp(input, "\"wait:", 6) && strlen(input) - 7 < sizeof(path)) {
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
 
