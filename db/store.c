@@ -543,11 +543,18 @@ int store_begin(struct store *s)
 
 void store_rollback_now(struct store *s)
 {
-	sqlite3_stmt *st = store_stmt(s, Q_ROLLBACK);
+	int code = s->errcode;
+	char msg[sizeof(s->errmsg)];
+	sqlite3_stmt *st;
 
+	/* The error that led here is the one to report, not the rollback's. */
+	memcpy(msg, s->errmsg, sizeof(msg));
+	st = store_stmt(s, Q_ROLLBACK);
 	if (!sqlite3_get_autocommit(s->db) && st)
 		store_exec(s, st);
 	s->in_txn = 0;
+	s->errcode = code;
+	memcpy(s->errmsg, msg, sizeof(msg));
 }
 
 void store_on_commit(struct store *s, store_commit_fn fn, void *ctx)
@@ -575,13 +582,7 @@ int store_commit(struct store *s)
 	if (s->on_commit)
 		s->on_commit(s->on_commit_ctx, clock_mono_us() - t0, rc == 0);
 	if (rc < 0) {
-		int code = s->errcode;
-		char msg[sizeof(s->errmsg)];
-
-		memcpy(msg, s->errmsg, sizeof(msg));
 		store_rollback_now(s);
-		s->errcode = code;
-		memcpy(s->errmsg, msg, sizeof(msg));
 		return -1;
 	}
 	s->in_txn = 0;

@@ -80,7 +80,8 @@ void store_read_job(sqlite3_stmt *st, struct store_job *j, int own);
 void store_read_task(sqlite3_stmt *st, struct store_task *t, int with_input);
 /* Adds n to counts[state] if state is known; returns 0 (go on). */
 int store_add_count(int64_t counts[ST_COUNT], int state, int64_t n);
-/* Rolls back the open transaction, if SQLite still has one. */
+/* Rolls back the open transaction, if SQLite still has one, keeping the
+ * error that led to it for store_errmsg(). */
 void store_rollback_now(struct store *s);
 
 #endif

@@ -55,12 +55,8 @@ int store_job_insert(struct store *s, struct store_job *job,
 				sqlite3_bind_text64(st, 3 + r, text, len, SQLITE_TRANSIENT,
 						    SQLITE_UTF8);
 			}
-			if (sqlite3_step(st) != SQLITE_DONE) {
-				store_fail(s);
-				sqlite3_reset(st);
+			if (store_exec(s, st) < 0)
 				goto fail;
-			}
-			sqlite3_reset(st);
 		}
 		sqlite3_clear_bindings(st);
 	}
@@ -75,27 +71,15 @@ int store_job_insert(struct store *s, struct store_job *job,
 		next(ctx, i, &text, &len);
 		sqlite3_bind_int64(st, 2, i);
 		sqlite3_bind_text64(st, 3, text, len, SQLITE_STATIC, SQLITE_UTF8);
-		if (sqlite3_step(st) != SQLITE_DONE) {
-			store_fail(s);
-			sqlite3_reset(st);
+		if (store_exec(s, st) < 0)
 			goto fail;
-		}
-		sqlite3_reset(st);
 	}
 	sqlite3_clear_bindings(st);
 	if (store_commit(s) < 0)
 		return -1;
 	return 0;
 fail:
-	{
-		int code = s->errcode;
-		char msg[sizeof(s->errmsg)];
-
-		memcpy(msg, s->errmsg, sizeof(msg));
-		store_rollback_now(s);
-		s->errcode = code;
-		memcpy(s->errmsg, msg, sizeof(msg));
-	}
+	store_rollback_now(s);
 	return -1;
 }
 
