@@ -128,23 +128,10 @@ static int read_port(const struct server *s)
 	return port;
 }
 
-int server_try_start(struct server *s, const char *const *args, double timeout_s)
+pid_t server_spawn(struct server *s, const char *const *argv)
 {
-	const char *argv[64];
-	int n = 0, status;
-	double deadline = now_s() + timeout_s;
-	pid_t pid;
+	pid_t pid = fork();
 
-	argv[n++] = batchd_bin();
-	argv[n++] = "serve";
-	argv[n++] = "--listen";
-	argv[n++] = "127.0.0.1:0";
-	argv[n++] = "--db";
-	argv[n++] = s->db;
-	for (int i = 0; args && args[i] && n < 62; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	pid = fork();
 	if (pid < 0)
 		fail_msg("fork: %s", strerror(errno));
 	if (pid == 0) {
@@ -162,6 +149,26 @@ int server_try_start(struct server *s, const char *const *args, double timeout_s
 		_exit(127);
 	}
 	s->pid = pid;
+	return pid;
+}
+
+int server_try_start(struct server *s, const char *const *args, double timeout_s)
+{
+	const char *argv[64];
+	int n = 0, status;
+	double deadline = now_s() + timeout_s;
+	pid_t pid;
+
+	argv[n++] = batchd_bin();
+	argv[n++] = "serve";
+	argv[n++] = "--listen";
+	argv[n++] = "127.0.0.1:0";
+	argv[n++] = "--db";
+	argv[n++] = s->db;
+	for (int i = 0; args && args[i] && n < 62; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	pid = server_spawn(s, argv);
 	s->port = 0;
 	while (now_s() < deadline) {
 		if (waitpid(pid, &status, WNOHANG) == pid) {
@@ -427,6 +434,44 @@ static int state_in(const char *state, const char *states)
 		p += n;
 	}
 	return 0;
+}
+
+char *file_text(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	struct buf b = BUF_INIT;
+	char chunk[4096];
+	size_t n;
+
+	if (!f)
+		return NULL;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		buf_add(&b, chunk, n);
+	fclose(f);
+	return buf_detach(&b, NULL);
+}
+
+int workers_in(const struct server *s, const char *states, int *total)
+{
+	cJSON *j = api(s, "GET", "/api/workers", NULL, 200);
+	const cJSON *w;
+	int n = 0, all = 0;
+
+	cJSON_ArrayForEach(w, cJSON_GetObjectItem(j, "workers")) {
+		const char *st = jstr(w, "state");
+
+		n += st && state_in(st, states);
+		all++;
+	}
+	cJSON_Delete(j);
+	if (total)
+		*total = all;
+	return n;
+}
+
+int workers_idle(const struct server *s, void *ctx)
+{
+	return workers_in(s, "idle", NULL) == *(int *)ctx;
 }
 
 cJSON *wait_job(const struct server *s, int64_t id, const char *states,

@@ -51,6 +51,10 @@ int server_setup(void **state);
 int server_teardown(void **state);
 /* Whether process pid exists and is not a zombie. */
 int pid_alive(pid_t pid);
+/* Forks and executes argv (argv[0] a batchd binary) as the record's server:
+ * its output appended to the record's log, the sanitizers' options set, and
+ * killed if the test dies; sets s->pid and returns it. */
+pid_t server_spawn(struct server *s, const char *const *argv);
 /* Starts batchd serve with the extra arguments (NULL-terminated, may be
  * NULL) on the record's database; fails the test if it does not come up. */
 void server_start(struct server *s, const char *const *args);
@@ -91,6 +95,14 @@ int64_t submit(const struct server *s, const char *body);
  * timeout_s passes (then fails the test). Returns the job object. */
 cJSON *wait_job(const struct server *s, int64_t id, const char *states,
 		double timeout_s);
+/* The whole of a file, NUL-terminated, to free(); NULL if it cannot be
+ * opened. */
+char *file_text(const char *path);
+/* The number of workers whose state is one of states ("idle|busy"); their
+ * number in all in *total when total is not NULL. */
+int workers_in(const struct server *s, const char *states, int *total);
+/* A wait_until() condition: exactly *(int *)ctx workers are idle. */
+int workers_idle(const struct server *s, void *ctx);
 /* Polls until cond(ctx) is true or the deadline; returns 1 if it became
  * true. */
 int wait_until(int (*cond)(const struct server *s, void *ctx),

@@ -18,17 +18,11 @@
 
 static char *slurp(const char *path)
 {
-	FILE *f = fopen(path, "r");
-	struct buf b = BUF_INIT;
-	char chunk[4096];
-	size_t n;
+	char *text = file_text(path);
 
-	if (!f)
+	if (!text)
 		fail_msg("cannot read %s", path);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		buf_add(&b, chunk, n);
-	fclose(f);
-	return buf_detach(&b, NULL);
+	return text;
 }
 
 static void test_docs_quote_the_examples(void **state)

@@ -38,15 +38,10 @@ static int worker_ids(const struct server *s, int *ids, int max)
 
 static int all_ready(const struct server *s, void *ctx)
 {
-	cJSON *j = api(s, "GET", "/api/workers", NULL, 200);
-	const cJSON *w;
-	int ok = 1;
+	int total;
 
 	(void)ctx;
-	cJSON_ArrayForEach(w, cJSON_GetObjectItem(j, "workers"))
-		ok &= !strcmp(jstr(w, "state"), "idle") || !strcmp(jstr(w, "state"), "busy");
-	cJSON_Delete(j);
-	return ok;
+	return workers_in(s, "idle|busy", &total) == total;
 }
 
 struct pids {

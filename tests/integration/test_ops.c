@@ -6,7 +6,6 @@
 #include "harness.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -117,7 +116,6 @@ static void start_on_port(struct server *s, const char *const *args)
 		const char *argv[32];
 		char listen[32];
 		int n = 0;
-		pid_t pid;
 
 		s->port = free_port();
 		snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->port);
@@ -132,19 +130,7 @@ static void start_on_port(struct server *s, const char *const *args)
 			argv[n++] = args[i];
 		argv[n] = NULL;
 		truncate(s->log, 0);
-		pid = fork();
-		assert_true(pid >= 0);
-		if (pid == 0) {
-			int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-
-			dup2(fd, 1);
-			dup2(fd, 2);
-			setenv("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:exitcode=23", 0);
-			setenv("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1", 0);
-			execv(argv[0], (char *const *)argv);
-			_exit(127);
-		}
-		s->pid = pid;
+		server_spawn(s, argv);
 		if (!wait_until(healthy, s, NULL, 30))
 			fail_msg("batchd did not answer /healthz within 30 s");
 		if (s->pid)

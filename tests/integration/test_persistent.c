@@ -98,18 +98,6 @@ static int pid_gone(const struct server *s, void *ctx)
 	return !pid_alive((pid_t)*(long *)ctx);
 }
 
-static int workers_idle(const struct server *s, void *ctx)
-{
-	cJSON *j = api(s, "GET", "/api/workers", NULL, 200);
-	const cJSON *w;
-	int idle = 0;
-
-	cJSON_ArrayForEach(w, cJSON_GetObjectItem(j, "workers"))
-		idle += jstr(w, "state") && !strcmp(jstr(w, "state"), "idle");
-	cJSON_Delete(j);
-	return idle == *(int *)ctx;
-}
-
 /* Runs a one-task job of "co" to its end; returns the task's row. */
 static cJSON *run_one(const struct env *e, const char *input, const char *extra)
 {

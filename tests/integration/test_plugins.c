@@ -63,18 +63,6 @@ static void start_with(struct server *s, int workers, const char *handlers)
 	server_start(s, args);
 }
 
-static int workers_idle(const struct server *s, void *ctx)
-{
-	cJSON *j = api(s, "GET", "/api/workers", NULL, 200);
-	const cJSON *w;
-	int idle = 0;
-
-	cJSON_ArrayForEach(w, cJSON_GetObjectItem(j, "workers"))
-		idle += jstr(w, "state") && !strcmp(jstr(w, "state"), "idle");
-	cJSON_Delete(j);
-	return idle == *(int *)ctx;
-}
-
 /* Lines of a file that start with prefix. */
 static int count_lines(const char *path, const char *prefix)
 {

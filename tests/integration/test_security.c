@@ -28,21 +28,6 @@ static const char args_script[] =
 	"printf '%s' \"$input\" > \"$dir/stdin.$BATCHD_TASK\"\n"
 	"echo null\n";
 
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	struct buf b = BUF_INIT;
-	char chunk[4096];
-	size_t n;
-
-	if (!f)
-		return NULL;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		buf_add(&b, chunk, n);
-	fclose(f);
-	return buf_detach(&b, NULL);
-}
-
 /* Task inputs reach a command on stdin only, never its command line or a
  * shell; a request cannot name a program, a handler that is not in the
  * handlers file, or anything to run. */
@@ -81,9 +66,9 @@ static void test_only_the_handlers_file_names_programs(void **state)
 		cJSON *got;
 
 		snprintf(path, sizeof(path), "%s/argv.%d", s.dir, n);
-		argv_seen = slurp(path);
+		argv_seen = file_text(path);
 		snprintf(path, sizeof(path), "%s/stdin.%d", s.dir, n);
-		stdin_seen = slurp(path);
+		stdin_seen = file_text(path);
 		assert_non_null(argv_seen);
 		assert_non_null(stdin_seen);
 		/* Exactly the handlers file's arguments... */
@@ -360,21 +345,21 @@ static void test_user_drops_root(void **state)
 		 " > %s/out 2>&1; echo $? >> %s/out", batchd_bin(), s->dir, s->dir, s->dir);
 	sh("%s", cmd);
 	snprintf(cmd, sizeof(cmd), "%s/out", s->dir);
-	char *out = slurp(cmd);
+	char *out = file_text(cmd);
 
 	assert_non_null(strstr(out, "batchd serve: --user no-such-user-here: no such user\n1\n"));
 	free(out);
 	sh("mkdir -p %s/rootonly && chmod 755 %s/rootonly", s->dir, s->dir);
 	sh("%s serve --listen 127.0.0.1:0 --db %s/rootonly/x.db --user %s > %s/out 2>&1; "
 	   "echo $? >> %s/out", batchd_bin(), s->dir, user, s->dir, s->dir);
-	out = slurp(cmd);
+	out = file_text(cmd);
 	print_message("%s", out);
 	assert_non_null(strstr(out, "/rootonly/x.db: Permission denied\n1\n"));
 	assert_ptr_equal(strchr(out, '\n'), strstr(out, "\n1\n"));	/* one line */
 	free(out);
 	sh("runuser -u %s -- %s serve --listen 127.0.0.1:0 --db %s/y.db --user root > %s/out 2>&1; "
 	   "echo $? >> %s/out", user, batchd_bin(), s->dir, s->dir, s->dir);
-	out = slurp(cmd);
+	out = file_text(cmd);
 	assert_non_null(strstr(out, "--user root: batchd must be started as root to switch users\n1\n"));
 	free(out);
 	server_free(s);

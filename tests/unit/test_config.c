@@ -15,18 +15,27 @@
 #include "../../lib/log.h"
 #include "../../server/config.h"
 
-static int parse(struct config *c, char *err, size_t len, ...)
+/* config_parse() of "serve" and the NULL-terminated arguments in ap. */
+static int vparse(struct config *c, char *err, size_t len, va_list ap)
 {
 	char *argv[32] = { "serve" };
 	int argc = 1;
-	va_list ap;
 	char *a;
 
-	va_start(ap, len);
-	while ((a = va_arg(ap, char *)))
+	while ((a = va_arg(ap, char *)) && argc < 31)
 		argv[argc++] = a;
-	va_end(ap);
 	return config_parse(c, argc, argv, err, len);
+}
+
+static int parse(struct config *c, char *err, size_t len, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, len);
+	rc = vparse(c, err, len, ap);
+	va_end(ap);
+	return rc;
 }
 
 static void test_defaults(void **state)
@@ -74,18 +83,15 @@ static void test_env_then_args(void **state)
 
 static void bad(const char *want, ...)
 {
-	char *argv[8] = { "serve" };
-	int argc = 1;
 	struct config c;
 	char err[256];
 	va_list ap;
-	char *a;
+	int rc;
 
 	va_start(ap, want);
-	while ((a = va_arg(ap, char *)))
-		argv[argc++] = a;
+	rc = vparse(&c, err, sizeof(err), ap);
 	va_end(ap);
-	assert_int_equal(config_parse(&c, argc, argv, err, sizeof(err)), -1);
+	assert_int_equal(rc, -1);
 	if (!strstr(err, want))
 		fail_msg("want \"%s\" in \"%s\"", want, err);
 	assert_null(strchr(err, '\n'));
