@@ -14,6 +14,7 @@
 
 #include "../lib/clock.h"
 #include "http.h"
+#include "metrics.h"
 #include "views.h"
 
 #define ACTIVE_MAX 50
@@ -97,6 +98,7 @@ static cJSON *build(struct app *app, int64_t now)
 	cJSON_AddNumberToObject(w, "total", n);
 	cJSON_AddNumberToObject(w, "busy", busy);
 	cJSON_AddNumberToObject(w, "restarts", (double)pool_restarts(app->pool));
+	cJSON_AddNumberToObject(w, "crashes", (double)metrics_worker_restarts("crash"));
 	cJSON_AddNumberToObject(totals, "rate", (double)((int64_t)(b.rate * 1000)) / 1000);
 	cJSON_AddNumberToObject(totals, "active_not_listed", (double)b.more);
 	cJSON_AddItemToObject(doc, "time", view_time(now));

@@ -46,7 +46,7 @@ struct hstat {
 
 static const char *const final_names[3] = { "succeeded", "failed", "cancelled" };
 
-static const char *const causes[] = { "crash", "timeout", "cancel", "reset", "recycled" };
+static const char *const causes[] = { "crash", "memory", "timeout", "cancel", "reset", "recycled" };
 #define NCAUSES (sizeof(causes) / sizeof(causes[0]))
 
 static const char *const methods[] = { "GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS" };
@@ -142,6 +142,14 @@ void metrics_worker_restart(const char *cause)
 	while (i < NCAUSES && (!cause || strcmp(causes[i], cause)))
 		i++;
 	m.restarts[i < NCAUSES ? i : 0]++;
+}
+
+uint64_t metrics_worker_restarts(const char *cause)
+{
+	for (size_t i = 0; i < NCAUSES; i++)
+		if (!strcmp(causes[i], cause))
+			return m.restarts[i];
+	return 0;
 }
 
 void metrics_http_request(const char *method, const char *route, int status)

@@ -36,9 +36,12 @@ void metrics_tasks_final(const char *handler, int state, int64_t n);
 /* A worker ran an attempt of a task of handler for duration_us (as the
  * worker measured it). */
 void metrics_task_duration(const char *handler, int64_t duration_us);
-/* A worker ended and is being replaced. cause is "crash", "timeout",
- * "cancel", "reset" or "recycled"; anything else counts as "crash". */
+/* A worker ended and is being replaced. cause is "crash", "memory",
+ * "timeout", "cancel", "reset" or "recycled"; anything else counts as
+ * "crash". */
 void metrics_worker_restart(const char *cause);
+/* How many workers were replaced for cause since the server started. */
+uint64_t metrics_worker_restarts(const char *cause);
 /* An HTTP request was answered. route is the matched pattern of the route
  * table, or NULL when none matched (or the request was refused before
  * routing). */

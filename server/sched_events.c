@@ -288,7 +288,8 @@ static void ev_exited(void *ctx, int slot, int status)
 	if (!clean && why == KILL_NONE && !s->stopping && w->ready == 0)
 		LOG_WARN("worker died before it was ready", LF_I("slot", slot));
 	if (!s->stopping)	/* the pool replaces it */
-		metrics_worker_restart(kill_cause[why] ? kill_cause[why] : clean ? "recycled" : "crash");
+		metrics_worker_restart(kill_cause[why] ? kill_cause[why] : clean ? "recycled" :
+				       pool_info(s->pool, slot)->over_memory ? "memory" : "crash");
 	w->ready = 0;
 	w->kill = KILL_NONE;
 	s->version++;

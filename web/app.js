@@ -403,7 +403,17 @@ function renderWorkers() {
   $('worker-rows').replaceChildren(...rows);
   app.events.splice(5);
   const t = p.totals.workers;
-  setText($('workers-note'), `${t.busy}/${t.total} busy · ${fmt.int(t.restarts)} restart${t.restarts === 1 ? '' : 's'}`);
+  // Crashes are news; the workers batchd replaces itself (a cancelled or
+  // timed-out task takes its worker along) are only in the tooltip.
+  const crashes = t.crashes || 0;
+  const note = $('workers-note');
+  setText(note, `${t.busy}/${t.total} busy` +
+    (crashes ? ` · ${fmt.int(crashes)} crash${crashes === 1 ? '' : 'es'}` : ''));
+  note.title = t.restarts
+    ? `${fmt.int(t.restarts)} worker${t.restarts === 1 ? '' : 's'} replaced since the server started: ` +
+      `${fmt.int(crashes)} crashed, the others stopped by batchd (a cancelled or timed-out task, ` +
+      'the memory limit, recycling)'
+    : 'No worker replaced since the server started';
   $('worker-events').replaceChildren(...app.events.map((e) => h('li', { class: 'event' },
     h('span', { class: 'ev-dot', 'aria-hidden': 'true' }),
     h('span', {}, `Worker #${e.old}${e.pid ? ` (pid ${e.pid})` : ''} exited`,

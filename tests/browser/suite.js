@@ -172,6 +172,11 @@ test('cancel a running job', async (t) => {
   await screenshot(page, 'cancelled');
   const j = await s.api('GET', `/api/jobs/${id}`);
   assert.equal(j.progress.cancelled, 6);
+  // The two workers stopped for the cancel were replaced; no crash is
+  // reported for them.
+  await until('the workers note to count the replacements', async () =>
+    /2 workers replaced/.test(await page.getAttribute('#workers-note', 'title')));
+  assert.doesNotMatch(await page.textContent('#workers-note'), /crash/);
 });
 
 test('retry the failed tasks of a job', async (t) => {
@@ -204,7 +209,7 @@ test('a crashed worker is shown and replaced', async (t) => {
   const before = await page.$$eval('#worker-rows tr', (rows) => rows.map((r) => r.dataset.id));
   assert.deepEqual(before.sort(), ['1', '2']);
   const id = await s.submit({ handler: 'crash', name: 'segfaulting plugin', tasks: [null] });
-  await page.waitForSelector('#workers-note >> text=1 restart');
+  await page.waitForSelector('#workers-note >> text=1 crash');
   await page.waitForSelector('#worker-rows tr[data-id="3"]');
   await page.waitForSelector('#worker-events .event >> text=replaced by #3');
   assert.match(await text(page, '#worker-events .event'), /Worker #[12] \(pid \d+\) exited; replaced by #3/);

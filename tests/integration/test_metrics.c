@@ -213,6 +213,7 @@ static void test_metrics_after_jobs(void **state)
 	struct server *s = *state;
 	struct resp r;
 	char *body;
+	cJSON *j;
 	int64_t id;
 
 	/* Every handler's series exist before its first task. */
@@ -220,6 +221,7 @@ static void test_metrics_after_jobs(void **state)
 	check_format(body);
 	assert_true(sample(body, "batchd_tasks_total{handler=\"echo\",state=\"succeeded\"}") == 0);
 	assert_true(sample(body, "batchd_worker_restarts_total{cause=\"crash\"}") == 0);
+	assert_true(sample(body, "batchd_worker_restarts_total{cause=\"memory\"}") == 0);
 	assert_true(sample(body, "batchd_workers{state=\"configured\"}") == 2);
 	assert_true(sample(body, "batchd_build_info{version=\"" BATCHD_VERSION "\"}") == 1);
 	free(body);
@@ -240,6 +242,11 @@ static void test_metrics_after_jobs(void **state)
 
 	wait_sample(s, "batchd_worker_restarts_total{cause=\"crash\"}", 1);
 	wait_sample(s, "batchd_worker_restarts_total{cause=\"timeout\"}", 1);
+	/* The dashboard's figures: both replaced, one of them crashed. */
+	j = api(s, "GET", "/api/progress", NULL, 200);
+	assert_int_equal(jnum(j, "totals.workers.restarts"), 2);
+	assert_int_equal(jnum(j, "totals.workers.crashes"), 1);
+	cJSON_Delete(j);
 	body = scrape(s);
 	check_format(body);
 	assert_true(sample(body, "batchd_tasks_total{handler=\"sleep\",state=\"succeeded\"}") == 3);
@@ -297,6 +304,11 @@ static void test_metrics_gauges_and_cancel(void **state)
 	assert_true(sample(body, "batchd_tasks_queued{handler=\"sleep\"}") == 0);
 	assert_true(sample(body, "batchd_worker_restarts_total{cause=\"crash\"}") == 0);
 	free(body);
+	/* A worker stopped for a cancel is replaced, not crashed. */
+	j = api(&t, "GET", "/api/progress", NULL, 200);
+	assert_int_equal(jnum(j, "totals.workers.restarts"), 1);
+	assert_int_equal(jnum(j, "totals.workers.crashes"), 0);
+	cJSON_Delete(j);
 	server_free(&t);
 }
 
