@@ -106,12 +106,27 @@ static time_t parse_time(const char *s)
 	return timegm(&tm);
 }
 
+/* How much of a job is done, from 0 to 1: its finished tasks and what
+ * its running tasks have reported of their own progress (so that a job
+ * of a few long tasks moves before one finishes); never 1 before the end. */
+static double work_fraction(const cJSON *p, double done, double total)
+{
+	double rp = num(p, "running_progress"), f;
+
+	if (!(total > 0))
+		return 0;
+	f = (done + (isfinite(rp) && rp > 0 ? rp : 0)) / total;
+	if (done < total && f > 0.999)
+		f = 0.999;
+	return f > 1 ? 1 : f;
+}
+
 static void format_bar(const cJSON *job, int width, char *out, size_t len)
 {
 	const cJSON *p = cJSON_GetObjectItemCaseSensitive(job, "progress");
 	double total = num(p, "total"), ok = num(p, "succeeded"), bad = num(p, "failed"),
 	       cancelled = num(p, "cancelled"), rate = num(p, "rate"), eta = num(p, "eta_s");
-	double done = ok + bad + cancelled, frac = total > 0 ? done / total : 0;
+	double done = ok + bad + cancelled, frac = work_fraction(p, done, total);
 	time_t start = parse_time(str(job, "started_at"));
 	time_t end = parse_time(str(job, "finished_at"));
 	char elapsed[32], left[32], bar[256 * 3 + 1];
@@ -507,7 +522,7 @@ static void print_job_line(const cJSON *job)
 	fmt_duration(num(p, "eta_s"), eta, sizeof(eta));
 	printf("%6.0f  %-9s  %-12.12s  %9.0f/%-9.0f %5.1f%%  %9.1f/s  %8s  %s\n",
 	       num(job, "id"), str(job, "state"), str(job, "handler"), done, total,
-	       total > 0 ? done * 100 / total : 0, num(p, "rate"),
+	       work_fraction(p, done, total) * 100, num(p, "rate"),
 	       isnan(num(p, "eta_s")) ? "-" : eta, str(job, "name") ? str(job, "name") : "");
 }
 

@@ -36,6 +36,7 @@ struct sched_config {
 struct sched_live {
 	const struct store_job *row;	/* counts of finished tasks */
 	int64_t running;
+	double running_progress;	/* the running tasks' reported fractions, summed */
 	int64_t queued;			/* total - finished - running */
 	double rate;			/* tasks/s, 0: unknown */
 	double eta_s;			/* -1: unknown */

@@ -194,17 +194,47 @@ fail:
 
 /* ---- views ---- */
 
-static void fill_live(const struct ljob *j, int64_t now_ms, struct sched_live *l)
+/* The running tasks of job j: their reported fractions, summed (a task
+ * that has reported nothing counts for none). */
+static double running_progress(const struct sched *s, const struct ljob *j)
+{
+	double sum = 0;
+
+	for (int i = 0; i < s->nslots; i++) {
+		const struct wslot *w = &s->slots[i];
+		const struct inflight *e;
+
+		if (!w->len)
+			continue;
+		e = &w->q[w->head];
+		if (!e->dead && e->job == j && e->progress > 0)
+			sum += e->progress;
+	}
+	return sum;
+}
+
+static void fill_live(const struct sched *s, const struct ljob *j, int64_t now_ms,
+		      struct sched_live *l)
 {
 	int64_t fin = ljob_finished(j);
+	double work;
 
 	l->row = &j->row;
 	l->running = j->running;
+	l->running_progress = j->running ? running_progress(s, j) : 0;
 	l->queued = j->row.total - fin - j->running;
 	if (l->queued < 0)
 		l->queued = 0;
 	l->rate = meter_rate(&j->meter, now_ms, j->row.succeeded + j->row.failed);
 	l->eta_s = meter_eta(l->rate, j->row.total - fin);
+	/* No task has finished lately (long tasks): the ETA comes from the
+	 * work done so far, the running tasks' own progress included, over
+	 * the time the job has run. */
+	work = (double)fin + l->running_progress;
+	if (l->eta_s < 0 && l->running_progress > 0 && j->row.started_at > 0 &&
+	    now_ms > j->row.started_at && work < (double)j->row.total)
+		l->eta_s = (double)(now_ms - j->row.started_at) / 1000.0 *
+			   ((double)j->row.total - work) / work;
 }
 
 int sched_live(struct sched *s, int64_t id, int64_t now_ms, struct sched_live *live)
@@ -213,7 +243,7 @@ int sched_live(struct sched *s, int64_t id, int64_t now_ms, struct sched_live *l
 
 	if (!j || !ljob_active(j))
 		return 0;
-	fill_live(j, now_ms, live);
+	fill_live(s, j, now_ms, live);
 	return 1;
 }
 
@@ -225,7 +255,7 @@ void sched_each_live(struct sched *s, int64_t now_ms,
 	for (struct ljob *j = s->jobs; j; j = j->next) {
 		if (!ljob_active(j))
 			continue;
-		fill_live(j, now_ms, &l);
+		fill_live(s, j, now_ms, &l);
 		if (fn(ctx, &l))
 			return;
 	}

@@ -55,11 +55,14 @@ cJSON *view_job(const struct store_job *row, const struct sched_live *live,
 	if (live) {
 		cJSON_AddNumberToObject(p, "queued", (double)live->queued);
 		cJSON_AddNumberToObject(p, "running", (double)live->running);
+		cJSON_AddNumberToObject(p, "running_progress",
+					round(live->running_progress * 10000) / 10000);
 		rate = live->rate;
 		eta = live->eta_s;
 	} else {
 		cJSON_AddNumberToObject(p, "queued", (double)(row->total - fin));
 		cJSON_AddNumberToObject(p, "running", 0);
+		cJSON_AddNumberToObject(p, "running_progress", 0);
 		/* A finished job's rate is its average over its life. */
 		int64_t ms = row->finished_at - row->started_at;
 

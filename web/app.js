@@ -204,11 +204,22 @@ function makeBar(big) {
     'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': 0,
   },
   h('span', { class: 'seg ok' }), h('span', { class: 'seg fail' }),
-  h('span', { class: 'seg run' }), h('span', { class: 'seg cancel' }));
+  h('span', { class: 'seg run' }, h('span', { class: 'run-done' })),
+  h('span', { class: 'seg cancel' }));
 }
 
 function finished(p) {
   return p.succeeded + p.failed + p.cancelled;
+}
+
+// How much of a job is done, from 0 to 1: its finished tasks and the
+// progress its running tasks report (a job of a few long tasks moves
+// before one of them finishes); never 1 before the end.
+function workFraction(p) {
+  const done = finished(p);
+  if (!p.total) return 0;
+  const f = (done + Math.max(0, p.running_progress || 0)) / p.total;
+  return done < p.total ? Math.min(f, 0.999) : 1;
 }
 
 function updateBar(bar, p, label) {
@@ -218,9 +229,11 @@ function updateBar(bar, p, label) {
   segs[0].style.width = w(p.succeeded);
   segs[1].style.width = w(p.failed);
   segs[2].style.width = w(p.running);
+  segs[2].firstChild.style.width = p.running
+    ? (Math.min(1, Math.max(0, p.running_progress || 0) / p.running) * 100).toFixed(1) + '%' : '0%';
   segs[3].style.width = w(p.cancelled);
   const done = finished(p);
-  const now = total ? Math.floor((done / total) * 1000) / 10 : 0;
+  const now = Math.floor(workFraction(p) * 1000) / 10;
   bar.setAttribute('aria-valuenow', String(now));
   bar.setAttribute('aria-label', label);
   const parts = [`${fmt.int(done)} of ${fmt.int(total)} tasks finished`];
@@ -254,7 +267,7 @@ function figures(j, fig) {
   const active = isActive(j);
   setText(fig.count.firstChild, fmt.int(done));
   setText(fig.count.lastChild, '/' + fmt.int(p.total));
-  setText(fig.pct, fmt.percent(p.total ? done / p.total : 0));
+  setText(fig.pct, fmt.percent(workFraction(p)));
   setText(fig.rate, fmt.rate(p.rate));
   fig.rate.title = active ? 'Tasks per second, over the last 10 seconds' : 'Average tasks per second';
   setText(fig.elapsed.lastChild, fmt.duration(elapsed(j)));
@@ -549,7 +562,7 @@ function renderJob(j) {
   setText($('job-retry'), p.failed + p.cancelled
     ? `Retry ${fmt.int(p.failed + p.cancelled)} failed` : 'Retry failed');
   $('job-retry').title = 'Queue the failed and cancelled tasks again';
-  document.title = `#${j.id} ${jobTitle(j)} · ${fmt.percent(p.total ? finished(p) / p.total : 0)} — batchd`;
+  document.title = `#${j.id} ${jobTitle(j)} · ${fmt.percent(workFraction(p))} — batchd`;
   renderFilters(j);
 }
 

@@ -161,6 +161,15 @@ test('cancel a running job', async (t) => {
   await live(page);
   await page.waitForSelector('#job-state.badge.running');
   await page.waitForSelector('#running-list .run-item');
+  // What the running tasks report of their own progress moves the job's
+  // percentage and fills part of the running segment before any of them
+  // finishes.
+  await until('the job percentage to move', async () =>
+    (await text(page, '#job-figs .fig.pct')) !== '0%');
+  assert.equal(await text(page, '#job-figs .fig.count'), '0/6');
+  assert.ok(Number(await page.getAttribute('#job-bar', 'aria-valuenow')) > 0);
+  await until('the running segment to fill', () =>
+    page.$eval('#job-bar .run-done', (e) => e.getBoundingClientRect().width > 0));
   await page.click('#job-cancel');
   await page.waitForSelector('#job-cancel.armed');
   await page.click('#job-cancel');

@@ -345,9 +345,29 @@ static void test_command_handler(void **state)
 	assert_true(wait_until(running_with_message, &s, &id, 30));
 	j = api(&s, "GET", "/api/progress", NULL, 200);
 	assert_int_equal(jnum(j, "jobs.0.progress.running"), 1);
+	assert_float_equal(jnum(j, "jobs.0.progress.running_progress"), 0.5, 1e-9);
 	cJSON_Delete(j);
+	/* The job's own figures count the running task's half: no task has
+	 * finished, yet the ETA is known (as long again as it has run) and
+	 * the command line's bar stands at 50%. */
+	j = apif(&s, "GET", 200, NULL, "/api/jobs/%lld", (long long)id);
+	assert_float_equal(jnum(j, "progress.running_progress"), 0.5, 1e-9);
+	assert_float_equal(jnum(j, "progress.fraction"), 0, 1e-9);
+	assert_true(jnum(j, "progress.eta_s") >= 0);
+	cJSON_Delete(j);
+	snprintf(p2, sizeof(p2), "%s/status.out", s.dir);
+	assert_int_equal(sh("'%s' status --url %s %lld > '%s' 2>&1", batchd_bin(), s.url,
+			    (long long)id, p2), 0);
+	char *bar = file_text(p2);
+
+	assert_non_null(strstr(bar, " 50%|"));
+	assert_non_null(strstr(bar, "| 0/1 ["));
+	free(bar);
 	sh("touch '%s'", flag);
 	cJSON_Delete(wait_job(&s, id, "succeeded", 30));
+	j = apif(&s, "GET", 200, NULL, "/api/jobs/%lld", (long long)id);
+	assert_float_equal(jnum(j, "progress.running_progress"), 0, 1e-9);
+	cJSON_Delete(j);
 	t = task(&s, id, 0);
 	assert_int_equal(jnum(t, "result.double"), 42);
 	assert_string_equal(jstr(t, "result.token"), "none");
