@@ -33,6 +33,7 @@ struct conn {
 	int fd;
 	int waiting;		/* in the waiting list */
 	int64_t deadline_us;	/* monotonic */
+	int nul_in_uri;		/* the request being read has "%00" in its target */
 };
 
 struct http {
@@ -450,6 +451,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		buf_init(&rs->body);
 		rs->start_us = clock_mono_us();
 		*con_cls = rs;
+		/* MHD hands over the target decoded, as a C string: a %00 in
+		 * it would cut the path or a parameter short unseen
+		 * ("/api/jobs/1%00x" read as job 1). */
+		if (k && k->nul_in_uri && (!needs_token(h->app->cfg, url) ||
+		    token_ok(req_header(&q, "Authorization"), h->app->cfg->token))) {
+			reply_error(&r, 400, "invalid_request",
+				    "the request target holds an encoded NUL (%%00)");
+			return answer(h, c, &q, &r, rs->start_us);
+		}
 		/* Refuse an oversized body before reading any of it (but
 		 * an unauthorized client learns nothing of the limits). */
 		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
@@ -539,6 +549,17 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 		*socket_context = NULL;
 		h->nconns--;
 	}
+}
+
+/* Sees each request's target before it is decoded. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	struct conn *k = conn_of(c);
+
+	(void)cls;
+	if (k)
+		k->nul_in_uri = strstr(uri, "%00") != NULL;
+	return NULL;
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -647,6 +668,7 @@ struct http *http_new(struct app *app, struct loop *loop, int listen_fd,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
 		MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+		MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)app->cfg->max_connections + 16,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(app->cfg->conn_timeout_s + 0.5),
 		MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1,

@@ -225,6 +225,15 @@ static void test_not_found_and_method(void **state)
 	expect_error(s, "POST", "/api/jobs/1/cancel", NULL, 404, "not_found", "no job 1");
 	expect_error(s, "POST", "/api/jobs/1/retry", NULL, 404, "not_found", "no job 1");
 	expect_error(s, "DELETE", "/api/jobs/1", NULL, 404, "not_found", "no job 1");
+	/* A %00 would cut the decoded path or a parameter short: refused
+	 * whole, wherever it is, and a file's path with it. */
+	cJSON_Delete(wait_job(s, submit(s, "{\"handler\": \"noop\", \"tasks\": [1]}"),
+			      "succeeded", 30));
+	expect_error(s, "GET", "/api/jobs/1%00x", NULL, 400, "invalid_request", "%00");
+	expect_error(s, "GET", "/api/jobs/1/tasks?state=queued%00x", NULL, 400,
+		     "invalid_request", "%00");
+	expect_error(s, "GET", "/index.html%00.png", NULL, 400, "invalid_request", "%00");
+	cJSON_Delete(api(s, "GET", "/api/jobs/1", NULL, 200));
 
 	http_request(s, "PUT", "/api/jobs", "{}", NULL, &r);
 	assert_int_equal(r.status, 405);
@@ -397,7 +406,7 @@ static void test_token(void **state)
 		{ "OPTIONS", "/api/jobs" }, { "GET", "/api" }, { "GET", "/api/" },
 		{ "GET", "/api%2Fjobs" }, { "GET", "/api/jobs/1/../../progress" },
 		{ "POST", "/api/jobs/1/cancel" }, { "POST", "/api/jobs/1/retry" },
-		{ "GET", "/api/jobs/1/tasks/0" },
+		{ "GET", "/api/jobs/1/tasks/0" }, { "GET", "/api/jobs/1%00x" },
 	};
 
 	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {

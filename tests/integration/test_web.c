@@ -179,9 +179,10 @@ static void test_no_traversal(void **state)
 		assert_null(strstr(body.data, "#include"));
 	}
 	assert_int_equal(raw_get(s, "/static/app.js", &body), 200);
-	/* libmicrohttpd decodes %00 to a NUL that ends the name: this is
-	 * app.js itself, served as JavaScript, still inside web/. */
-	assert_int_equal(raw_get(s, "/static/app.js%00.png", &body), 200);
+	/* libmicrohttpd decodes %00 to a NUL that would end the name
+	 * (app.js served for "app.js%00.png"): refused instead. */
+	assert_int_equal(raw_get(s, "/static/app.js%00.png", &body), 400);
+	assert_non_null(strstr(body.data, "%00"));
 	buf_release(&body);
 }
 
