@@ -97,13 +97,21 @@ static const char *str(const cJSON *o, const char *key)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static time_t parse_time(const char *s)
+/* An RFC 3339 time of the API ("2026-11-27T21:37:26.123Z") in seconds
+ * since the epoch, milliseconds kept; 0 when there is none. */
+static double parse_time(const char *s)
 {
 	struct tm tm = { 0 };
+	const char *rest = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+	double t, scale = 0.1;
 
-	if (!s || !strptime(s, "%Y-%m-%dT%H:%M:%S", &tm))
+	if (!rest)
 		return 0;
-	return timegm(&tm);
+	t = (double)timegm(&tm);
+	if (*rest == '.')
+		for (rest++; *rest >= '0' && *rest <= '9'; rest++, scale /= 10)
+			t += (*rest - '0') * scale;
+	return t;
 }
 
 /* How much of a job is done, from 0 to 1: its finished tasks and what
@@ -127,15 +135,15 @@ static void format_bar(const cJSON *job, int width, char *out, size_t len)
 	double total = num(p, "total"), ok = num(p, "succeeded"), bad = num(p, "failed"),
 	       cancelled = num(p, "cancelled"), rate = num(p, "rate"), eta = num(p, "eta_s");
 	double done = ok + bad + cancelled, frac = work_fraction(p, done, total);
-	time_t start = parse_time(str(job, "started_at"));
-	time_t end = parse_time(str(job, "finished_at"));
+	double start = parse_time(str(job, "started_at"));
+	double end = parse_time(str(job, "finished_at"));
 	char elapsed[32], left[32], bar[256 * 3 + 1];
 	static const char *const parts[] = { " ", "▏", "▎", "▍", "▌", "▋", "▊", "▉" };
 	size_t bl = 0;
 	int cells = width * 8;
 	int filled = (int)(frac * cells);
 
-	fmt_duration(start ? (double)((end ? end : time(NULL)) - start) : 0, elapsed,
+	fmt_duration(start ? (end ? end : (double)clock_wall_ms() / 1000) - start : 0, elapsed,
 		     sizeof(elapsed));
 	fmt_duration(eta, left, sizeof(left));
 	if (width > 256)
