@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -57,7 +58,25 @@ struct pool {
 	uint64_t restarts;
 	pid_t server_pid;
 	int64_t mem_poll_at;	/* monotonic us of the next size check */
+	/* Shared with the workers: slot i's worker stores there the process
+	 * group of the program it runs (a command handler's, which leads a
+	 * group of its own), 0 when none. Killing a worker kills that group
+	 * too, so that a program's own children do not outlive it. */
+	volatile pid_t *groups;
 };
+
+/* Kills the worker of slot s, its process group (co-processes) and the
+ * group of the program it runs. */
+static void kill_worker(struct pool *p, int i)
+{
+	struct slot *s = &p->slots[i];
+	pid_t g = p->groups[i];
+
+	kill(-s->info.pid, SIGKILL);
+	kill(s->info.pid, SIGKILL);
+	if (g > 0)
+		kill(-g, SIGKILL);
+}
 
 static void on_socket(void *ctx, int fd, uint32_t events);
 
@@ -87,6 +106,10 @@ struct pool *pool_new(struct loop *l, const struct registry *reg,
 	}
 	p->next_id = 1;
 	p->server_pid = getpid();
+	p->groups = mmap(NULL, sizeof(pid_t) * (size_t)cfg->size, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p->groups == MAP_FAILED)
+		abort();
 	return p;
 }
 
@@ -115,7 +138,7 @@ uint64_t pool_restarts(const struct pool *p)
 }
 
 /* In the child: become a worker and never come back. */
-static void become_worker(struct pool *p, int sock, int id)
+static void become_worker(struct pool *p, int sock, int id, int slot)
 {
 	sigset_t none;
 	int devnull;
@@ -145,6 +168,7 @@ static void become_worker(struct pool *p, int sock, int id)
 		dup2(devnull, 0);
 	close_range(4, ~0U, 0);
 	worker_set_memory_limit(p->cfg.max_rss);
+	worker_set_group_slot(&p->groups[slot]);
 	_exit(worker_main(3, id, p->reg));
 }
 
@@ -160,13 +184,14 @@ static int spawn(struct pool *p, int i, char *err, size_t errlen)
 		snprintf(err, errlen, "socketpair: %s", strerror(errno));
 		return -1;
 	}
+	p->groups[i] = 0;
 	/* No signal handler may run in the child before it has reset them. */
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
 	pid = fork();
 	if (pid == 0) {
 		close(sv[0]);
-		become_worker(p, sv[1], id);
+		become_worker(p, sv[1], id, i);
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	close(sv[1]);
@@ -286,7 +311,7 @@ static void deliver(struct pool *p, int i)
 				  LF_S("error", err));
 			stop_watching(p, s);
 			if (s->alive)
-				kill(-s->info.pid, SIGKILL);
+				kill_worker(p, i);
 			buf_reset(&s->in);
 			return;
 		}
@@ -331,7 +356,7 @@ static void deliver(struct pool *p, int i)
 				  LF_I("worker", s->info.id), LF_I("type", f.type));
 			stop_watching(p, s);
 			if (s->alive)
-				kill(-s->info.pid, SIGKILL);
+				kill_worker(p, i);
 			buf_reset(&s->in);
 			return;
 		}
@@ -419,7 +444,7 @@ static void on_socket(void *ctx, int fd, uint32_t events)
 			/* A worker closes its socket only as it exits; make
 			 * sure of it. */
 			if (s->alive && !s->reaped)
-				kill(-s->info.pid, SIGKILL);
+				kill_worker(p, i);
 		}
 	}
 	if (s->reaped && s->eof && s->fd >= 0)
@@ -461,10 +486,8 @@ void pool_kill(struct pool *p, int slot)
 {
 	struct slot *s = &p->slots[slot];
 
-	if (s->alive && !s->reaped) {
-		kill(-s->info.pid, SIGKILL);
-		kill(s->info.pid, SIGKILL);
-	}
+	if (s->alive && !s->reaped)
+		kill_worker(p, slot);
 }
 
 void pool_kill_all(struct pool *p)
@@ -546,8 +569,12 @@ void pool_reap(struct pool *p)
 		/* A worker that died (killed from outside, crashed) takes the
 		 * programs it started along: none runs on unseen while its
 		 * task runs again. */
-		if (i < p->cfg.size)
+		if (i < p->cfg.size) {
 			kill(-pid, SIGKILL);
+			if (p->groups[i] > 0)
+				kill(-p->groups[i], SIGKILL);
+			p->groups[i] = 0;
+		}
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
 		if (i == p->cfg.size)
@@ -620,5 +647,6 @@ void pool_free(struct pool *p)
 		free(s->info.handlers);
 	}
 	free(p->slots);
+	munmap((void *)p->groups, sizeof(pid_t) * (size_t)p->cfg.size);
 	free(p);
 }

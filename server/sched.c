@@ -335,6 +335,26 @@ void wslot_pop(struct wslot *w)
 }
 
 /* The entry at the head of a worker's queue is the task it is running. */
+void sched_stop_head(struct sched *s, int slot, enum kill_reason why)
+{
+	struct wslot *w = &s->slots[slot];
+	const struct inflight *e = wslot_at(w, 0);
+	const struct handler *h = registry_get(s->reg, e->job->handler);
+
+	if (w->stop_until_us)
+		return;		/* asked already; its deadline stands */
+	if (h && h->kind == HANDLER_COMMAND && !e->setup) {
+		frame_put_skip(pool_out(s->pool, slot), (uint64_t)e->job->row.id,
+			       (uint32_t)e->idx);
+		pool_flush(s->pool, slot);
+		w->stop_until_us = clock_mono_us() + STOP_GRACE_US;
+		w->stop_why = why;
+		return;
+	}
+	w->kill = why;
+	pool_kill(s->pool, slot);
+}
+
 void sched_became_head(struct sched *s, struct wslot *w)
 {
 	struct inflight *e;
@@ -471,7 +491,7 @@ void sched_dispatch(struct sched *s)
 			struct wslot *w = &s->slots[i];
 			struct ljob *j;
 
-			if (!w->ready || w->kill || head_stuck(s, w, now) ||
+			if (!w->ready || w->kill || w->stop_until_us || head_stuck(s, w, now) ||
 			    !pool_accepts(s->pool, i, w->len))
 				continue;
 			j = next_job(s);
@@ -601,6 +621,17 @@ int64_t sched_tick(struct sched *s, int64_t now_us)
 		if (!w->len || w->kill)
 			continue;
 		e = wslot_at(w, 0);
+		if (w->stop_until_us) {
+			if (now_us >= w->stop_until_us) {
+				LOG_WARN("worker did not stop its task in time; killing it",
+					 LF_I("worker", sched_worker_id(s, i)));
+				w->kill = w->stop_why;
+				pool_kill(s->pool, i);
+			} else if (!next || w->stop_until_us < next) {
+				next = w->stop_until_us;
+			}
+			continue;
+		}
 		if (e->dead)
 			continue;
 		if (w->len > 1) {
@@ -614,8 +645,9 @@ int64_t sched_tick(struct sched *s, int64_t now_us)
 		deadline = e->setup ? e->setup_until_us :
 			   e->start_us + e->job->row.timeout_ms * 1000;
 		if (now_us >= deadline) {
-			w->kill = e->setup ? KILL_SETUP_TIMEOUT : KILL_TIMEOUT;
-			pool_kill(s->pool, i);
+			sched_stop_head(s, i, e->setup ? KILL_SETUP_TIMEOUT : KILL_TIMEOUT);
+			if (w->stop_until_us && (!next || w->stop_until_us < next))
+				next = w->stop_until_us;
 			continue;
 		}
 		if (!next || deadline < next)

@@ -93,10 +93,16 @@ int sched_cancel(struct sched *s, int64_t id, char *msg, size_t len)
 			e->dead = 1;
 			if (k == 0) {
 				j->running--;
-				w->kill = KILL_CANCEL;
-				pool_kill(s->pool, i);
+				sched_stop_head(s, i, KILL_CANCEL);
+			} else {
+				/* Handed out behind another task: the worker
+				 * lives on, and must not start it. */
+				frame_put_skip(pool_out(s->pool, i), (uint64_t)j->row.id,
+					       (uint32_t)e->idx);
 			}
 		}
+		if (pool_pending(s->pool, i))
+			pool_flush(s->pool, i);
 	}
 	j->row.state = ST_CANCELLED;
 	j->row.finished_at = now;

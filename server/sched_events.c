@@ -119,6 +119,25 @@ static void on_result(struct sched *s, int slot, const struct frame *f)
 		pool_kill(s->pool, slot);
 		return;
 	}
+	if (w->stop_until_us) {
+		/* The answer to a stop: the task ended in its worker, which
+		 * stays. A cancelled task's is ignored; a timed-out one failed
+		 * (retried if it has attempts left). */
+		w->stop_until_us = 0;
+		if (!e->dead) {
+			struct buf msg = BUF_INIT;
+
+			buf_addf(&msg, "timed out after %g s", (double)e->job->row.timeout_ms / 1000);
+			LOG_WARN("task timed out", LF_I("job", e->job->row.id), LF_I("task", e->idx),
+				 LF_I("worker", sched_worker_id(s, slot)), LF_S("error", msg.data));
+			attempt_failed(s, e, slot, msg.data, msg.len);
+			buf_release(&msg);
+		}
+		release(s, e, 1);
+		wslot_pop(w);
+		sched_became_head(s, w);
+		return;
+	}
 	if (f->ok == RESULT_SKIPPED) {
 		/* Taken back (take_back) before it started. */
 		if (!e->dead)
@@ -292,6 +311,7 @@ static void ev_exited(void *ctx, int slot, int status)
 				       pool_info(s->pool, slot)->over_memory ? "memory" : "crash");
 	w->ready = 0;
 	w->kill = KILL_NONE;
+	w->stop_until_us = 0;
 	s->version++;
 }
 

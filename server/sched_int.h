@@ -21,6 +21,11 @@
 enum kill_reason { KILL_NONE, KILL_TIMEOUT, KILL_CANCEL, KILL_SHUTDOWN,
 		   KILL_SETUP_TIMEOUT };
 
+/* How long a worker asked to stop its task has to answer before it is
+ * killed. A stopped program ends at once; this is for a worker that does
+ * not answer at all. */
+#define STOP_GRACE_US 2000000
+
 struct qtask {
 	int64_t idx;
 	int attempts;		/* attempts made so far */
@@ -69,6 +74,10 @@ struct wslot {
 	size_t head, len, cap;
 	int ready;
 	enum kill_reason kill;
+	/* The worker was asked to stop its head task (for stop_why) and
+	 * is killed if it has not answered by stop_until_us (monotonic). */
+	int64_t stop_until_us;
+	enum kill_reason stop_why;
 };
 
 struct delayed {
@@ -135,5 +144,9 @@ void wslot_pop(struct wslot *w);
 void sched_became_head(struct sched *s, struct wslot *w);
 /* The id of the worker in slot (0 while the slot is empty). */
 int sched_worker_id(struct sched *s, int slot);
+/* Ends the task the worker of slot is running, for why (a timeout or a
+ * cancel): a command handler's task is stopped in its worker, which stays
+ * (STOP_GRACE_US to answer, or it is killed); any other, with its worker. */
+void sched_stop_head(struct sched *s, int slot, enum kill_reason why);
 
 #endif

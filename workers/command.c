@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -36,6 +37,9 @@
 #define STDOUT_MAX (64u << 20)
 #define STDERR_TAIL 4096
 #define PROGRESS_LINE_MAX 4096
+/* Output through pipes held open after the program ended is read this
+ * long at most. */
+#define LEFTOVER_US 1000000
 
 static void command_fini(void *state)
 {
@@ -168,8 +172,11 @@ static int command_run(void *state, struct batchd_task *task, const char *input,
 	int64_t limit = worker_memory_limit(), checked_us = 0;
 	char ejob[48], etask[48], eatt[48];
 	char *envp[] = { "BATCHD_PROGRESS_FD=3", ejob, etask, eatt, NULL };
+	volatile pid_t *group = worker_group_slot();
 	pid_t pid = -1;
-	int status = 0, rc;
+	int status = 0, rc, stopped = 0;
+	int64_t ended_us = 0;	/* when the program was seen ended */
+	int64_t looked_us;	/* when that was last looked at */
 
 	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) ||
 	    pipe2(err, O_CLOEXEC) || pipe2(prog, O_CLOEXEC)) {
@@ -190,11 +197,12 @@ static int command_run(void *state, struct batchd_task *task, const char *input,
 	snprintf(ejob, sizeof(ejob), "BATCHD_JOB=%lld", (long long)batchd_task_job(task));
 	snprintf(etask, sizeof(etask), "BATCHD_TASK=%lld", (long long)batchd_task_index(task));
 	snprintf(eatt, sizeof(eatt), "BATCHD_ATTEMPT=%d", batchd_task_attempt(task));
-	rc = proc_spawn(c, (int[]){ in[0], out[1], err[1], prog[1] }, 4, envp, &pid);
+	rc = proc_spawn(c, (int[]){ in[0], out[1], err[1], prog[1] }, 4, envp, group, &pid);
 	if (rc) {
 		*result = xasprintf("cannot start %s: %s", c->argv[0], strerror(rc));
 		goto fail;
 	}
+	looked_us = clock_mono_us();
 	close_fd(&in[0]);
 	close_fd(&out[1]);
 	close_fd(&err[1]);
@@ -205,11 +213,12 @@ static int command_run(void *state, struct batchd_task *task, const char *input,
 		close_fd(&in[1]);
 
 	while (out[0] >= 0 || err[0] >= 0 || prog[0] >= 0) {
-		struct pollfd p[4];
-		int fds[4] = { in[1], out[0], err[0], prog[0] };
+		struct pollfd p[5];
+		/* The server's socket too, while it may still ask for a stop. */
+		int fds[5] = { in[1], out[0], err[0], prog[0], stopped ? -1 : worker_fd(task) };
 		int np = 0;
 
-		for (int i = 0; i < 4; i++) {
+		for (int i = 0; i < 5; i++) {
 			if (fds[i] < 0)
 				continue;
 			p[np].fd = fds[i];
@@ -217,9 +226,36 @@ static int command_run(void *state, struct batchd_task *task, const char *input,
 			p[np].revents = 0;
 			np++;
 		}
-		if (poll(p, (nfds_t)np, 50) < 0 && errno != EINTR)
+		int ready = poll(p, (nfds_t)np, 50);
+
+		if (ready < 0 && errno != EINTR)
 			break;
 		worker_progress_flush(task);
+		/* Pipes still open 50 ms on: has the program itself ended,
+		 * leaving something that holds them (a child in the
+		 * background)? Then its group goes, and what is still written
+		 * to the pipes is read for at most LEFTOVER_US more. */
+		if (ready == 0 || clock_mono_us() - looked_us >= 50000) {
+			siginfo_t si = { 0 };
+
+			looked_us = clock_mono_us();
+			if (!ended_us && waitid(P_PID, (id_t)pid, &si,
+						WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid) {
+				ended_us = looked_us;
+				kill(-pid, SIGKILL);
+			} else if (ended_us && looked_us - ended_us > LEFTOVER_US) {
+				break;
+			}
+		}
+		/* A stop: the program's whole group goes, and with it the
+		 * pipes' last writers; the worker stays, and so does every
+		 * handler's state in it. */
+		if (!stopped && np && p[np - 1].fd == fds[4] && p[np - 1].revents &&
+		    worker_stop_asked(task)) {
+			stopped = 1;
+			extra = "stopped by the server";
+			kill(-pid, SIGKILL);
+		}
 		/* The program is held to the worker's memory limit. */
 		if (limit && !extra && clock_mono_us() - checked_us >= 20000 &&
 		    (checked_us = clock_mono_us(), worker_resident(pid) > limit)) {
@@ -227,13 +263,13 @@ static int command_run(void *state, struct batchd_task *task, const char *input,
 				 "the program exceeded the memory limit of %lld MiB, --worker-memory-limit",
 				 (long long)(limit >> 20));
 			extra = over;
-			kill(pid, SIGKILL);
+			kill(-pid, SIGKILL);
 		}
 		for (int i = 0; i < np; i++) {
 			char chunk[65536];
 			ssize_t n;
 
-			if (!p[i].revents)
+			if (!p[i].revents || p[i].fd == fds[4])
 				continue;
 			if (p[i].fd == in[1]) {
 				n = write(in[1], input + in_off, in_len - in_off);
@@ -261,7 +297,7 @@ static int command_run(void *state, struct batchd_task *task, const char *input,
 				buf_add(&obuf, chunk, (size_t)n);
 				if (obuf.len > STDOUT_MAX && !extra) {
 					extra = "stdout over 64 MiB";
-					kill(pid, SIGKILL);
+					kill(-pid, SIGKILL);
 					close_fd(&out[0]);
 				}
 			} else if (p[i].fd == err[0]) {
@@ -275,6 +311,14 @@ static int command_run(void *state, struct batchd_task *task, const char *input,
 	}
 	parse_progress(task, &pbuf, 1);
 	close_fd(&in[1]);
+	close_fd(&out[0]);	/* still open if given up on */
+	close_fd(&err[0]);
+	close_fd(&prog[0]);
+	/* Nothing the program started outlives its task: what is left in its
+	 * group goes now. Until it is reaped its pid, the group's id, cannot
+	 * be reused, so the server may still kill the group by that id. */
+	kill(-pid, SIGKILL);
+	*group = 0;
 	status = proc_wait(pid);
 	if (!extra && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		*result = stdout_result(&obuf);

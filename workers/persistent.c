@@ -304,7 +304,7 @@ static int start(struct persistent *p, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot create pipes: %s", strerror(errno));
 		goto fail;
 	}
-	rc = proc_spawn(&p->spec, (int[]){ in[0], out[1], er[1] }, 3, NULL, &p->pid);
+	rc = proc_spawn(&p->spec, (int[]){ in[0], out[1], er[1] }, 3, NULL, NULL, &p->pid);
 	if (rc) {
 		snprintf(err, errlen, "cannot start %s: %s", p->spec.argv[0], strerror(rc));
 		p->pid = 0;

@@ -79,7 +79,7 @@ int proc_spec_init(struct proc_spec *spec, const cJSON *config, char *err,
  * only system calls, nothing that allocates or locks. Returns only on
  * failure, with the errno. */
 static int child(const struct proc_spec *spec, const int *fds, int nfds,
-		 char **envp, pid_t worker)
+		 char **envp, pid_t worker, volatile pid_t *group)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigset_t none;
@@ -91,6 +91,11 @@ static int child(const struct proc_spec *spec, const int *fds, int nfds,
 		return errno;
 	if (getppid() != worker)
 		return ESRCH;
+	if (group) {
+		if (setpgid(0, 0) < 0)
+			return errno;
+		*group = getpid();
+	}
 	/* Default dispositions and no mask: a worker ignores SIGINT, SIGTERM
 	 * and SIGPIPE; its programs need not. */
 	for (int sig = 1; sig < NSIG; sig++)
@@ -106,7 +111,7 @@ static int child(const struct proc_spec *spec, const int *fds, int nfds,
 }
 
 int proc_spawn(const struct proc_spec *spec, const int *fds, int nfds,
-	       char *const *extra, pid_t *pid)
+	       char *const *extra, volatile pid_t *group, pid_t *pid)
 {
 	char *envp[ENVP_MAX + 1];
 	size_t ne = 0;
@@ -131,7 +136,7 @@ int proc_spawn(const struct proc_spec *spec, const int *fds, int nfds,
 	sigprocmask(SIG_SETMASK, &all, &old);
 	p = vfork();
 	if (p == 0) {
-		child_errno = child(spec, fds, nfds, envp, worker);
+		child_errno = child(spec, fds, nfds, envp, worker, group);
 		_exit(127);
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
@@ -140,6 +145,8 @@ int proc_spawn(const struct proc_spec *spec, const int *fds, int nfds,
 	if (child_errno) {
 		int e = child_errno;
 
+		if (group)
+			*group = 0;
 		while (waitpid(p, NULL, 0) < 0 && errno == EINTR)
 			;
 		return e;

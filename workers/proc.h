@@ -38,11 +38,14 @@ void proc_spec_release(struct proc_spec *spec);
  * the entries of extra (NULL-terminated, may be NULL) added to its
  * environment. Every other descriptor of the worker must be close-on-exec.
  * The program gets default signal dispositions, an empty signal mask, and
- * dies with the worker (PR_SET_PDEATHSIG). Returns 0 and sets *pid, or an
+ * dies with the worker (PR_SET_PDEATHSIG). With group set, it leads a
+ * process group of its own, and its pid (the group's id) is stored in
+ * *group before it runs, so that the server can find it from outside;
+ * otherwise it is in the worker's group. Returns 0 and sets *pid, or an
  * errno value (exec failures included).
  */
 int proc_spawn(const struct proc_spec *spec, const int *fds, int nfds,
-	       char *const *extra, pid_t *pid);
+	       char *const *extra, volatile pid_t *group, pid_t *pid);
 
 /* Appends how a program ended, from its wait status: "exited with status
  * 3", "killed by signal 11 (SIGSEGV)". */

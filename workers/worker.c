@@ -56,6 +56,12 @@ struct worker {
 	struct buf out;
 	struct wtask *head, *tail;
 	int stopping;
+	/* The task run() is running, and whether the server asked it to
+	 * stop. */
+	int cur_active;
+	uint64_t cur_job;
+	uint32_t cur_idx;
+	int cur_stop;
 };
 
 struct batchd_task {
@@ -141,6 +147,8 @@ static int receive(struct worker *w, int block)
 			for (struct wtask *t = w->head; t; t = t->next)
 				if (t->job == f.job && t->idx == f.idx)
 					t->skip = 1;
+			if (w->cur_active && w->cur_job == f.job && w->cur_idx == f.idx)
+				w->cur_stop = 1;
 		} else if (f.type == FRAME_STOP) {
 			w->stopping = 1;
 		} else if (f.type == FRAME_RUN) {
@@ -203,6 +211,31 @@ void worker_progress_flush(struct batchd_task *t)
 {
 	if (t && t->pending && clock_mono_us() - t->sent_us >= PROGRESS_EVERY_US)
 		send_progress(t);
+}
+
+int worker_fd(const struct batchd_task *t)
+{
+	return t->w->sock;
+}
+
+int worker_stop_asked(struct batchd_task *t)
+{
+	if (receive(t->w, 0) < 0)
+		return 1;	/* nobody is left to report to */
+	return t->w->cur_stop;
+}
+
+static volatile pid_t group_none;
+static volatile pid_t *group_slot = &group_none;
+
+void worker_set_group_slot(volatile pid_t *slot)
+{
+	group_slot = slot ? slot : &group_none;
+}
+
+volatile pid_t *worker_group_slot(void)
+{
+	return group_slot;
 }
 
 int64_t batchd_task_job(const struct batchd_task *t)
@@ -328,7 +361,14 @@ static void run_task(struct worker *w, struct wtask *wt)
 		res = strdup("unknown handler");
 	} else if (ensure_init(w, wt->handler, h, &t, &res) == 0) {
 		struct hstate *s = &w->hs[wt->handler];
-		int rc = h->ops->run(s->state, &t, wt->input, &res);
+		int rc;
+
+		w->cur_active = 1;
+		w->cur_job = wt->job;
+		w->cur_idx = wt->idx;
+		w->cur_stop = 0;
+		rc = h->ops->run(s->state, &t, wt->input, &res);
+		w->cur_active = 0;
 
 		ok = rc == BATCHD_OK;
 		if (rc == BATCHD_INIT_FAILED) {

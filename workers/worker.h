@@ -13,6 +13,7 @@
 #define BATCHD_WORKER_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "registry.h"
 
@@ -47,5 +48,26 @@ void worker_progress_flush(struct batchd_task *task);
  */
 void worker_setup_start(struct batchd_task *task);
 void worker_setup_done(struct batchd_task *task);
+
+/*
+ * Stopping a task without losing the worker. The server asks it (a SKIP of
+ * the running task: its job was cancelled, or it ran past its timeout) of
+ * a handler that can stop its task cleanly, the command runner: it polls
+ * worker_fd() with its program's pipes and, when it is readable, calls
+ * worker_stop_asked(), which reads what the server sent and says whether
+ * the task should stop (also when the server has gone). A handler that
+ * does not look is killed with its worker when the server's patience ends.
+ */
+int worker_fd(const struct batchd_task *task);
+int worker_stop_asked(struct batchd_task *task);
+
+/*
+ * Where the command runner's program announces its process group, in memory
+ * the server shares with this worker (see pool.c): the server kills that
+ * group too when it kills the worker. Set before worker_main; without it
+ * (a worker run on its own) the announcement goes nowhere.
+ */
+void worker_set_group_slot(volatile pid_t *slot);
+volatile pid_t *worker_group_slot(void);
 
 #endif

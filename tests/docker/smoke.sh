@@ -78,11 +78,13 @@ else
 fi
 
 # A command handler that leaves an orphan behind: sh starts a background
-# sleep and exits at once, so the sleep is handed to PID 1.
+# sleep in a session of its own (what the program leaves in its process
+# group is killed as it ends), waits until it is (setsid execs sleep once
+# it has left the group) and exits, so the sleep is handed to PID 1.
 cat >"$tmp/handlers.json" <<'EOF'
 {"handlers": {
   "orphan": {"argv": ["/bin/sh", "-c",
-    "cat >/dev/null; sleep 3 </dev/null >/dev/null 2>&1 3>&- & echo '{\"spawned\": true}'"]}
+    "cat >/dev/null; setsid sleep 3 </dev/null >/dev/null 2>&1 3>&- & until [ \"$(cat /proc/$!/comm 2>/dev/null)\" = sleep ]; do :; done; echo '{\"spawned\": true}'"]}
 }}
 EOF
 chmod 644 "$tmp/handlers.json"

@@ -596,6 +596,173 @@ static void test_programs_die_with_worker(void **state)
 	server_free(&s);
 }
 
+static const char daemon_script[] =
+	"#!/bin/sh\n"
+	"sleep 60 > /dev/null 2>&1 &\n"
+	"echo \"$$ $!\" > \"$(dirname \"$0\")/pid.daemon.$BATCHD_JOB\"\n"
+	"echo '\"left one behind\"'\n";
+
+/* The counter handler's count of calls in this worker, by one more task;
+ * its pid in *pid. */
+static long counter_calls(const struct server *s, long *pid)
+{
+	int64_t id = submit(s, "{\"handler\": \"counter\", \"tasks\": [0]}");
+	cJSON *t;
+	long calls;
+
+	cJSON_Delete(wait_job(s, id, "succeeded", 30));
+	t = apif(s, "GET", 200, NULL, "/api/jobs/%lld/tasks/0", (long long)id);
+	calls = (long)jnum(t, "result.calls");
+	*pid = (long)jnum(t, "result.pid");
+	cJSON_Delete(t);
+	return calls;
+}
+
+static int restarts(const struct server *s)
+{
+	cJSON *j = api(s, "GET", "/api/progress", NULL, 200);
+	int n = (int)jnum(j, "totals.workers.restarts");
+
+	cJSON_Delete(j);
+	return n;
+}
+
+/* A command task that is cancelled or times out is stopped in its worker:
+ * the program and its children go, the worker stays with every handler's
+ * state in it. A program's leftovers go when it ends. A worker that does
+ * not answer the stop is killed after the grace, the program's group with
+ * it. */
+static void test_command_stop_keeps_worker(void **state)
+{
+	struct server s;
+	char p1[400], p2[400], hf[400], text[1200];
+	pid_t pids[2];
+	long pid0, pid;
+	struct pool_state ps;
+	int64_t id;
+	cJSON *t;
+
+	(void)state;
+	server_init(&s);
+	write_file(&s, "tree.sh", tree_script, 0755, p1, sizeof(p1));
+	write_file(&s, "daemon.sh", daemon_script, 0755, p2, sizeof(p2));
+	snprintf(text, sizeof(text), "{\"handlers\": {\"tree\": {\"argv\": [\"%s\"]},"
+		 " \"daemon\": {\"argv\": [\"%s\"]}}}", p1, p2);
+	write_file(&s, "handlers.json", text, 0644, hf, sizeof(hf));
+	const char *args[] = { "--workers", "1", "--handlers", hf, NULL };
+
+	server_start(&s, args);
+	assert_int_equal(counter_calls(&s, &pid0), 1);
+
+	/* Cancelled. */
+	id = submit(&s, "{\"handler\": \"tree\", \"tasks\": [null, null]}");
+	assert_int_equal(read_pids(&s, "tree", id, pids), 2);
+	cJSON_Delete(apif(&s, "POST", 200, NULL, "/api/jobs/%lld/cancel", (long long)id));
+	assert_true(gone_within(pids, 2, 10));
+	assert_int_equal(counter_calls(&s, &pid), 2);
+	assert_int_equal(pid, pid0);
+	assert_int_equal(restarts(&s), 0);
+
+	/* Timed out, then retried, on the same worker. */
+	id = submit(&s, "{\"handler\": \"tree\", \"timeout_s\": 0.5, \"max_attempts\": 2,"
+		    " \"tasks\": [null]}");
+	assert_int_equal(read_pids(&s, "tree", id, pids), 2);
+	cJSON_Delete(wait_job(&s, id, "failed", 30));
+	assert_true(gone_within(pids, 2, 10));
+	t = apif(&s, "GET", 200, NULL, "/api/jobs/%lld/tasks/0", (long long)id);
+	assert_string_equal(jstr(t, "error"), "timed out after 0.5 s");
+	assert_int_equal(jnum(t, "attempts"), 2);
+	cJSON_Delete(t);
+	assert_int_equal(counter_calls(&s, &pid), 3);
+	assert_int_equal(pid, pid0);
+	assert_int_equal(restarts(&s), 0);
+
+	/* What a program leaves running goes when it ends. */
+	id = submit(&s, "{\"handler\": \"daemon\", \"tasks\": [null]}");
+	cJSON_Delete(wait_job(&s, id, "succeeded", 30));
+	assert_int_equal(read_pids(&s, "daemon", id, pids), 2);
+	assert_true(gone_within(pids, 2, 10));
+
+	/* A worker that cannot answer (stopped) is killed after the grace,
+	 * and the program's group with it. */
+	id = submit(&s, "{\"handler\": \"tree\", \"tasks\": [null]}");
+	assert_int_equal(read_pids(&s, "tree", id, pids), 2);
+	pool_state(&s, &ps);
+	assert_int_equal(ps.pids[0], pid0);
+	kill(pid0, SIGSTOP);
+	cJSON_Delete(apif(&s, "POST", 200, NULL, "/api/jobs/%lld/cancel", (long long)id));
+	assert_true(gone_within(pids, 2, 15));
+	assert_true(gone_within((pid_t[]){ (pid_t)pid0 }, 1, 15));
+	assert_int_equal(counter_calls(&s, &pid), 1);	/* a new worker */
+	assert_true(pid != pid0);
+	assert_int_equal(restarts(&s), 1);
+	server_free(&s);
+}
+
+static const char starts_script[] =
+	"#!/bin/sh\n"
+	"echo \"$BATCHD_TASK\" >> \"$(dirname \"$0\")/started.log\"\n"
+	"sleep 0.03\n"
+	"echo null\n";
+
+static int succeeded_5(const struct server *s, void *ctx)
+{
+	cJSON *j = apif(s, "GET", 200, NULL, "/api/jobs/%lld", (long long)*(int64_t *)ctx);
+	int ok = jnum(j, "progress.succeeded") >= 5;
+
+	cJSON_Delete(j);
+	return ok;
+}
+
+/* A cancelled job's tasks that its worker holds ahead of time (short
+ * tasks are handed out one ahead) are not started once the worker, which
+ * lives on, has stopped the one it was running. */
+static void test_cancel_starts_nothing_more(void **state)
+{
+	struct server s;
+	char p1[400], hf[400], text[800], log[400];
+	struct buf body = BUF_INIT;
+	int64_t id;
+	cJSON *j;
+	int started = 0, done;
+	FILE *f;
+
+	(void)state;
+	server_init(&s);
+	write_file(&s, "starts.sh", starts_script, 0755, p1, sizeof(p1));
+	snprintf(text, sizeof(text), "{\"handlers\": {\"starts\": {\"argv\": [\"%s\"]}}}", p1);
+	write_file(&s, "handlers.json", text, 0644, hf, sizeof(hf));
+	const char *args[] = { "--workers", "1", "--handlers", hf, NULL };
+
+	server_start(&s, args);
+	buf_adds(&body, "{\"handler\": \"starts\", \"tasks\": [null");
+	for (int i = 1; i < 200; i++)
+		buf_adds(&body, ", null");
+	buf_adds(&body, "]}");
+	id = submit(&s, body.data);
+	buf_release(&body);
+	assert_true(wait_until(succeeded_5, &s, &id, 60));
+	cJSON_Delete(apif(&s, "POST", 200, NULL, "/api/jobs/%lld/cancel", (long long)id));
+	/* The worker runs its queue in order: once a task handed out after
+	 * the cancel has run, whatever it held before has run or not. */
+	cJSON_Delete(wait_job(&s, submit(&s, "{\"handler\": \"noop\", \"tasks\": [null]}"),
+			      "succeeded", 30));
+	j = apif(&s, "GET", 200, NULL, "/api/jobs/%lld", (long long)id);
+	done = (int)jnum(j, "progress.succeeded");
+	cJSON_Delete(j);
+	snprintf(log, sizeof(log), "%s/started.log", s.dir);
+	f = fopen(log, "r");
+	assert_non_null(f);
+	for (int c; (c = fgetc(f)) != EOF;)
+		started += c == '\n';
+	fclose(f);
+	/* The finished ones, and at most the one the cancel stopped. */
+	print_message("%d tasks succeeded, %d started before the cancel\n", done, started);
+	assert_true(started <= done + 1);
+	assert_int_equal(restarts(&s), 0);
+	server_free(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -605,6 +772,8 @@ int main(void)
 		cmocka_unit_test(test_leaking_handler),
 		cmocka_unit_test(test_descriptors_stable),
 		cmocka_unit_test(test_programs_die_with_worker),
+		cmocka_unit_test(test_command_stop_keeps_worker),
+		cmocka_unit_test(test_cancel_starts_nothing_more),
 	};
 
 	return cmocka_run_group_tests_name("workers", tests, NULL, NULL);
