@@ -90,6 +90,19 @@ struct batchd_handler {
 void batchd_progress(struct batchd_task *task, double fraction,
 		     const char *message);
 
+/*
+ * Whether the task should stop now: its job was cancelled, or it has run
+ * past its timeout. A long run() that asks now and then (between frames,
+ * batches, steps: it is cheap, and looks for the server's word at most
+ * every few milliseconds) can return at once — what it returns is not
+ * kept — and its worker, with the state of every handler in it, lives on.
+ * A run() that does not ask is killed with its worker 2 s after the stop.
+ * Only valid during run() on the task it was given. A batchd that predates
+ * it has no such symbol: a plugin that calls it needs this version or a
+ * later one.
+ */
+int batchd_task_should_stop(struct batchd_task *task);
+
 /* The task's job id, index in the job, and attempt number (1 for the first). */
 int64_t batchd_task_job(const struct batchd_task *task);
 int64_t batchd_task_index(const struct batchd_task *task);

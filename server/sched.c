@@ -343,7 +343,7 @@ void sched_stop_head(struct sched *s, int slot, enum kill_reason why)
 
 	if (w->stop_until_us)
 		return;		/* asked already; its deadline stands */
-	if (h && h->kind == HANDLER_COMMAND && !e->setup) {
+	if (h && h->kind != HANDLER_PERSISTENT && !e->setup) {
 		frame_put_skip(pool_out(s->pool, slot), (uint64_t)e->job->row.id,
 			       (uint32_t)e->idx);
 		pool_flush(s->pool, slot);

@@ -22,8 +22,8 @@ enum kill_reason { KILL_NONE, KILL_TIMEOUT, KILL_CANCEL, KILL_SHUTDOWN,
 		   KILL_SETUP_TIMEOUT };
 
 /* How long a worker asked to stop its task has to answer before it is
- * killed. A stopped program ends at once; this is for a worker that does
- * not answer at all. */
+ * killed: a stopped program ends at once, a run() that asks
+ * batchd_task_should_stop() soon after; this is for one that never asks. */
 #define STOP_GRACE_US 2000000
 
 struct qtask {
@@ -145,8 +145,11 @@ void sched_became_head(struct sched *s, struct wslot *w);
 /* The id of the worker in slot (0 while the slot is empty). */
 int sched_worker_id(struct sched *s, int slot);
 /* Ends the task the worker of slot is running, for why (a timeout or a
- * cancel): a command handler's task is stopped in its worker, which stays
- * (STOP_GRACE_US to answer, or it is killed); any other, with its worker. */
+ * cancel): the worker is asked to stop it and stays, if it answers within
+ * STOP_GRACE_US (a command's program is killed at once; a plugin's or a
+ * built-in's run() stops when it next asks batchd_task_should_stop());
+ * otherwise it is killed. A persistent co-process cannot be stopped apart
+ * from its worker, nor a set-up: those go with their worker at once. */
 void sched_stop_head(struct sched *s, int slot, enum kill_reason why);
 
 #endif

@@ -97,32 +97,45 @@ static int validate_duration(const cJSON *input, char *err, size_t errlen)
 	return 0;
 }
 
-static void sleep_until(int64_t deadline_us)
+/* The timed handlers wait in slices of at most this, asking between them
+ * whether the task should stop. */
+#define SLICE_US 20000
+
+/* Returns -1 when the task was told to stop before the deadline. */
+static int sleep_until(struct batchd_task *task, int64_t deadline_us)
 {
 	for (;;) {
 		int64_t left = deadline_us - clock_mono_us();
 		struct timespec ts;
 
 		if (left <= 0)
-			return;
+			return 0;
+		if (left > SLICE_US)
+			left = SLICE_US;
 		ts.tv_sec = left / 1000000;
 		ts.tv_nsec = (left % 1000000) * 1000;
 		nanosleep(&ts, NULL);
+		if (deadline_us > clock_mono_us() && batchd_task_should_stop(task))
+			return -1;
 	}
 }
 
-static void spin_until(int64_t deadline_us)
+static int spin_until(struct batchd_task *task, int64_t deadline_us)
 {
 	volatile uint64_t x = 0;
 
-	while (clock_mono_us() < deadline_us)
+	while (clock_mono_us() < deadline_us) {
 		for (int i = 0; i < 1000; i++)
 			x = x * 6364136223846793005ULL + 1;
+		if (batchd_task_should_stop(task))
+			return -1;
+	}
+	return 0;
 }
 
 /* Runs a timed task, in steps when asked, reporting progress after each. */
 static int run_timed(struct batchd_task *task, const char *input, char **result,
-		     void (*wait)(int64_t))
+		     int (*wait)(struct batchd_task *, int64_t))
 {
 	double ms;
 	int steps;
@@ -132,16 +145,21 @@ static int run_timed(struct batchd_task *task, const char *input, char **result,
 	if (duration_input(input, &ms, &steps, result) < 0)
 		return -1;
 	if (steps <= 0) {
-		wait(start + (int64_t)(ms * 1000));
+		if (wait(task, start + (int64_t)(ms * 1000)) < 0)
+			goto stopped;
 	} else {
 		for (int i = 1; i <= steps; i++) {
-			wait(start + (int64_t)(ms * 1000 * i / steps));
+			if (wait(task, start + (int64_t)(ms * 1000 * i / steps)) < 0)
+				goto stopped;
 			snprintf(msg, sizeof(msg), "step %d/%d", i, steps);
 			batchd_progress(task, (double)i / steps, msg);
 		}
 	}
 	*result = NULL;
 	return 0;
+stopped:
+	*result = dup_or_die("stopped");
+	return BATCHD_FAILED;
 }
 
 static int run_sleep(void *state, struct batchd_task *task, const char *input,

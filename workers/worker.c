@@ -23,6 +23,8 @@
 
 /* Results and errors larger than this fail the task instead. */
 #define RESULT_MAX (64u << 20)
+/* batchd_task_should_stop() reads the socket at most this often. */
+#define STOP_LOOK_US 5000
 /* Progress is forwarded at most this often per task; later calls coalesce. */
 #define PROGRESS_EVERY_US 20000
 #define MESSAGE_MAX 1024
@@ -73,6 +75,7 @@ struct batchd_task {
 	uint32_t attempt;
 	int64_t sent_us;	/* when progress was last forwarded */
 	int pending;		/* a coalesced update is waiting */
+	int64_t stop_look_us;	/* when the socket was last read for a stop */
 	uint32_t ppm;
 	struct buf msg;
 };
@@ -223,6 +226,21 @@ int worker_stop_asked(struct batchd_task *t)
 	if (receive(t->w, 0) < 0)
 		return 1;	/* nobody is left to report to */
 	return t->w->cur_stop;
+}
+
+int batchd_task_should_stop(struct batchd_task *t)
+{
+	int64_t now;
+
+	if (!t)
+		return 0;
+	if (t->w->cur_stop)
+		return 1;
+	now = clock_mono_us();
+	if (now - t->stop_look_us < STOP_LOOK_US)
+		return 0;
+	t->stop_look_us = now;
+	return worker_stop_asked(t);
 }
 
 static volatile pid_t group_none;

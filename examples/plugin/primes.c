@@ -4,7 +4,8 @@
  * Its set-up is the costly part, paid once per worker: init() sieves every
  * number up to "limit" (from the handler's "config" in the handlers file).
  * Each task then counts the primes in a range, {"from": a, "to": b}, from
- * the sieve, reporting its progress as it goes, and answers
+ * the sieve, reporting its progress as it goes (and stopping when batchd
+ * asks: a cancel or a timeout), and answers
  * {"primes": N, "largest": P}.
  *
  * Build (from the repository's top directory):
@@ -97,10 +98,17 @@ static int primes_run(void *state, struct batchd_task *task, const char *input,
 			count++;
 			largest = n;
 		}
-		/* Cheap to call often: batchd coalesces the updates. */
-		if ((n - from) % 1000000 == 999999)
+		/* Cheap to call often: batchd coalesces the updates. And a
+		 * cancelled or timed-out task ends here, in this worker,
+		 * which keeps its sieve. */
+		if ((n - from) % 1000000 == 999999) {
 			batchd_progress(task, (double)(n - from) / (double)(to - from + 1),
 					"counting");
+			if (batchd_task_should_stop(task)) {
+				*result = strdup("stopped");
+				return BATCHD_FAILED;
+			}
+		}
 	}
 	if (largest < 0)
 		snprintf(text, sizeof(text), "{\"primes\": 0, \"largest\": null}");

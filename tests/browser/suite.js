@@ -181,10 +181,14 @@ test('cancel a running job', async (t) => {
   await screenshot(page, 'cancelled');
   const j = await s.api('GET', `/api/jobs/${id}`);
   assert.equal(j.progress.cancelled, 6);
-  // The two workers stopped for the cancel were replaced; no crash is
-  // reported for them.
-  await until('the workers note to count the replacements', async () =>
-    /2 workers replaced/.test(await page.getAttribute('#workers-note', 'title')));
+  // The two workers stopped their tasks and live on: the same two, idle,
+  // each with the stopped task counted; none replaced, none crashed.
+  await until('the same two workers to be idle again', () =>
+    page.$$eval('#worker-rows tr', (rows) => rows.length === 2 && rows.every((r) =>
+      ['1', '2'].includes(r.dataset.id) && r.classList.contains('w-idle') &&
+      r.lastElementChild.textContent.trim() === '1')));
+  assert.equal(await page.getAttribute('#workers-note', 'title'),
+    'No worker replaced since the server started');
   assert.doesNotMatch(await page.textContent('#workers-note'), /crash/);
 });
 

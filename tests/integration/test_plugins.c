@@ -236,6 +236,86 @@ static void test_plugin_exits(void **state)
 	buf_release(&h);
 }
 
+static int restarts(const struct server *s, const char *cause)
+{
+	cJSON *j = api(s, "GET", "/api/progress", NULL, 200);
+	int n = (int)jnum(j, "totals.workers.restarts");
+	struct resp r;
+	char series[128];
+	const char *at;
+
+	cJSON_Delete(j);
+	if (!cause)
+		return n;
+	http_request(s, "GET", "/metrics", NULL, NULL, &r);
+	snprintf(series, sizeof(series), "batchd_worker_restarts_total{cause=\"%s\"} ", cause);
+	at = strstr(r.body, series);
+	n = at ? atoi(at + strlen(series)) : -1;
+	resp_free(&r);
+	return n;
+}
+
+static int64_t running_task(const struct server *s, const char *input)
+{
+	char body[600];
+	int64_t id;
+
+	snprintf(body, sizeof(body), "{\"handler\": \"tp\", \"timeout_s\": 60, \"tasks\": [\"%s\"]}",
+		 input);
+	id = submit(s, body);
+	cJSON_Delete(wait_job(s, id, "running", 30));
+	return id;
+}
+
+/* A plugin's run() that asks batchd_task_should_stop() is stopped by a
+ * cancel or a timeout in its worker, which keeps its state; one that does
+ * not ask is killed with its worker 2 s after the stop. */
+static void test_stop(void **state)
+{
+	struct server *s = *state;
+	struct buf h = BUF_INIT;
+	char input[400];
+	int64_t id;
+	cJSON *j;
+
+	buf_addf(&h, "{\"handlers\": {\"tp\": {\"plugin\": \"%s/tplugin.so\"}}}", plugin_dir());
+	start_with(s, 1, h.data);
+	buf_release(&h);
+	snprintf(input, sizeof(input), "until:%s/never", s->dir);
+
+	/* Asks: a cancel and a timeout stop it in place. */
+	id = running_task(s, input);
+	cJSON_Delete(apif(s, "POST", 200, NULL, "/api/jobs/%lld/cancel", (long long)id));
+	id = submit(s, "{\"handler\": \"tp\", \"timeout_s\": 0.3, \"tasks\": [\"until:/nonexistent\"]}");
+	cJSON_Delete(wait_job(s, id, "failed", 30));
+	j = apif(s, "GET", 200, NULL, "/api/jobs/%lld/tasks/0", (long long)id);
+	assert_string_equal(jstr(j, "error"), "timed out after 0.3 s");
+	cJSON_Delete(j);
+	id = submit(s, "{\"handler\": \"tp\", \"tasks\": [1]}");
+	cJSON_Delete(wait_job(s, id, "succeeded", 30));
+	j = apif(s, "GET", 200, NULL, "/api/jobs/%lld/tasks/0", (long long)id);
+	assert_int_equal(jnum(j, "result.calls"), 3);	/* the same instance */
+	cJSON_Delete(j);
+	assert_int_equal(restarts(s, NULL), 0);
+
+	/* Deaf to it: killed with its worker after the grace. */
+	snprintf(input, sizeof(input), "wait:%s/never", s->dir);
+	id = running_task(s, input);
+	cJSON_Delete(apif(s, "POST", 200, NULL, "/api/jobs/%lld/cancel", (long long)id));
+	id = submit(s, "{\"handler\": \"tp\", \"timeout_s\": 0.3, \"tasks\": [\"wait:/nonexistent\"]}");
+	cJSON_Delete(wait_job(s, id, "failed", 30));
+	j = apif(s, "GET", 200, NULL, "/api/jobs/%lld/tasks/0", (long long)id);
+	assert_string_equal(jstr(j, "error"), "timed out after 0.3 s (worker killed)");
+	cJSON_Delete(j);
+	assert_int_equal(restarts(s, "cancel"), 1);
+	assert_int_equal(restarts(s, "timeout"), 1);
+	id = submit(s, "{\"handler\": \"tp\", \"tasks\": [1]}");
+	cJSON_Delete(wait_job(s, id, "succeeded", 30));
+	j = apif(s, "GET", 200, NULL, "/api/jobs/%lld/tasks/0", (long long)id);
+	assert_int_equal(jnum(j, "result.calls"), 1);	/* a new worker */
+	cJSON_Delete(j);
+}
+
 /* The example plugin, as its README runs it. */
 static void test_example_plugin(void **state)
 {
@@ -361,6 +441,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_init_fails, setup, server_teardown),
 		cmocka_unit_test_setup_teardown(test_task_failure, setup, server_teardown),
 		cmocka_unit_test_setup_teardown(test_plugin_exits, setup, server_teardown),
+		cmocka_unit_test_setup_teardown(test_stop, setup, server_teardown),
 		cmocka_unit_test_setup_teardown(test_example_plugin, setup, server_teardown),
 		cmocka_unit_test_setup_teardown(test_refused_at_start, setup, server_teardown),
 		cmocka_unit_test_setup_teardown(test_handlers_file_checks, setup, server_teardown),

@@ -6,7 +6,9 @@
  * with that text.
  *
  * input: "wait:/path" reports progress 0.5 "halfway", then waits for the
- * file to exist; "fail:text" fails with text; "exit:N" ends the worker
+ * file to exist, deaf to a stop; "until:/path" waits for it too, but
+ * returns "stopped" (failing) when batchd_task_should_stop() says so;
+ * "fail:text" fails with text; "exit:N" ends the worker
  * process with exit(N), as a careless library might; anything else succeeds.
  * result: {"pid": P, "calls": N, "input": <input>}, N counting the tasks
  * this worker's instance has run.
@@ -99,6 +101,18 @@ static int t_run(void *state, struct batchd_task *task, const char *input, char 
 		batchd_progress(task, 0.5, "halfway");
 		while (access(path, F_OK) != 0)
 			nanosleep(&ts, NULL);
+	}
+	if (!strncmp(input, "\"until:", 7) && strlen(input) - 8 < sizeof(path)) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+		snprintf(path, sizeof(path), "%.*s", (int)(strlen(input) - 8), input + 7);
+		while (access(path, F_OK) != 0) {
+			if (batchd_task_should_stop(task)) {
+				*result = strdup("stopped");
+				return BATCHD_FAILED;
+			}
+			nanosleep(&ts, NULL);
+		}
 	}
 	*result = malloc(n);
 	if (!*result)
