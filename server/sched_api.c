@@ -200,6 +200,19 @@ fail:
 
 /* ---- views ---- */
 
+/* The task the worker of slot is running, or NULL when it runs none (or
+ * only one of a cancelled job, which is no longer counted). */
+static const struct inflight *running_at(const struct sched *s, int slot)
+{
+	const struct wslot *w = &s->slots[slot];
+	const struct inflight *e;
+
+	if (!w->len)
+		return NULL;
+	e = &w->q[w->head];
+	return e->dead ? NULL : e;
+}
+
 /* The running tasks of job j: their reported fractions, summed (a task
  * that has reported nothing counts for none). */
 static double running_progress(const struct sched *s, const struct ljob *j)
@@ -207,13 +220,9 @@ static double running_progress(const struct sched *s, const struct ljob *j)
 	double sum = 0;
 
 	for (int i = 0; i < s->nslots; i++) {
-		const struct wslot *w = &s->slots[i];
-		const struct inflight *e;
+		const struct inflight *e = running_at(s, i);
 
-		if (!w->len)
-			continue;
-		e = &w->q[w->head];
-		if (!e->dead && e->job == j && e->progress > 0)
+		if (e && e->job == j && e->progress > 0)
 			sum += e->progress;
 	}
 	return sum;
@@ -272,20 +281,16 @@ int64_t sched_running(const struct sched *s)
 	int64_t n = 0;
 
 	for (int i = 0; i < s->nslots; i++)
-		n += s->slots[i].len && !s->slots[i].q[s->slots[i].head].dead;
+		n += running_at(s, i) != NULL;
 	return n;
 }
 
 int sched_current(const struct sched *s, int slot, int64_t *job, int64_t *idx,
 		  double *progress)
 {
-	const struct wslot *w = &s->slots[slot];
-	const struct inflight *e;
+	const struct inflight *e = running_at(s, slot);
 
-	if (!w->len)
-		return 0;
-	e = &w->q[w->head];
-	if (e->dead)
+	if (!e)
 		return 0;
 	*job = e->job->row.id;
 	*idx = e->idx;
@@ -297,13 +302,9 @@ int sched_task_live(const struct sched *s, int64_t job, int64_t idx,
 		    double *progress, const char **message)
 {
 	for (int i = 0; i < s->nslots; i++) {
-		const struct wslot *w = &s->slots[i];
-		const struct inflight *e;
+		const struct inflight *e = running_at(s, i);
 
-		if (!w->len)
-			continue;
-		e = &w->q[w->head];
-		if (!e->dead && e->job->row.id == job && e->idx == idx) {
+		if (e && e->job->row.id == job && e->idx == idx) {
 			*progress = e->progress;
 			*message = e->message;
 			return 1;
