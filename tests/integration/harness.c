@@ -474,6 +474,28 @@ int workers_idle(const struct server *s, void *ctx)
 	return workers_in(s, "idle", NULL) == *(int *)ctx;
 }
 
+int restarts(const struct server *s, const char *cause)
+{
+	cJSON *j;
+	struct resp r;
+	char series[128];
+	const char *at;
+	int n;
+
+	if (!cause) {
+		j = api(s, "GET", "/api/progress", NULL, 200);
+		n = (int)jnum(j, "totals.workers.restarts");
+		cJSON_Delete(j);
+		return n;
+	}
+	http_request(s, "GET", "/metrics", NULL, NULL, &r);
+	snprintf(series, sizeof(series), "batchd_worker_restarts_total{cause=\"%s\"} ", cause);
+	at = r.body ? strstr(r.body, series) : NULL;
+	n = at ? atoi(at + strlen(series)) : -1;
+	resp_free(&r);
+	return n;
+}
+
 cJSON *wait_job(const struct server *s, int64_t id, const char *states,
 		double timeout_s)
 {

@@ -103,6 +103,10 @@ char *file_text(const char *path);
 int workers_in(const struct server *s, const char *states, int *total);
 /* A wait_until() condition: exactly *(int *)ctx workers are idle. */
 int workers_idle(const struct server *s, void *ctx);
+/* Workers replaced since the server started: all of them (cause NULL,
+ * from /api/progress), or those of one cause (from /metrics; -1 when the
+ * series is missing). */
+int restarts(const struct server *s, const char *cause);
 /* Polls until cond(ctx) is true or the deadline; returns 1 if it became
  * true. */
 int wait_until(int (*cond)(const struct server *s, void *ctx),

@@ -236,25 +236,6 @@ static void test_plugin_exits(void **state)
 	buf_release(&h);
 }
 
-static int restarts(const struct server *s, const char *cause)
-{
-	cJSON *j = api(s, "GET", "/api/progress", NULL, 200);
-	int n = (int)jnum(j, "totals.workers.restarts");
-	struct resp r;
-	char series[128];
-	const char *at;
-
-	cJSON_Delete(j);
-	if (!cause)
-		return n;
-	http_request(s, "GET", "/metrics", NULL, NULL, &r);
-	snprintf(series, sizeof(series), "batchd_worker_restarts_total{cause=\"%s\"} ", cause);
-	at = strstr(r.body, series);
-	n = at ? atoi(at + strlen(series)) : -1;
-	resp_free(&r);
-	return n;
-}
-
 static int64_t running_task(const struct server *s, const char *input)
 {
 	char body[600];

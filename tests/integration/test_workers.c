@@ -556,28 +556,46 @@ static int gone_within(const pid_t *pids, int n, double s)
 	return 0;
 }
 
+/* Starts s with one worker and a command handler per script: names[i]
+ * runs scripts[i], written as names[i].sh in s's directory. */
+static void start_with_scripts(struct server *s, const char *const *names,
+			       const char *const *scripts, int n)
+{
+	char path[400], hf[400];
+	struct buf text = BUF_INIT;
+
+	server_init(s);
+	buf_adds(&text, "{\"handlers\": {");
+	for (int i = 0; i < n; i++) {
+		char file[64];
+
+		snprintf(file, sizeof(file), "%s.sh", names[i]);
+		write_file(s, file, scripts[i], 0755, path, sizeof(path));
+		buf_addf(&text, "%s\"%s\": {\"argv\": [\"%s\"]}", i ? ", " : "", names[i], path);
+	}
+	buf_adds(&text, "}}");
+	write_file(s, "handlers.json", text.data, 0644, hf, sizeof(hf));
+	buf_release(&text);
+
+	const char *args[] = { "--workers", "1", "--handlers", hf, NULL };
+
+	server_start(s, args);
+}
+
 /* The programs a worker started die with it: when it is killed from
  * outside (with the programs' own children), and when the whole server is
  * SIGKILLed. None runs on unseen while its task runs again. */
 static void test_programs_die_with_worker(void **state)
 {
 	struct server s;
-	char p1[400], p2[400], hf[400], text[1200];
 	pid_t pids[2], worker;
 	struct pool_state ps;
 	int64_t id;
 	cJSON *t;
 
 	(void)state;
-	server_init(&s);
-	write_file(&s, "direct.sh", direct_script, 0755, p1, sizeof(p1));
-	write_file(&s, "tree.sh", tree_script, 0755, p2, sizeof(p2));
-	snprintf(text, sizeof(text), "{\"handlers\": {\"direct\": {\"argv\": [\"%s\"]},"
-		 " \"tree\": {\"argv\": [\"%s\"]}}}", p1, p2);
-	write_file(&s, "handlers.json", text, 0644, hf, sizeof(hf));
-	const char *args[] = { "--workers", "1", "--handlers", hf, NULL };
-
-	server_start(&s, args);
+	start_with_scripts(&s, (const char *[]){ "direct", "tree" },
+			   (const char *[]){ direct_script, tree_script }, 2);
 	id = submit(&s, "{\"handler\": \"tree\", \"tasks\": [null]}");
 	assert_int_equal(read_pids(&s, "tree", id, pids), 2);
 	pool_state(&s, &ps);
@@ -618,15 +636,6 @@ static long counter_calls(const struct server *s, long *pid)
 	return calls;
 }
 
-static int restarts(const struct server *s)
-{
-	cJSON *j = api(s, "GET", "/api/progress", NULL, 200);
-	int n = (int)jnum(j, "totals.workers.restarts");
-
-	cJSON_Delete(j);
-	return n;
-}
-
 /* A command task that is cancelled or times out is stopped in its worker:
  * the program and its children go, the worker stays with every handler's
  * state in it. A program's leftovers go when it ends. A worker that does
@@ -635,7 +644,6 @@ static int restarts(const struct server *s)
 static void test_command_stop_keeps_worker(void **state)
 {
 	struct server s;
-	char p1[400], p2[400], hf[400], text[1200];
 	pid_t pids[2];
 	long pid0, pid;
 	struct pool_state ps;
@@ -643,15 +651,8 @@ static void test_command_stop_keeps_worker(void **state)
 	cJSON *t;
 
 	(void)state;
-	server_init(&s);
-	write_file(&s, "tree.sh", tree_script, 0755, p1, sizeof(p1));
-	write_file(&s, "daemon.sh", daemon_script, 0755, p2, sizeof(p2));
-	snprintf(text, sizeof(text), "{\"handlers\": {\"tree\": {\"argv\": [\"%s\"]},"
-		 " \"daemon\": {\"argv\": [\"%s\"]}}}", p1, p2);
-	write_file(&s, "handlers.json", text, 0644, hf, sizeof(hf));
-	const char *args[] = { "--workers", "1", "--handlers", hf, NULL };
-
-	server_start(&s, args);
+	start_with_scripts(&s, (const char *[]){ "tree", "daemon" },
+			   (const char *[]){ tree_script, daemon_script }, 2);
 	assert_int_equal(counter_calls(&s, &pid0), 1);
 
 	/* Cancelled. */
@@ -661,7 +662,7 @@ static void test_command_stop_keeps_worker(void **state)
 	assert_true(gone_within(pids, 2, 10));
 	assert_int_equal(counter_calls(&s, &pid), 2);
 	assert_int_equal(pid, pid0);
-	assert_int_equal(restarts(&s), 0);
+	assert_int_equal(restarts(&s, NULL), 0);
 
 	/* Timed out, then retried, on the same worker. */
 	id = submit(&s, "{\"handler\": \"tree\", \"timeout_s\": 0.5, \"max_attempts\": 2,"
@@ -675,7 +676,7 @@ static void test_command_stop_keeps_worker(void **state)
 	cJSON_Delete(t);
 	assert_int_equal(counter_calls(&s, &pid), 3);
 	assert_int_equal(pid, pid0);
-	assert_int_equal(restarts(&s), 0);
+	assert_int_equal(restarts(&s, NULL), 0);
 
 	/* What a program leaves running goes when it ends. */
 	id = submit(&s, "{\"handler\": \"daemon\", \"tasks\": [null]}");
@@ -695,7 +696,7 @@ static void test_command_stop_keeps_worker(void **state)
 	assert_true(gone_within((pid_t[]){ (pid_t)pid0 }, 1, 15));
 	assert_int_equal(counter_calls(&s, &pid), 1);	/* a new worker */
 	assert_true(pid != pid0);
-	assert_int_equal(restarts(&s), 1);
+	assert_int_equal(restarts(&s, NULL), 1);
 	server_free(&s);
 }
 
@@ -720,7 +721,7 @@ static int succeeded_5(const struct server *s, void *ctx)
 static void test_cancel_starts_nothing_more(void **state)
 {
 	struct server s;
-	char p1[400], hf[400], text[800], log[400];
+	char log[400];
 	struct buf body = BUF_INIT;
 	int64_t id;
 	cJSON *j;
@@ -728,13 +729,7 @@ static void test_cancel_starts_nothing_more(void **state)
 	FILE *f;
 
 	(void)state;
-	server_init(&s);
-	write_file(&s, "starts.sh", starts_script, 0755, p1, sizeof(p1));
-	snprintf(text, sizeof(text), "{\"handlers\": {\"starts\": {\"argv\": [\"%s\"]}}}", p1);
-	write_file(&s, "handlers.json", text, 0644, hf, sizeof(hf));
-	const char *args[] = { "--workers", "1", "--handlers", hf, NULL };
-
-	server_start(&s, args);
+	start_with_scripts(&s, (const char *[]){ "starts" }, (const char *[]){ starts_script }, 1);
 	buf_adds(&body, "{\"handler\": \"starts\", \"tasks\": [null");
 	for (int i = 1; i < 200; i++)
 		buf_adds(&body, ", null");
@@ -759,7 +754,7 @@ static void test_cancel_starts_nothing_more(void **state)
 	/* The finished ones, and at most the one the cancel stopped. */
 	print_message("%d tasks succeeded, %d started before the cancel\n", done, started);
 	assert_true(started <= done + 1);
-	assert_int_equal(restarts(&s), 0);
+	assert_int_equal(restarts(&s, NULL), 0);
 	server_free(&s);
 }
 
