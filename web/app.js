@@ -270,7 +270,9 @@ function figures(j, fig) {
   setText(fig.pct, fmt.percent(workFraction(p)));
   setText(fig.rate, fmt.rate(p.rate));
   fig.rate.title = active ? 'Tasks per second, over the last 10 seconds' : 'Average tasks per second';
-  setText(fig.elapsed.lastChild, fmt.duration(elapsed(j)));
+  // A finished job's time to the millisecond: "took 14ms" is what makes
+  // sense of a short job's rate of thousands a second.
+  setText(fig.elapsed.lastChild, fmt.duration(elapsed(j), { ms: !active }));
   setText(fig.elapsedKey, j.started_at ? (active ? 'elapsed' : 'took') : 'waiting');
   const eta = active ? (p.eta_s == null ? '—' : fmt.duration(p.eta_s)) : null;
   fig.eta.hidden = eta == null;

@@ -123,6 +123,11 @@ test('submit a job through the form and watch its bar reach 100%', async (t) => 
   const job = await s.api('GET', '/api/jobs/1');
   assert.equal(job.max_attempts, 2);
   assert.equal(job.progress.succeeded, 12);
+  // A finished job's time to a tenth of a second under 10 s, from its
+  // own start and finish.
+  const took = (Date.parse(job.finished_at) - Date.parse(job.started_at)) / 1000;
+  assert.ok(took < 10);
+  assert.equal(await text(page, `${card} .fig.elapsed`), `took ${parseFloat(took.toFixed(1))}s`);
   await screenshot(page, 'submitted-done');
 });
 
