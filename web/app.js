@@ -409,7 +409,7 @@ function renderWorkers() {
       h('td', {},
         h('div', { class: 'w-id' }, w.id != null ? `#${w.id}` : `slot ${w.slot}`),
         h('div', { class: 'w-sub' }, w.pid ? `pid ${w.pid}` : 'no process'),
-        w.handlers.length ? h('div', { class: 'w-sub', title: 'Handlers initialized in this worker' },
+        w.handlers.length ? h('div', { class: 'w-sub w-handlers', title: 'Handlers initialized in this worker' },
           w.handlers.join(', ')) : null),
       h('td', {}, h('span', { class: 'badge ' + w.state }, w.state)),
       h('td', {}, cur),

@@ -339,6 +339,11 @@ test('the dashboard with running jobs (README screenshot), phone and dark', asyn
   await live(page);
   await page.waitForSelector(`${jobCard(urgent)} .badge.running`);
   await page.waitForSelector('#worker-rows .badge.busy');
+  // Workers that live on collect handlers (echo, sleep, fail here) and
+  // hundreds of tasks: their table still fits its panel.
+  await page.waitForSelector('#worker-rows .w-handlers >> text=/,.*,/');
+  const over = await page.$eval('table.workers', (t) => t.parentElement.scrollWidth - t.parentElement.clientWidth);
+  assert.ok(over <= 0, `the workers table is ${over}px wider than its panel`);
   const png = await screenshot(page, 'dashboard');
   // The README's picture: refreshed by `make screenshot` (BATCHD_SCREENSHOT=1),
   // not by every test run, so that a run leaves the tree as it found it.
