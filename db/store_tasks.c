@@ -33,17 +33,27 @@ int store_tasks_list(struct store *s, int64_t job, int state, int64_t offset,
 	return n;
 }
 
+/* Statement q with the task's ids bound (?1 job, ?2 index), or NULL. */
+static sqlite3_stmt *task_stmt(struct store *s, int q, int64_t job, int64_t idx)
+{
+	sqlite3_stmt *st = store_stmt(s, q);
+
+	if (st) {
+		sqlite3_bind_int64(st, 1, job);
+		sqlite3_bind_int64(st, 2, idx);
+	}
+	return st;
+}
+
 int store_task_get(struct store *s, int64_t job, int64_t idx, store_task_fn fn,
 		   void *ctx)
 {
-	sqlite3_stmt *st = store_stmt(s, Q_TASK_GET);
+	sqlite3_stmt *st = task_stmt(s, Q_TASK_GET, job, idx);
 	struct store_task t;
 	int n = 0;
 
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, job);
-	sqlite3_bind_int64(st, 2, idx);
 	FOR_EACH_ROW(s, st, n, (store_read_task(st, &t, 1), fn(ctx, &t)));
 	return n ? 0 : STORE_NOT_FOUND;
 }
@@ -78,13 +88,11 @@ int store_tasks_queued(struct store *s, int64_t job, int64_t from, int limit,
 int store_task_queued(struct store *s, int64_t job, int64_t idx,
 		      store_queued_fn fn, void *ctx)
 {
-	sqlite3_stmt *st = store_stmt(s, Q_TASK_QUEUED);
+	sqlite3_stmt *st = task_stmt(s, Q_TASK_QUEUED, job, idx);
 	int n;
 
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, job);
-	sqlite3_bind_int64(st, 2, idx);
 	n = each_queued(s, st, fn, ctx);
 	return n < 0 ? -1 : n ? 0 : STORE_NOT_FOUND;
 }
@@ -92,12 +100,10 @@ int store_task_queued(struct store *s, int64_t job, int64_t idx,
 int store_task_running(struct store *s, int64_t job, int64_t idx, int attempts,
 		       int worker, int64_t started_at)
 {
-	sqlite3_stmt *st = store_stmt(s, Q_TASK_RUNNING);
+	sqlite3_stmt *st = task_stmt(s, Q_TASK_RUNNING, job, idx);
 
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, job);
-	sqlite3_bind_int64(st, 2, idx);
 	sqlite3_bind_int(st, 3, attempts);
 	sqlite3_bind_int(st, 4, worker);
 	sqlite3_bind_int64(st, 5, started_at);
@@ -107,12 +113,10 @@ int store_task_running(struct store *s, int64_t job, int64_t idx, int attempts,
 int store_task_progress(struct store *s, int64_t job, int64_t idx,
 			double fraction, const char *message, size_t msg_len)
 {
-	sqlite3_stmt *st = store_stmt(s, Q_TASK_PROGRESS);
+	sqlite3_stmt *st = task_stmt(s, Q_TASK_PROGRESS, job, idx);
 
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, job);
-	sqlite3_bind_int64(st, 2, idx);
 	sqlite3_bind_double(st, 3, fraction);
 	store_bind_text(st, 4, message, msg_len);
 	return store_exec(s, st);
@@ -124,13 +128,11 @@ int store_task_finish(struct store *s, int64_t job, int64_t idx, int state,
 		      size_t result_len, const char *error, size_t error_len,
 		      double progress, const char *message)
 {
-	sqlite3_stmt *st = store_stmt(s, Q_TASK_FINISH);
+	sqlite3_stmt *st = task_stmt(s, Q_TASK_FINISH, job, idx);
 
 	assert(state_final(state));
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, job);
-	sqlite3_bind_int64(st, 2, idx);
 	sqlite3_bind_int(st, 3, state);
 	sqlite3_bind_int(st, 4, attempts);
 	store_bind_int(st, 5, worker);
@@ -147,12 +149,10 @@ int store_task_finish(struct store *s, int64_t job, int64_t idx, int state,
 int store_task_retry(struct store *s, int64_t job, int64_t idx, int attempts,
 		     int64_t not_before, const char *error, size_t error_len)
 {
-	sqlite3_stmt *st = store_stmt(s, Q_TASK_RETRY);
+	sqlite3_stmt *st = task_stmt(s, Q_TASK_RETRY, job, idx);
 
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, job);
-	sqlite3_bind_int64(st, 2, idx);
 	sqlite3_bind_int(st, 3, attempts);
 	store_bind_int(st, 4, not_before);
 	store_bind_text(st, 5, error, error_len);
@@ -161,12 +161,10 @@ int store_task_retry(struct store *s, int64_t job, int64_t idx, int attempts,
 
 int store_task_requeue(struct store *s, int64_t job, int64_t idx, int attempts)
 {
-	sqlite3_stmt *st = store_stmt(s, Q_TASK_REQUEUE);
+	sqlite3_stmt *st = task_stmt(s, Q_TASK_REQUEUE, job, idx);
 
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, job);
-	sqlite3_bind_int64(st, 2, idx);
 	sqlite3_bind_int(st, 3, attempts);
 	return store_exec(s, st);
 }

@@ -51,13 +51,6 @@ static int add_recent(void *ctx, const struct store_job *row)
 	return 0;
 }
 
-static int count_live(void *ctx, const struct sched_live *live)
-{
-	(void)live;
-	(*(int *)ctx)++;
-	return 1;
-}
-
 static cJSON *counts(const int64_t c[ST_COUNT])
 {
 	cJSON *o = cJSON_CreateObject();
@@ -110,16 +103,14 @@ void api_progress(struct request *q, struct reply *r)
 	struct app *app = q->app;
 	int64_t now = clock_wall_ms();
 	const char *inm = req_header(q, "If-None-Match");
-	int live = 0;
 	char etag[64];
 	cJSON *doc;
 
 	/* Rates and ETAs move with time while a job is active: the ETag
 	 * changes every second then, and only with events otherwise. */
-	sched_each_live(app->sched, now, count_live, &live);
 	snprintf(etag, sizeof(etag), "\"p%llu-%lld\"",
 		 (unsigned long long)sched_version(app->sched),
-		 live ? (long long)(now / 1000) : 0LL);
+		 sched_has_live(app->sched) ? (long long)(now / 1000) : 0LL);
 	reply_header(r, "ETag", etag);
 	reply_header(r, "Cache-Control", "no-cache");
 	if (inm && http_etag_match(inm, etag)) {

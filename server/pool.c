@@ -65,7 +65,7 @@ struct pool {
 	volatile pid_t *groups;
 };
 
-/* Kills the worker of slot s, its process group (co-processes) and the
+/* Kills the worker of slot i, its process group (co-processes) and the
  * group of the program it runs. */
 static void kill_worker(struct pool *p, int i)
 {
@@ -570,9 +570,7 @@ void pool_reap(struct pool *p)
 		 * programs it started along: none runs on unseen while its
 		 * task runs again. */
 		if (i < p->cfg.size) {
-			kill(-pid, SIGKILL);
-			if (p->groups[i] > 0)
-				kill(-p->groups[i], SIGKILL);
+			kill_worker(p, i);
 			p->groups[i] = 0;
 		}
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)

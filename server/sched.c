@@ -334,7 +334,6 @@ void wslot_pop(struct wslot *w)
 	w->len--;
 }
 
-/* The entry at the head of a worker's queue is the task it is running. */
 void sched_stop_head(struct sched *s, int slot, enum kill_reason why)
 {
 	struct wslot *w = &s->slots[slot];
@@ -355,6 +354,7 @@ void sched_stop_head(struct sched *s, int slot, enum kill_reason why)
 	pool_kill(s->pool, slot);
 }
 
+/* The entry at the head of a worker's queue is the task it is running. */
 void sched_became_head(struct sched *s, struct wslot *w)
 {
 	struct inflight *e;

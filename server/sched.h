@@ -75,6 +75,8 @@ int sched_live(struct sched *s, int64_t id, int64_t now_ms,
 void sched_each_live(struct sched *s, int64_t now_ms,
 		     int (*fn)(void *ctx, const struct sched_live *live),
 		     void *ctx);
+/* Whether any job is active (queued or running). */
+int sched_has_live(const struct sched *s);
 /* Counts of live jobs and tasks: running tasks, and tasks handed out. */
 int64_t sched_running(const struct sched *s);
 /* The task at the head of slot's worker: 1 and its ids, or 0 when idle. */

@@ -276,6 +276,14 @@ void sched_each_live(struct sched *s, int64_t now_ms,
 	}
 }
 
+int sched_has_live(const struct sched *s)
+{
+	for (const struct ljob *j = s->jobs; j; j = j->next)
+		if (ljob_active(j))
+			return 1;
+	return 0;
+}
+
 int64_t sched_running(const struct sched *s)
 {
 	int64_t n = 0;

@@ -58,11 +58,9 @@ struct worker {
 	struct buf out;
 	struct wtask *head, *tail;
 	int stopping;
-	/* The task run() is running, and whether the server asked it to
-	 * stop. */
-	int cur_active;
-	uint64_t cur_job;
-	uint32_t cur_idx;
+	/* The task run() is running (NULL: none), and whether the server
+	 * asked it to stop. */
+	struct batchd_task *cur;
 	int cur_stop;
 };
 
@@ -150,7 +148,7 @@ static int receive(struct worker *w, int block)
 			for (struct wtask *t = w->head; t; t = t->next)
 				if (t->job == f.job && t->idx == f.idx)
 					t->skip = 1;
-			if (w->cur_active && w->cur_job == f.job && w->cur_idx == f.idx)
+			if (w->cur && w->cur->job == f.job && w->cur->idx == f.idx)
 				w->cur_stop = 1;
 		} else if (f.type == FRAME_STOP) {
 			w->stopping = 1;
@@ -381,12 +379,10 @@ static void run_task(struct worker *w, struct wtask *wt)
 		struct hstate *s = &w->hs[wt->handler];
 		int rc;
 
-		w->cur_active = 1;
-		w->cur_job = wt->job;
-		w->cur_idx = wt->idx;
+		w->cur = &t;
 		w->cur_stop = 0;
 		rc = h->ops->run(s->state, &t, wt->input, &res);
-		w->cur_active = 0;
+		w->cur = NULL;
 
 		ok = rc == BATCHD_OK;
 		if (rc == BATCHD_INIT_FAILED) {
