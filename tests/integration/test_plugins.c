@@ -236,15 +236,27 @@ static void test_plugin_exits(void **state)
 	buf_release(&h);
 }
 
+static int halfway(const struct server *s, void *ctx)
+{
+	cJSON *t = apif(s, "GET", 200, NULL, "/api/jobs/%lld/tasks/0", *(long long *)ctx);
+	int ok = jstr(t, "message") && !strcmp(jstr(t, "message"), "halfway");
+
+	cJSON_Delete(t);
+	return ok;
+}
+
+/* Submits a one-task job and waits until its run() has begun: a job is
+ * "running" once its task is handed out, and a stop that reaches the
+ * worker before run() does skips the task without running it. */
 static int64_t running_task(const struct server *s, const char *input)
 {
 	char body[600];
-	int64_t id;
+	long long id;
 
 	snprintf(body, sizeof(body), "{\"handler\": \"tp\", \"timeout_s\": 60, \"tasks\": [\"%s\"]}",
 		 input);
 	id = submit(s, body);
-	cJSON_Delete(wait_job(s, id, "running", 30));
+	assert_true(wait_until(halfway, s, &id, 30));
 	return id;
 }
 

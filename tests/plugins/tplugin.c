@@ -6,7 +6,7 @@
  * with that text.
  *
  * input: "wait:/path" reports progress 0.5 "halfway", then waits for the
- * file to exist, deaf to a stop; "until:/path" waits for it too, but
+ * file to exist, deaf to a stop; "until:/path" does the same, but
  * returns "stopped" (failing) when batchd_task_should_stop() says so;
  * "fail:text" fails with text; "exit:N" ends the worker
  * process with exit(N), as a careless library might; anything else succeeds.
@@ -106,6 +106,7 @@ static int t_run(void *state, struct batchd_task *task, const char *input, char 
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
 
 		snprintf(path, sizeof(path), "%.*s", (int)(strlen(input) - 8), input + 7);
+		batchd_progress(task, 0.5, "halfway");
 		while (access(path, F_OK) != 0) {
 			if (batchd_task_should_stop(task)) {
 				*result = strdup("stopped");
