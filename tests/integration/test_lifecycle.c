@@ -526,6 +526,21 @@ static void test_kill9_restart(void **state)
 	server_free(&s);
 }
 
+/* Two tasks of job 1 have reported progress: their workers run them (a
+ * task handed out but not yet begun is given back at a shutdown). */
+static int two_begun(const struct server *s, void *ctx)
+{
+	cJSON *j = api(s, "GET", "/api/jobs/1/tasks?state=running", NULL, 200);
+	const cJSON *t;
+	int n = 0;
+
+	(void)ctx;
+	cJSON_ArrayForEach(t, cJSON_GetObjectItem(j, "tasks"))
+		n += cJSON_IsNumber(cJSON_GetObjectItem(t, "progress")) && jnum(t, "progress") > 0;
+	cJSON_Delete(j);
+	return n == 2;
+}
+
 /* SIGTERM: running tasks finish, queued ones stay queued, the server exits
  * 0 and leaves no process behind; a restart finishes the job. */
 static void test_graceful_shutdown(void **state)
@@ -533,15 +548,20 @@ static void test_graceful_shutdown(void **state)
 	struct server s;
 	struct pids workers;
 	const char *args[] = { "--workers", "2", "--grace", "30", NULL };
+	struct buf body = BUF_INIT;
 	cJSON *j;
 	int status;
 
 	(void)state;
 	server_init(&s);
 	server_start(&s, args);
-	submit(&s, "{\"handler\": \"sleep\", \"tasks\": [{\"ms\": 700}, {\"ms\": 700},"
-	       " {\"ms\": 700}, {\"ms\": 700}, {\"ms\": 700}, {\"ms\": 700}]}");
-	cJSON_Delete(wait_job(&s, 1, "running", 30));
+	buf_adds(&body, "{\"handler\": \"sleep\", \"tasks\": [");
+	for (int i = 0; i < 6; i++)
+		buf_addf(&body, "%s{\"ms\": 700, \"steps\": 70}", i ? ", " : "");
+	buf_adds(&body, "]}");
+	submit(&s, body.data);
+	buf_release(&body);
+	assert_true(wait_until(two_begun, &s, NULL, 30));
 	workers.n = server_children(&s, workers.p, 16);
 	assert_int_equal(workers.n, 2);
 	status = server_stop(&s);
