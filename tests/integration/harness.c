@@ -99,6 +99,36 @@ int pid_alive(pid_t pid)
 	return st != 'Z' && st != 'X';
 }
 
+int pids_gone_within(const pid_t *pids, int n, double s)
+{
+	for (double deadline = now_s() + s; now_s() < deadline; usleep(10000)) {
+		int alive = 0;
+
+		for (int i = 0; i < n; i++)
+			alive += pid_alive(pids[i]);
+		if (!alive)
+			return 1;
+	}
+	return 0;
+}
+
+int read_pids_file(const char *path, pid_t *pids, int n, double s)
+{
+	int got = 0;
+
+	for (double deadline = now_s() + s; got < n && now_s() < deadline; usleep(10000)) {
+		FILE *f = fopen(path, "r");
+		int v;
+
+		if (!f)
+			continue;
+		for (got = 0; got < n && fscanf(f, "%d", &v) == 1; got++)
+			pids[got] = v;
+		fclose(f);
+	}
+	return got;
+}
+
 /* Reads the port from the "listening" log line; 0 if not there yet. */
 static int read_port(const struct server *s)
 {

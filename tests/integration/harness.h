@@ -51,6 +51,11 @@ int server_setup(void **state);
 int server_teardown(void **state);
 /* Whether process pid exists and is not a zombie. */
 int pid_alive(pid_t pid);
+/* Waits up to s seconds until none of the n processes is alive; 1 if so. */
+int pids_gone_within(const pid_t *pids, int n, double s);
+/* Waits up to s seconds until the file at path holds n numbers (pids a
+ * program wrote); returns how many it read into pids. */
+int read_pids_file(const char *path, pid_t *pids, int n, double s);
 /* Forks and executes argv (argv[0] a batchd binary) as the record's server:
  * its output appended to the record's log, the sanitizers' options set, and
  * killed if the test dies; sets s->pid and returns it. */

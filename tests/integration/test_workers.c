@@ -523,37 +523,14 @@ static const char tree_script[] =
 	"wait\n";
 
 /* Reads the pids a script wrote, once it has; returns how many. */
-static int read_pids(const struct server *s, const char *name, int64_t job, pid_t *pids)
+/* The n pids a script wrote to pid.<name>.<job>; how many it read. */
+static int read_pids(const struct server *s, const char *name, int64_t job, pid_t *pids,
+		     int n)
 {
 	char path[400];
-	int a = 0, b = 0, n = 0;
-	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/pid.%s.%lld", s->dir, name, (long long)job);
-	for (double deadline = now_s() + 30; !n && now_s() < deadline; usleep(10000)) {
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		n = fscanf(f, "%d %d", &a, &b);
-		fclose(f);
-		n = n < 0 ? 0 : n;
-	}
-	pids[0] = a;
-	pids[1] = b;
-	return n;
-}
-
-static int gone_within(const pid_t *pids, int n, double s)
-{
-	for (double deadline = now_s() + s; now_s() < deadline; usleep(10000)) {
-		int alive = 0;
-
-		for (int i = 0; i < n; i++)
-			alive += pid_alive(pids[i]);
-		if (!alive)
-			return 1;
-	}
-	return 0;
+	return read_pids_file(path, pids, n, 30);
 }
 
 /* Starts s with one worker and a command handler per script: names[i]
@@ -597,20 +574,20 @@ static void test_programs_die_with_worker(void **state)
 	start_with_scripts(&s, (const char *[]){ "direct", "tree" },
 			   (const char *[]){ direct_script, tree_script }, 2);
 	id = submit(&s, "{\"handler\": \"tree\", \"tasks\": [null]}");
-	assert_int_equal(read_pids(&s, "tree", id, pids), 2);
+	assert_int_equal(read_pids(&s, "tree", id, pids, 2), 2);
 	pool_state(&s, &ps);
 	worker = ps.pids[0];
 	kill(worker, SIGKILL);
-	assert_true(gone_within(pids, 2, 10));
+	assert_true(pids_gone_within(pids, 2, 10));
 	cJSON_Delete(wait_job(&s, id, "failed", 30));
 	t = apif(&s, "GET", 200, NULL, "/api/jobs/%lld/tasks/0", (long long)id);
 	assert_non_null(strstr(jstr(t, "error"), "killed by signal 9"));
 	cJSON_Delete(t);
 
 	id = submit(&s, "{\"handler\": \"direct\", \"tasks\": [null]}");
-	assert_int_equal(read_pids(&s, "direct", id, pids), 1);
+	assert_int_equal(read_pids(&s, "direct", id, pids, 1), 1);
 	server_kill(&s);
-	assert_true(gone_within(pids, 1, 10));
+	assert_true(pids_gone_within(pids, 1, 10));
 	server_free(&s);
 }
 
@@ -657,9 +634,9 @@ static void test_command_stop_keeps_worker(void **state)
 
 	/* Cancelled. */
 	id = submit(&s, "{\"handler\": \"tree\", \"tasks\": [null, null]}");
-	assert_int_equal(read_pids(&s, "tree", id, pids), 2);
+	assert_int_equal(read_pids(&s, "tree", id, pids, 2), 2);
 	cJSON_Delete(apif(&s, "POST", 200, NULL, "/api/jobs/%lld/cancel", (long long)id));
-	assert_true(gone_within(pids, 2, 10));
+	assert_true(pids_gone_within(pids, 2, 10));
 	assert_int_equal(counter_calls(&s, &pid), 2);
 	assert_int_equal(pid, pid0);
 	assert_int_equal(restarts(&s, NULL), 0);
@@ -667,9 +644,9 @@ static void test_command_stop_keeps_worker(void **state)
 	/* Timed out, then retried, on the same worker. */
 	id = submit(&s, "{\"handler\": \"tree\", \"timeout_s\": 0.5, \"max_attempts\": 2,"
 		    " \"tasks\": [null]}");
-	assert_int_equal(read_pids(&s, "tree", id, pids), 2);
+	assert_int_equal(read_pids(&s, "tree", id, pids, 2), 2);
 	cJSON_Delete(wait_job(&s, id, "failed", 30));
-	assert_true(gone_within(pids, 2, 10));
+	assert_true(pids_gone_within(pids, 2, 10));
 	t = apif(&s, "GET", 200, NULL, "/api/jobs/%lld/tasks/0", (long long)id);
 	assert_string_equal(jstr(t, "error"), "timed out after 0.5 s");
 	assert_int_equal(jnum(t, "attempts"), 2);
@@ -681,19 +658,19 @@ static void test_command_stop_keeps_worker(void **state)
 	/* What a program leaves running goes when it ends. */
 	id = submit(&s, "{\"handler\": \"daemon\", \"tasks\": [null]}");
 	cJSON_Delete(wait_job(&s, id, "succeeded", 30));
-	assert_int_equal(read_pids(&s, "daemon", id, pids), 2);
-	assert_true(gone_within(pids, 2, 10));
+	assert_int_equal(read_pids(&s, "daemon", id, pids, 2), 2);
+	assert_true(pids_gone_within(pids, 2, 10));
 
 	/* A worker that cannot answer (stopped) is killed after the grace,
 	 * and the program's group with it. */
 	id = submit(&s, "{\"handler\": \"tree\", \"tasks\": [null]}");
-	assert_int_equal(read_pids(&s, "tree", id, pids), 2);
+	assert_int_equal(read_pids(&s, "tree", id, pids, 2), 2);
 	pool_state(&s, &ps);
 	assert_int_equal(ps.pids[0], pid0);
 	kill(pid0, SIGSTOP);
 	cJSON_Delete(apif(&s, "POST", 200, NULL, "/api/jobs/%lld/cancel", (long long)id));
-	assert_true(gone_within(pids, 2, 15));
-	assert_true(gone_within((pid_t[]){ (pid_t)pid0 }, 1, 15));
+	assert_true(pids_gone_within(pids, 2, 15));
+	assert_true(pids_gone_within((pid_t[]){ (pid_t)pid0 }, 1, 15));
 	assert_int_equal(counter_calls(&s, &pid), 1);	/* a new worker */
 	assert_true(pid != pid0);
 	assert_int_equal(restarts(&s, NULL), 1);
