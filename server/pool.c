@@ -58,24 +58,41 @@ struct pool {
 	uint64_t restarts;
 	pid_t server_pid;
 	int64_t mem_poll_at;	/* monotonic us of the next size check */
-	/* Shared with the workers: slot i's worker stores there the process
-	 * group of the program it runs (a command handler's, which leads a
-	 * group of its own), 0 when none. Killing a worker kills that group
-	 * too, so that a program's own children do not outlive it. */
+	/* Shared with the workers: a row of `stride` entries per slot, where
+	 * its worker stores the process groups of the programs it runs, each
+	 * of which leads a group of its own (0: none): the command handler's
+	 * program first, then its co-processes. Killing a worker kills those
+	 * groups too, so that a program's own children do not outlive it. */
 	volatile pid_t *groups;
+	int stride;		/* 1 + the handlers: a co-process at most each */
 };
 
-/* Kills the worker of slot i, its process group (co-processes) and the
- * group of the program it runs. */
+static volatile pid_t *groups_of(struct pool *p, int i)
+{
+	return &p->groups[(size_t)i * (size_t)p->stride];
+}
+
+/* Kills the worker of slot i, its process group and the groups of the
+ * programs it runs (its command program, its co-processes). */
 static void kill_worker(struct pool *p, int i)
 {
 	struct slot *s = &p->slots[i];
-	pid_t g = p->groups[i];
+	volatile pid_t *g = groups_of(p, i);
 
 	kill(-s->info.pid, SIGKILL);
 	kill(s->info.pid, SIGKILL);
-	if (g > 0)
-		kill(-g, SIGKILL);
+	for (int k = 0; k < p->stride; k++)
+		if (g[k] > 0)
+			kill(-g[k], SIGKILL);
+}
+
+/* Forgets the groups of slot i's worker, which has been killed. */
+static void clear_groups(struct pool *p, int i)
+{
+	volatile pid_t *g = groups_of(p, i);
+
+	for (int k = 0; k < p->stride; k++)
+		g[k] = 0;
 }
 
 static void on_socket(void *ctx, int fd, uint32_t events);
@@ -106,7 +123,9 @@ struct pool *pool_new(struct loop *l, const struct registry *reg,
 	}
 	p->next_id = 1;
 	p->server_pid = getpid();
-	p->groups = mmap(NULL, sizeof(pid_t) * (size_t)cfg->size, PROT_READ | PROT_WRITE,
+	p->stride = 1 + registry_count(reg);
+	p->groups = mmap(NULL, sizeof(pid_t) * (size_t)cfg->size * (size_t)p->stride,
+			 PROT_READ | PROT_WRITE,
 			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (p->groups == MAP_FAILED)
 		abort();
@@ -168,7 +187,7 @@ static void become_worker(struct pool *p, int sock, int id, int slot)
 		dup2(devnull, 0);
 	close_range(4, ~0U, 0);
 	worker_set_memory_limit(p->cfg.max_rss);
-	worker_set_group_slot(&p->groups[slot]);
+	worker_set_group_slots(groups_of(p, slot), p->stride);
 	_exit(worker_main(3, id, p->reg));
 }
 
@@ -184,7 +203,7 @@ static int spawn(struct pool *p, int i, char *err, size_t errlen)
 		snprintf(err, errlen, "socketpair: %s", strerror(errno));
 		return -1;
 	}
-	p->groups[i] = 0;
+	clear_groups(p, i);
 	/* No signal handler may run in the child before it has reset them. */
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
@@ -571,7 +590,7 @@ void pool_reap(struct pool *p)
 		 * task runs again. */
 		if (i < p->cfg.size) {
 			kill_worker(p, i);
-			p->groups[i] = 0;
+			clear_groups(p, i);
 		}
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
@@ -645,6 +664,6 @@ void pool_free(struct pool *p)
 		free(s->info.handlers);
 	}
 	free(p->slots);
-	munmap((void *)p->groups, sizeof(pid_t) * (size_t)p->cfg.size);
+	munmap((void *)p->groups, sizeof(pid_t) * (size_t)p->cfg.size * (size_t)p->stride);
 	free(p);
 }

@@ -146,10 +146,10 @@ void sched_became_head(struct sched *s, struct wslot *w);
 int sched_worker_id(struct sched *s, int slot);
 /* Ends the task the worker of slot is running, for why (a timeout or a
  * cancel): the worker is asked to stop it and stays, if it answers within
- * STOP_GRACE_US (a command's program is killed at once; a plugin's or a
- * built-in's run() stops when it next asks batchd_task_should_stop());
- * otherwise it is killed. A persistent co-process cannot be stopped apart
- * from its worker, nor a set-up: those go with their worker at once. */
+ * STOP_GRACE_US (a command's program is killed at once; a co-process is
+ * told, if it can stop a task, or else killed; a plugin's or a built-in's
+ * run() stops when it next asks batchd_task_should_stop()); otherwise it
+ * is killed. A set-up cannot be stopped: it goes with its worker at once. */
 void sched_stop_head(struct sched *s, int slot, enum kill_reason why);
 
 #endif

@@ -9,7 +9,17 @@
  *   stdout -> batchd  any number of {"progress": 0.4, "message": "..."},
  *                     then exactly one {"result": <json>} or {"error": "..."}
  * and, once, before anything else, an optional {"ready": true}: "my set-up
- * is done".
+ * is done", or {"ready": true, "stop": true}: "and I can stop a task".
+ *   batchd -> stdin   {"stop": 3, "job": 1} when task 3 is cancelled or
+ *                     times out, to such a co-process only; it answers the
+ *                     task as it likes, batchd keeps nothing of the answer
+ *
+ * Stop: the server asks the worker to stop the running task (a SKIP). A
+ * co-process that can stop a task is sent the stop line, and stays; one
+ * that cannot is killed with its process group, and a fresh one serves the
+ * next task. Either way the worker stays, with every other handler's state;
+ * a co-process that does not answer its stop line is killed with its
+ * worker when the server's patience ends.
  *
  * Start-up: init() starts the program (it is started again after a fault,
  * with the next task). The start-up lasts until the co-process's first line
@@ -20,8 +30,12 @@
  * failing the tasks meanwhile with that error. After the start-up, a fault
  * (an exit, a crash, a line that is not JSON or breaks the protocol) fails
  * the current task; the co-process is killed if it still lives, and a fresh
- * one serves the next task. The task's timeout is the server's: it kills
- * the worker's process group, the co-process with it.
+ * one serves the next task. The task's timeout is the server's, which stops
+ * the task as above.
+ *
+ * The co-process leads a process group of its own, announced in the slot
+ * it claims in the page the server shares with the worker: what it started
+ * goes with it whenever it ends, and with its worker if that is killed.
  *
  * The co-process's stderr goes to the log, a line per event tagged with the
  * handler (the worker adds worker=); the lines written during the current
@@ -67,6 +81,9 @@ struct persistent {
 	struct proc_spec spec;
 	int64_t init_timeout_us;	/* 0: none but the task's timeout */
 	pid_t pid;		/* 0: no co-process */
+	volatile pid_t *group;	/* the claimed slot holding its group (pid),
+				 * or NULL: it is in the worker's group */
+	int can_stop;		/* its ready line said "stop": true */
 	int exited;		/* pid has been reaped (and may be reused) */
 	int status;		/* its wait status, once exited */
 	int in, out, err;	/* its pipes; -1 when closed */
@@ -217,33 +234,57 @@ static void forget(struct persistent *p)
 	p->exited = 0;
 }
 
-/* Kills the co-process (unless it has already been reaped: its pid may
- * be another process's by now), reaps it and forgets it. */
+/* Kills what is left of the co-process's group and gives its slot back.
+ * Only before the co-process is reaped: until then its pid, the group's
+ * id, cannot be reused. */
+static void end_group(struct persistent *p)
+{
+	if (!p->group)
+		return;
+	kill(-p->pid, SIGKILL);
+	*p->group = 0;
+	p->group = NULL;
+}
+
+/* Reaps the co-process, which has ended or been killed; what it started
+ * goes first. */
+static void reap(struct persistent *p)
+{
+	end_group(p);
+	p->status = proc_wait(p->pid);
+	p->exited = 1;
+}
+
+/* Kills the co-process and its group (unless it has already been reaped:
+ * its pid may be another process's by now), reaps it and forgets it. */
 static void kill_now(struct persistent *p)
 {
 	if (!p->pid)
 		return;
 	if (!p->exited) {
-		kill(p->pid, SIGKILL);
-		p->status = proc_wait(p->pid);
-		p->exited = 1;
+		if (!p->group)
+			kill(p->pid, SIGKILL);
+		reap(p);
 	}
 	forget(p);
 }
 
 /* Whether the co-process has ended; if so it is reaped, its wait status in
  * p->status. Its pipes stay open: what it wrote before it ended is still
- * there to read. */
+ * there to read (what it left running in its group cannot add to it). */
 static int has_exited(struct persistent *p)
 {
-	pid_t r;
+	siginfo_t si = { 0 };
 
 	if (p->exited)
 		return 1;
-	while ((r = waitpid(p->pid, &p->status, WNOHANG)) < 0 && errno == EINTR)
+	while (waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 &&
+	       errno == EINTR)
 		;
-	p->exited = r == p->pid;
-	return p->exited;
+	if (si.si_pid != p->pid)
+		return 0;
+	reap(p);
+	return 1;
 }
 
 /* Waits until the co-process ends or the monotonic time until_us, logging
@@ -304,10 +345,12 @@ static int start(struct persistent *p, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot create pipes: %s", strerror(errno));
 		goto fail;
 	}
-	rc = proc_spawn(&p->spec, (int[]){ in[0], out[1], er[1] }, 3, NULL, NULL, &p->pid);
+	p->group = worker_group_claim();
+	rc = proc_spawn(&p->spec, (int[]){ in[0], out[1], er[1] }, 3, NULL, p->group, &p->pid);
 	if (rc) {
 		snprintf(err, errlen, "cannot start %s: %s", p->spec.argv[0], strerror(rc));
 		p->pid = 0;
+		p->group = NULL;	/* proc_spawn gave the slot back */
 		goto fail;
 	}
 	close(in[0]);
@@ -320,6 +363,7 @@ static int start(struct persistent *p, char *err, size_t errlen)
 	set_nonblock(p->out);
 	set_nonblock(p->err);
 	p->answered = 0;
+	p->can_stop = 0;
 	p->exited = 0;
 	p->started_us = clock_mono_us();
 	buf_reset(&p->obuf);
@@ -403,11 +447,17 @@ static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 		goto out;
 	}
 	if (cJSON_HasObjectItem(doc, "ready")) {
-		if (p->answered || cJSON_GetArraySize(doc) != 1)
-			kind = protocol_error(msg, "\"ready\" may only be the first line, alone",
-					      line, len);
-		else
+		const cJSON *stop = cJSON_GetObjectItemCaseSensitive(doc, "stop");
+
+		if (p->answered || cJSON_GetArraySize(doc) != 1 + !!stop)
+			kind = protocol_error(msg, "\"ready\" may only be the first line, "
+					      "with no other member than \"stop\"", line, len);
+		else if (stop && !cJSON_IsBool(stop))
+			kind = protocol_error(msg, "\"stop\" must be true or false", line, len);
+		else {
 			p->answered = 1;
+			p->can_stop = cJSON_IsTrue(stop);
+		}
 		goto out;
 	}
 	keys = cJSON_HasObjectItem(doc, "progress") + cJSON_HasObjectItem(doc, "result") +
@@ -559,8 +609,8 @@ static int persistent_run(void *state, struct batchd_task *task, const char *inp
 	struct persistent *p = state;
 	struct buf req = BUF_INIT, msg = BUF_INIT;
 	char err[512];
-	size_t off = 0;
-	int startup, unread, rc;
+	size_t off = 0, req_len;
+	int startup, unread, rc, stop_sent = 0;
 	enum line_kind kind = LINE_MORE;
 
 	check_idle(p);
@@ -576,9 +626,10 @@ static int persistent_run(void *state, struct batchd_task *task, const char *inp
 	}
 	startup = !p->answered;
 	build_request(&req, task, input);
+	req_len = req.len;
 
 	for (;;) {
-		struct pollfd pf[3];
+		struct pollfd pf[4];
 		int n = 0, timeout = TICK_MS, out_ended = 0;
 		int64_t deadline = startup && !p->answered && p->init_timeout_us ?
 			p->started_us + p->init_timeout_us : 0;
@@ -589,6 +640,8 @@ static int persistent_run(void *state, struct batchd_task *task, const char *inp
 			pf[n++] = (struct pollfd){ .fd = p->out, .events = POLLIN };
 		if (p->err >= 0)
 			pf[n++] = (struct pollfd){ .fd = p->err, .events = POLLIN };
+		if (!stop_sent)	/* last: the server, asking for a stop */
+			pf[n++] = (struct pollfd){ .fd = worker_fd(task), .events = POLLIN };
 		if (deadline) {
 			int64_t left = deadline - clock_mono_us();
 
@@ -603,6 +656,25 @@ static int persistent_run(void *state, struct batchd_task *task, const char *inp
 			break;
 		}
 		worker_progress_flush(task);
+		if (rc > 0 && !stop_sent && pf[n - 1].revents && worker_stop_asked(task)) {
+			/* A co-process that can stop a task is told, once its
+			 * request is out; one that cannot goes, with its group.
+			 * The worker stays, and its other handlers' state. */
+			if (p->can_stop && off == req_len && p->in >= 0) {
+				buf_addf(&req, "{\"stop\":%lld,\"job\":%lld}\n",
+					 (long long)batchd_task_index(task),
+					 (long long)batchd_task_job(task));
+				stop_sent = 1;
+			} else {
+				LOG_INFO("stopping co-process: its task was stopped",
+					 LF_S("handler", p->name), LF_I("pid", p->pid));
+				kill_now(p);
+				buf_release(&req);
+				buf_release(&msg);
+				*result = xstrdup("stopped by the server");
+				return BATCHD_FAILED;
+			}
+		}
 		if (p->in >= 0 && off < req.len) {
 			ssize_t w = write(p->in, req.data + off, req.len - off);
 
@@ -663,7 +735,10 @@ static int persistent_run(void *state, struct batchd_task *task, const char *inp
 			return rc;
 		}
 	}
-	unread = off < req.len;
+	/* A stop line not yet written is not needed any more; one written
+	 * after the answer is ignored by the co-process (the protocol says
+	 * so). A line of that size is written whole or not at all. */
+	unread = off < req_len;
 	buf_release(&req);
 	if (kind == LINE_FAULT) {
 		kill_now(p);

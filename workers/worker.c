@@ -242,16 +242,26 @@ int batchd_task_should_stop(struct batchd_task *t)
 }
 
 static volatile pid_t group_none;
-static volatile pid_t *group_slot = &group_none;
+static volatile pid_t *groups = &group_none;
+static int ngroups = 1;
 
-void worker_set_group_slot(volatile pid_t *slot)
+void worker_set_group_slots(volatile pid_t *slots, int n)
 {
-	group_slot = slot ? slot : &group_none;
+	groups = slots && n > 0 ? slots : &group_none;
+	ngroups = slots && n > 0 ? n : 1;
 }
 
 volatile pid_t *worker_group_slot(void)
 {
-	return group_slot;
+	return &groups[0];
+}
+
+volatile pid_t *worker_group_claim(void)
+{
+	for (int k = 1; k < ngroups; k++)
+		if (!groups[k])
+			return &groups[k];
+	return NULL;
 }
 
 int64_t batchd_task_job(const struct batchd_task *t)

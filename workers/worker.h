@@ -50,24 +50,29 @@ void worker_setup_start(struct batchd_task *task);
 void worker_setup_done(struct batchd_task *task);
 
 /*
- * Stopping a task without losing the worker. The server asks it (a SKIP of
- * the running task: its job was cancelled, or it ran past its timeout) of
- * a handler that can stop its task cleanly, the command runner: it polls
- * worker_fd() with its program's pipes and, when it is readable, calls
- * worker_stop_asked(), which reads what the server sent and says whether
- * the task should stop (also when the server has gone). A handler that
- * does not look is killed with its worker when the server's patience ends.
+ * Stopping a task without losing the worker. The server asks it with a
+ * SKIP of the running task (its job was cancelled, or it ran past its
+ * timeout). The command and persistent runners poll worker_fd() with their
+ * program's pipes and, when it is readable, call worker_stop_asked(), which
+ * reads what the server sent and says whether the task should stop (also
+ * when the server has gone). A handler that does not look is killed with
+ * its worker when the server's patience ends.
  */
 int worker_fd(const struct batchd_task *task);
 int worker_stop_asked(struct batchd_task *task);
 
 /*
- * Where the command runner's program announces its process group, in memory
- * the server shares with this worker (see pool.c): the server kills that
- * group too when it kills the worker. Set before worker_main; without it
- * (a worker run on its own) the announcement goes nowhere.
+ * Where the programs a worker starts announce their process groups, in
+ * memory the server shares with this worker (see pool.c): the server kills
+ * those groups too when it kills the worker. n slots: the first is the
+ * command runner's program's (worker_group_slot()); a co-process claims
+ * one of the others (worker_group_claim(): a free one, or NULL if none is
+ * left) and gives it back by writing 0. Set before worker_main; without
+ * it (a worker run on its own) the announcements go nowhere, and there is
+ * no slot to claim.
  */
-void worker_set_group_slot(volatile pid_t *slot);
+void worker_set_group_slots(volatile pid_t *slots, int n);
 volatile pid_t *worker_group_slot(void);
+volatile pid_t *worker_group_claim(void);
 
 #endif

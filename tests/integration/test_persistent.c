@@ -309,9 +309,12 @@ static void test_garbage_and_protocol_breaks(void **state)
 	expect_failure(e, "{\"do\": \"print\", \"text\": \"{\\\"progress\\\": \\\"half\\\"}\"}",
 		       "co-process broke the protocol (\"progress\" must be a number): "
 		       "{\"progress\": \"half\"}");
+	expect_failure(e, "{\"do\": \"print\", \"text\": \"{\\\"ready\\\": true}\"}",
+		       "co-process broke the protocol (\"ready\" may only be the first line, "
+		       "with no other member than \"stop\"): {\"ready\": true}");
 	/* After each, a fresh co-process. */
 	assert_true(expect_echo(e) != first);
-	assert_int_equal(start_count(e), 6);
+	assert_int_equal(start_count(e), 7);
 }
 
 static void test_exit_without_result(void **state)
@@ -374,24 +377,111 @@ static void test_exit_between_tasks(void **state)
 				   "{\\\"progress\\\": 1}\""));
 }
 
-/* Over the task's timeout: the worker is killed and the co-process with
- * it; the next task succeeds on a fresh one. */
-static void test_timeout_kills_the_coprocess(void **state)
+/* Submits a "tree" task (the co-process starts a child, then waits) and
+ * reads the two pids; returns the job. */
+static int64_t start_tree(const struct env *e, pid_t *pids)
+{
+	char body[1200];
+	int64_t id;
+
+	snprintf(body, sizeof(body),
+		 "{\"handler\": \"co\", \"timeout_s\": 60, \"tasks\": [{\"do\": \"tree\","
+		 " \"pids\": \"%s/pids\", \"until\": \"%s/never\"}]}", e->s.dir, e->s.dir);
+	id = submit(&e->s, body);
+	snprintf(body, sizeof(body), "%s/pids", e->s.dir);
+	assert_int_equal(read_pids_file(body, pids, 2, 30), 2);
+	return id;
+}
+
+/* A co-process that cannot stop a task (its ready line does not say so):
+ * a cancel or a timeout kills it and what it started, its worker stays,
+ * and a fresh co-process serves the next task. */
+static void test_stop_replaces_the_coprocess(void **state)
 {
 	struct env *e = *state;
-	long pids[8];
+	pid_t pids[2];
+	long first;
+	int64_t id;
+	cJSON *t;
 
 	start_with(e, 1, "", "");
-	expect_echo(e);
-	assert_int_equal(starts(e, pids, 8), 1);
-	cJSON *t = run_one(e, "{\"do\": \"sleep\", \"s\": 60}", "\"timeout_s\": 1");
-
-	assert_string_equal(jstr(t, "state"), "failed");
-	assert_string_equal(jstr(t, "error"), "timed out after 1 s (worker killed)");
-	cJSON_Delete(t);
-	assert_true(wait_until(pid_gone, &e->s, &pids[0], 30));
-	assert_true(expect_echo(e) != pids[0]);
+	first = expect_echo(e);
+	id = start_tree(e, pids);
+	assert_int_equal(pids[0], first);
+	cJSON_Delete(apif(&e->s, "POST", 200, NULL, "/api/jobs/%lld/cancel", (long long)id));
+	assert_true(pids_gone_within(pids, 2, 10));
+	assert_true(expect_echo(e) != first);
 	assert_int_equal(start_count(e), 2);
+	assert_int_equal(restarts(&e->s, NULL), 0);
+	assert_true(server_log_has(&e->s, "msg=\"stopping co-process: its task was stopped\""));
+
+	t = run_one(e, "{\"do\": \"sleep\", \"s\": 60}", "\"timeout_s\": 1");
+	assert_string_equal(jstr(t, "state"), "failed");
+	assert_string_equal(jstr(t, "error"), "timed out after 1 s");
+	cJSON_Delete(t);
+	expect_echo(e);
+	assert_int_equal(start_count(e), 3);
+	assert_int_equal(restarts(&e->s, NULL), 0);
+}
+
+/* A co-process whose ready line says "stop": true is sent a stop line for
+ * its task, ends it, and stays with its state for the next task. One that
+ * says so but does not answer is killed with its worker after the grace. */
+static void test_stop_line_keeps_the_coprocess(void **state)
+{
+	struct env *e = *state;
+	pid_t pids[2];
+	long first;
+	int64_t id;
+	cJSON *t;
+
+	start_with(e, 1, "\"READY\": \"stop\"", "");
+	first = expect_echo(e);
+	id = start_tree(e, pids);
+	cJSON_Delete(apif(&e->s, "POST", 200, NULL, "/api/jobs/%lld/cancel", (long long)id));
+	t = run_one(e, "{\"do\": \"echo\"}", NULL);
+	assert_int_equal(jnum(t, "result.pid"), first);
+	assert_int_equal(jnum(t, "result.served"), 3);	/* its state is kept */
+	cJSON_Delete(t);
+	assert_true(server_log_has(&e->s, "line=\"stopping task 0 of job 2\""));
+
+	t = run_one(e, "{\"do\": \"sleep\", \"s\": 60}", "\"timeout_s\": 1");
+	assert_string_equal(jstr(t, "error"), "timed out after 1 s");
+	cJSON_Delete(t);
+	assert_int_equal(expect_echo(e), first);
+	assert_int_equal(start_count(e), 1);
+	assert_int_equal(restarts(&e->s, NULL), 0);
+
+	/* What it started goes with it, at the latest when its worker stops. */
+	server_stop(&e->s);
+	assert_true(pids_gone_within(pids, 2, 10));
+	start_with(e, 1, "\"READY\": \"deaf\"", "");
+	first = expect_echo(e);
+	t = run_one(e, "{\"do\": \"sleep\", \"s\": 60}", "\"timeout_s\": 0.5");
+	assert_string_equal(jstr(t, "error"), "timed out after 0.5 s (worker killed)");
+	cJSON_Delete(t);
+	assert_true(expect_echo(e) != first);
+	assert_int_equal(restarts(&e->s, "timeout"), 1);
+}
+
+/* A worker killed from outside takes its co-process's group along (found
+ * through the page the server shares with its workers): nothing the
+ * co-process started runs on while its task runs again. */
+static void test_killed_worker_takes_the_group(void **state)
+{
+	struct env *e = *state;
+	pid_t pids[2], worker;
+	cJSON *j;
+
+	start_with(e, 1, "", "");
+	start_tree(e, pids);
+	j = api(&e->s, "GET", "/api/workers", NULL, 200);
+	worker = (pid_t)jnum(j, "workers.0.pid");
+	cJSON_Delete(j);
+	assert_true(worker > 0 && worker != pids[0]);
+	kill(worker, SIGKILL);
+	assert_true(pids_gone_within(pids, 2, 10));
+	assert_int_equal(restarts(&e->s, "crash"), 1);
 }
 
 /* A co-process that cannot start: its tasks fail fast with the reason,
@@ -486,7 +576,7 @@ static void test_setup_not_counted_in_timeout(void **state)
 	cJSON_Delete(t);
 	/* The task's timeout still holds once the set-up is done. */
 	t = run_one(e, "{\"do\": \"sleep\", \"s\": 30}", "\"timeout_s\": 1");
-	assert_string_equal(jstr(t, "error"), "timed out after 1 s (worker killed)");
+	assert_string_equal(jstr(t, "error"), "timed out after 1 s");
 	cJSON_Delete(t);
 }
 
@@ -512,6 +602,18 @@ static void test_ready_line_ends_startup(void **state)
 	expect_failure(e, "{\"do\": \"print\", \"text\": \"Loading weights...\"}",
 		       "handler \"co\" failed to initialize: co-process wrote a line that is "
 		       "not JSON: Loading weights...");
+	/* A ready line with more in it than "stop": true. */
+	server_stop(&e->s);
+	start_with(e, 1, "\"READY\": \"{\\\"ready\\\": true, \\\"stop\\\": 1}\"", "");
+	expect_failure(e, "{\"do\": \"echo\"}",
+		       "handler \"co\" failed to initialize: co-process broke the protocol "
+		       "(\"stop\" must be true or false): {\"ready\": true, \"stop\": 1}");
+	server_stop(&e->s);
+	start_with(e, 1, "\"READY\": \"{\\\"ready\\\": true, \\\"now\\\": true}\"", "");
+	expect_failure(e, "{\"do\": \"echo\"}",
+		       "handler \"co\" failed to initialize: co-process broke the protocol "
+		       "(\"ready\" may only be the first line, with no other member than "
+		       "\"stop\"): {\"ready\": true, \"now\": true}");
 }
 
 /* Inputs with newlines (stored as submitted) still travel as one line, and
@@ -549,7 +651,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_exit_without_result, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_line_keeps_the_coprocess, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exit_between_tasks, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_timeout_kills_the_coprocess, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_replaces_the_coprocess, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_line_keeps_the_coprocess, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_killed_worker_takes_the_group, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cannot_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_setup_not_counted_in_timeout, setup, teardown),
