@@ -87,7 +87,7 @@ CORE_A = $(CORE_SRC:%.c=$(A)/%.o)
 
 UNIT_TESTS = store jobreq frame meter config metrics sched cli
 INTEGRATION_TESTS = api lifecycle cli metrics openapi ops web persistent \
-	plugins examples abuse workers security crash storage
+	plugins examples abuse workers security crash storage results
 UNIT_BINS = $(UNIT_TESTS:%=$(A)/tests/unit/test_%)
 INTEGRATION_BINS = $(INTEGRATION_TESTS:%=$(A)/tests/integration/test_%)
 HARNESS = $(A)/tests/integration/harness.o

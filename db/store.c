@@ -112,6 +112,10 @@ static const char *const sql[Q_COUNT] = {
 		" WHERE job_id = ?1 AND idx >= ?2 ORDER BY idx LIMIT ?3",
 	[Q_TASKS_LIST_STATE_IN] = "SELECT " TASK_COLS ", input FROM tasks"
 		" WHERE job_id = ?1 AND state = ?4 ORDER BY idx LIMIT ?3 OFFSET ?2",
+	[Q_TASKS_FROM_STATE] = "SELECT " TASK_COLS " FROM tasks WHERE job_id = ?1"
+		" AND idx >= ?2 AND state = ?4 ORDER BY idx LIMIT ?3",
+	[Q_TASKS_FROM_STATE_IN] = "SELECT " TASK_COLS ", input FROM tasks"
+		" WHERE job_id = ?1 AND idx >= ?2 AND state = ?4 ORDER BY idx LIMIT ?3",
 	[Q_TASK_GET] = "SELECT " TASK_COLS ", input FROM tasks"
 		" WHERE job_id = ?1 AND idx = ?2",
 	[Q_TASKS_QUEUED] = "SELECT idx, attempts, not_before, input,"

@@ -164,6 +164,11 @@ int store_job_throughput(struct store *s, int64_t job, int64_t start_ms,
 /* Tasks of a job in index order, state -1 for any; with_input adds input. */
 int store_tasks_list(struct store *s, int64_t job, int state, int64_t offset,
 		     int limit, int with_input, store_task_fn fn, void *ctx);
+/* The same from index from on (offset counts tasks of that state; from is
+ * an index): a reader that goes on where it stopped, however far in the
+ * job, reads no row twice. Returns how many went to fn, or -1. */
+int store_tasks_from(struct store *s, int64_t job, int state, int64_t from,
+		     int limit, int with_input, store_task_fn fn, void *ctx);
 /* One task with its input, to fn. 0, STORE_NOT_FOUND or -1. */
 int store_task_get(struct store *s, int64_t job, int64_t idx,
 		   store_task_fn fn, void *ctx);

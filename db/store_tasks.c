@@ -13,11 +13,9 @@
 #include "../lib/xalloc.h"
 #include "store_int.h"
 
-int store_tasks_list(struct store *s, int64_t job, int state, int64_t offset,
-		     int limit, int with_input, store_task_fn fn, void *ctx)
+static int tasks_list(struct store *s, int q, int64_t job, int state, int64_t offset,
+		      int limit, int with_input, store_task_fn fn, void *ctx)
 {
-	int q = state < 0 ? (with_input ? Q_TASKS_LIST_IN : Q_TASKS_LIST)
-			  : (with_input ? Q_TASKS_LIST_STATE_IN : Q_TASKS_LIST_STATE);
 	sqlite3_stmt *st = store_stmt(s, q);
 	struct store_task t;
 	int n = 0;
@@ -31,6 +29,24 @@ int store_tasks_list(struct store *s, int64_t job, int state, int64_t offset,
 		sqlite3_bind_int(st, 4, state);
 	FOR_EACH_ROW(s, st, n, (store_read_task(st, &t, with_input), fn(ctx, &t)));
 	return n;
+}
+
+int store_tasks_list(struct store *s, int64_t job, int state, int64_t offset,
+		     int limit, int with_input, store_task_fn fn, void *ctx)
+{
+	int q = state < 0 ? (with_input ? Q_TASKS_LIST_IN : Q_TASKS_LIST)
+			  : (with_input ? Q_TASKS_LIST_STATE_IN : Q_TASKS_LIST_STATE);
+
+	return tasks_list(s, q, job, state, offset, limit, with_input, fn, ctx);
+}
+
+int store_tasks_from(struct store *s, int64_t job, int state, int64_t from,
+		     int limit, int with_input, store_task_fn fn, void *ctx)
+{
+	int q = state < 0 ? (with_input ? Q_TASKS_LIST_IN : Q_TASKS_LIST)
+			  : (with_input ? Q_TASKS_FROM_STATE_IN : Q_TASKS_FROM_STATE);
+
+	return tasks_list(s, q, job, state, from, limit, with_input, fn, ctx);
 }
 
 /* Statement q with the task's ids bound (?1 job, ?2 index), or NULL. */

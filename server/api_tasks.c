@@ -4,17 +4,24 @@
  *   GET /api/jobs/{id}/tasks          {"tasks": [...], "total": N} in index
  *                                     order (?state= ?offset= ?limit=)
  *   GET /api/jobs/{id}/tasks/{index}  one task, with its input
+ *   GET /api/jobs/{id}/results        every task (?state= ?input=), a JSON
+ *                                     line each, in index order, streamed
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/buf.h"
 #include "../lib/clock.h"
+#include "../lib/log.h"
 #include "http.h"
 #include "views.h"
 
 #define TASKS_DEFAULT 100
 #define TASKS_MAX 1000
+/* Rows an export reads from the store at a time, between which the loop
+ * goes on with its other work. */
+#define EXPORT_BATCH 500
 
 /* The job's row (live counts when active); 0, or replies and returns -1. */
 static int job_counts(struct request *q, struct reply *r, struct store_job *row,
@@ -58,22 +65,32 @@ static int add_task(void *ctx, const struct store_task *t)
 	return 0;
 }
 
-void api_tasks_list(struct request *q, struct reply *r)
+/* The ?state= filter: -1 for none, a state, or -2 (replied 400). */
+static int state_arg(struct request *q, struct reply *r)
 {
 	const char *st = req_arg(q, "state");
+	int state = st ? state_parse(st) : -1;
+
+	if (st && state < 0) {
+		reply_error(r, 400, "invalid_request",
+			    "state must be queued, running, succeeded, failed or cancelled");
+		return -2;
+	}
+	return state;
+}
+
+void api_tasks_list(struct request *q, struct reply *r)
+{
 	int64_t offset = req_int(q, "offset", INT64_MAX / 2);
 	int64_t limit = req_int(q, "limit", TASKS_MAX);
 	struct store_job row;
 	struct tasks_ctx c = { q->app, NULL, 0 };
 	int64_t running, total;
-	int state = -1;
+	int state = state_arg(q, r);
 	cJSON *doc;
 
-	if (st && (state = state_parse(st)) < 0) {
-		reply_error(r, 400, "invalid_request",
-			    "state must be queued, running, succeeded, failed or cancelled");
+	if (state == -2)
 		return;
-	}
 	if (offset == -2) {
 		reply_error(r, 400, "invalid_request", "offset must be a whole number >= 0");
 		return;
@@ -159,4 +176,126 @@ void api_tasks_get(struct request *q, struct reply *r)
 		return;
 	}
 	reply_json(r, 200, c.task);
+}
+
+/* ---- the export ---- */
+
+struct export {
+	struct app *app;
+	int64_t job;
+	int64_t next;		/* the index to read from */
+	int state;		/* -1: any */
+	int with_input;
+	int last;		/* the last rows are in out */
+	struct buf out;		/* lines not yet sent, from off */
+	size_t off;
+};
+
+static int add_line(void *ctx, const struct store_task *t)
+{
+	struct export *x = ctx;
+	cJSON *o = view_task(x->app, t, x->with_input);
+	char *text = cJSON_PrintUnformatted(o);
+
+	if (!text)
+		abort();
+	buf_adds(&x->out, text);
+	buf_addc(&x->out, '\n');
+	free(text);
+	cJSON_Delete(o);
+	x->next = t->idx + 1;
+	return 0;
+}
+
+/* Reads the next rows into x->out: 0, or -1 (logged). */
+static int export_fill(struct export *x)
+{
+	struct store_job row;
+	int n, rc;
+
+	buf_reset(&x->out);
+	x->off = 0;
+	n = store_tasks_from(x->app->store, x->job, x->state, x->next, EXPORT_BATCH,
+			     x->with_input, add_line, x);
+	if (n < 0) {
+		LOG_ERROR("export cut short: database error", LF_I("job", x->job),
+			  LF_S("error", store_errmsg(x->app->store)));
+		return -1;
+	}
+	if (n < EXPORT_BATCH) {
+		/* The end, unless the job went meanwhile (deleted): then the
+		 * export is cut short, not complete. */
+		x->last = 1;
+		rc = store_job_get(x->app->store, x->job, &row);
+		if (rc < 0 || rc == STORE_NOT_FOUND) {
+			LOG_WARN("export cut short: the job is gone", LF_I("job", x->job));
+			return -1;
+		}
+		store_job_release(&row);
+	}
+	return 0;
+}
+
+static ssize_t export_read(void *ctx, uint64_t pos, char *buf, size_t max)
+{
+	struct export *x = ctx;
+	size_t n;
+
+	(void)pos;
+	while (x->off == x->out.len) {
+		if (x->last)
+			return REPLY_STREAM_END;
+		if (export_fill(x) < 0)
+			return REPLY_STREAM_ERROR;
+	}
+	n = x->out.len - x->off;
+	if (n > max)
+		n = max;
+	memcpy(buf, x->out.data + x->off, n);
+	x->off += n;
+	return (ssize_t)n;
+}
+
+static void export_done(void *ctx)
+{
+	struct export *x = ctx;
+
+	buf_release(&x->out);
+	free(x);
+}
+
+void api_tasks_export(struct request *q, struct reply *r)
+{
+	const char *in = req_arg(q, "input");
+	struct store_job row;
+	struct export *x;
+	int64_t running;
+	int state = state_arg(q, r), with_input = 0;
+
+	if (state == -2)
+		return;
+	if (in && (!strcmp(in, "true") || !strcmp(in, "1")))
+		with_input = 1;
+	else if (in && strcmp(in, "false") && strcmp(in, "0")) {
+		reply_error(r, 400, "invalid_request", "input must be true or false");
+		return;
+	}
+	if (job_counts(q, r, &row, &running) < 0)
+		return;
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		abort();
+	x->app = q->app;
+	x->job = q->id;
+	x->state = state;
+	x->with_input = with_input;
+	buf_init(&x->out);
+	/* The first rows now, so that a database error is still a 500. */
+	if (export_fill(x) < 0) {
+		export_done(x);
+		reply_error(r, 500, "database_error", "database error: %s",
+			    store_errmsg(q->app->store));
+		return;
+	}
+	reply_stream(r, 200, "application/x-ndjson", export_read, export_done, x);
 }

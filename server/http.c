@@ -104,6 +104,18 @@ void reply_bytes(struct reply *r, int status, const char *type,
 	r->len = len;
 }
 
+void reply_stream(struct reply *r, int status, const char *type, reply_read_fn read,
+		  void (*done)(void *ctx), void *ctx)
+{
+	free(r->body);
+	r->body = NULL;
+	r->status = status;
+	r->content_type = type;
+	r->stream = read;
+	r->stream_done = done;
+	r->stream_ctx = ctx;
+}
+
 void reply_json(struct reply *r, int status, cJSON *doc)
 {
 	char *text = cJSON_PrintUnformatted(doc);
@@ -148,6 +160,8 @@ void reply_header(struct reply *r, const char *name, const char *value)
 
 static void reply_release(struct reply *r)
 {
+	if (r->stream)
+		r->stream_done(r->stream_ctx);
 	free(r->body);
 	for (int i = 0; i < r->nheaders; i++)
 		free(r->headers[i].value);
@@ -359,7 +373,12 @@ static enum MHD_Result send_reply(const struct http *h, struct MHD_Connection *c
 	enum MHD_Result ret;
 	const char *origin = cors_allowed(h->app->cfg, c);
 
-	if (r->body) {
+	if (r->stream) {
+		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, r->stream,
+							 r->stream_ctx, r->stream_done);
+		if (resp)
+			r->stream = NULL;	/* the response frees it */
+	} else if (r->body) {
 		resp = MHD_create_response_from_buffer_with_free_callback(
 			r->len, r->body, free);
 		r->body = NULL;

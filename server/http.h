@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <cjson/cJSON.h>
 
@@ -53,10 +54,18 @@ struct request {
 
 #define REPLY_HEADERS 8
 
+/* A body made as it is sent (see reply_stream). */
+#define REPLY_STREAM_END (-1)
+#define REPLY_STREAM_ERROR (-2)
+typedef ssize_t (*reply_read_fn)(void *ctx, uint64_t pos, char *buf, size_t max);
+
 struct reply {
 	int status;
 	char *body;		/* malloc()ed; NULL for none */
 	size_t len;
+	reply_read_fn stream;	/* instead of body; then stream_done frees */
+	void (*stream_done)(void *ctx);
+	void *stream_ctx;
 	const char *content_type;
 	int nheaders;
 	struct {
@@ -75,6 +84,16 @@ void reply_header(struct reply *r, const char *name, const char *value);
 /* Sets the body to a copy of data. */
 void reply_bytes(struct reply *r, int status, const char *type,
 		 const void *data, size_t len);
+/*
+ * A body too large to hold, made as it is sent (chunked): read(ctx, pos,
+ * buf, max) is called on the loop's thread whenever the connection can take
+ * more, and fills buf with 1 to max bytes, returning how many; or returns
+ * REPLY_STREAM_END after the last, or REPLY_STREAM_ERROR to cut the answer
+ * short (the connection closes without the final chunk, so the client
+ * sees it incomplete). done(ctx) frees ctx, sent or not.
+ */
+void reply_stream(struct reply *r, int status, const char *type, reply_read_fn read,
+		  void (*done)(void *ctx), void *ctx);
 
 /* A query argument or request header, or NULL. */
 const char *req_arg(const struct request *q, const char *key);
@@ -124,6 +143,7 @@ void api_jobs_cancel(struct request *q, struct reply *r);
 void api_jobs_retry(struct request *q, struct reply *r);
 void api_tasks_list(struct request *q, struct reply *r);
 void api_tasks_get(struct request *q, struct reply *r);
+void api_tasks_export(struct request *q, struct reply *r);
 void api_progress(struct request *q, struct reply *r);
 void api_workers(struct request *q, struct reply *r);
 void api_handlers(struct request *q, struct reply *r);

@@ -13,6 +13,7 @@ const struct route routes[] = {
 	{ "POST", "/api/jobs/{id}/cancel", api_jobs_cancel },
 	{ "POST", "/api/jobs/{id}/retry", api_jobs_retry },
 	{ "GET", "/api/jobs/{id}/tasks", api_tasks_list },
+	{ "GET", "/api/jobs/{id}/results", api_tasks_export },
 	{ "GET", "/api/jobs/{id}/tasks/{index}", api_tasks_get },
 	{ "GET", "/api/jobs/{id}/throughput", api_jobs_throughput },
 	{ "GET", "/api/progress", api_progress },

@@ -17,6 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <curl/curl.h>
 
 #include "../../lib/buf.h"
@@ -97,6 +101,20 @@ int pid_alive(pid_t pid)
 		st = strrchr(buf, ')')[2];
 	fclose(f);
 	return st != 'Z' && st != 'X';
+}
+
+int server_connect(const struct server *s)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)s->port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		fail_msg("socket: %s", strerror(errno));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+		fail_msg("connect: %s", strerror(errno));
+	return fd;
 }
 
 int pids_gone_within(const pid_t *pids, int n, double s)

@@ -77,6 +77,9 @@ int server_children(const struct server *s, pid_t *out, int max);
 /* Whether the server's log contains text. */
 int server_log_has(const struct server *s, const char *text);
 
+/* A TCP connection to the server (close it), for what curl would tidy up;
+ * fails the test if it cannot connect. */
+int server_connect(const struct server *s);
 /* One request. headers: NULL-terminated "Name: value" list or NULL. */
 void http_request(const struct server *s, const char *method, const char *path,
 		  const char *body, const char *const *headers, struct resp *r);

@@ -22,20 +22,6 @@
 
 /* ---- raw sockets: what curl would tidy up or refuse to send ---- */
 
-static int connect_to(const struct server *s)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_port = htons((uint16_t)s->port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		fail_msg("socket: %s", strerror(errno));
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
-		fail_msg("connect: %s", strerror(errno));
-	return fd;
-}
-
 static void send_all(int fd, const char *data, size_t len)
 {
 	while (len) {
@@ -86,7 +72,7 @@ static int read_answer(int fd, struct buf *out, double timeout_s)
 /* One raw request on a new connection; returns the status as above. */
 static int raw(const struct server *s, const char *req, size_t len, struct buf *out)
 {
-	int fd = connect_to(s), st;
+	int fd = server_connect(s), st;
 
 	send_all(fd, req, len);
 	st = read_answer(fd, out, 30);
@@ -319,7 +305,7 @@ static void test_slow_clients(void **state)
 {
 	const char *args[] = { "--workers", "1", "--connection-timeout", "2", NULL };
 	struct server *s = server_new(args);
-	int body = connect_to(s), head;
+	int body = server_connect(s), head;
 	const char *start_body = "POST /api/jobs HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n";
 	double t0, took;
 
@@ -334,7 +320,7 @@ static void test_slow_clients(void **state)
 	t0 = now_s();
 	still_serving(s);
 	assert_true(now_s() - t0 < 2);
-	head = connect_to(s);
+	head = server_connect(s);
 	took = trickle(head, "GET /healthz HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 30);
 	print_message("slow headers closed after %.1f s\n", took);
 	assert_true(took >= 1.5 && took < 10);
@@ -353,7 +339,7 @@ static int *open_many(const struct server *s, int n)
 	int *fds = calloc((size_t)n, sizeof(int));
 
 	for (int i = 0; i < n; i++)
-		fds[i] = connect_to(s);
+		fds[i] = server_connect(s);
 	return fds;
 }
 

@@ -43,18 +43,14 @@ static void expect_header(const struct resp *r, const char *name, const char *wa
  * socket) and returns the status; the body goes to body. */
 static int raw_get(const struct server *s, const char *path, struct buf *body)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)s->port) };
 	struct timeval tv = { 30, 0 };
 	struct buf req = BUF_INIT, in = BUF_INIT;
 	char chunk[4096];
-	int fd = socket(AF_INET, SOCK_STREAM, 0), status = 0;
+	int fd = server_connect(s), status = 0;
 	ssize_t n;
 	char *sep;
 
-	assert_true(fd >= 0);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	buf_addf(&req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
 	assert_int_equal(write(fd, req.data, req.len), (ssize_t)req.len);
 	while ((n = read(fd, chunk, sizeof(chunk))) > 0)

@@ -1,0 +1,248 @@
+/*
+ * Integration tests of GET /api/jobs/{id}/results: every task of a job as a
+ * JSON line, in index order, streamed however large the job is, filtered by
+ * state, with the inputs on request; and cut short, never complete in
+ * appearance, when the job goes while it is read.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../../lib/buf.h"
+
+/* The lines of an export, parsed; fails the test on one that is not a JSON
+ * object or lacks its newline. Returns how many; free with free_lines(). */
+static int parse_lines(const char *body, size_t len, cJSON ***out)
+{
+	int n = 0, cap = 0;
+	cJSON **v = NULL;
+
+	for (size_t at = 0; at < len;) {
+		const char *nl = memchr(body + at, '\n', len - at);
+		cJSON *o;
+
+		if (!nl)
+			fail_msg("line %d has no newline", n);
+		o = cJSON_ParseWithLength(body + at, (size_t)(nl - body) - at);
+		if (!cJSON_IsObject(o))
+			fail_msg("line %d is not a JSON object: %.*s", n,
+				 (int)((size_t)(nl - body) - at), body + at);
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			v = realloc(v, sizeof(*v) * (size_t)cap);
+			assert_non_null(v);
+		}
+		v[n++] = o;
+		at = (size_t)(nl - body) + 1;
+	}
+	*out = v;
+	return n;
+}
+
+static void free_lines(cJSON **v, int n)
+{
+	for (int i = 0; i < n; i++)
+		cJSON_Delete(v[i]);
+	free(v);
+}
+
+/* GET path, which must answer 200 as JSON lines; returns how many. */
+static int export(const struct server *s, const char *path, cJSON ***lines)
+{
+	struct resp r;
+	char type[128];
+	int n;
+
+	http_request(s, "GET", path, NULL, NULL, &r);
+	if (r.status != 200)
+		fail_msg("GET %s: %ld %s", path, r.status, r.body);
+	assert_non_null(resp_header(&r, "Content-Type", type, sizeof(type)));
+	assert_string_equal(type, "application/x-ndjson");
+	n = parse_lines(r.body, r.len, lines);
+	resp_free(&r);
+	return n;
+}
+
+static void expect_error(const struct server *s, const char *method, const char *path,
+			 long status, const char *code)
+{
+	struct resp r;
+
+	http_request(s, method, path, NULL, NULL, &r);
+	if (r.status != status || !r.json || strcmp(jstr(r.json, "error.code"), code))
+		fail_msg("%s %s: want %ld %s, got %ld %s", method, path, status, code,
+			 r.status, r.body);
+	resp_free(&r);
+}
+
+/* A job of n echo tasks {"i": i}, submitted. */
+static int64_t submit_echo(const struct server *s, int n)
+{
+	struct buf b = BUF_INIT;
+	int64_t id;
+
+	buf_adds(&b, "{\"handler\": \"echo\", \"tasks\": [");
+	for (int i = 0; i < n; i++)
+		buf_addf(&b, "%s{\"i\": %d}", i ? ", " : "", i);
+	buf_adds(&b, "]}");
+	id = submit(s, b.data);
+	buf_release(&b);
+	return id;
+}
+
+/* Every task once, in index order, across the batches the server reads
+ * (1,203 tasks: more than two of them), with its state and result; the
+ * input when asked; a state filter; tasks not yet finished; errors. */
+static void test_export(void **state)
+{
+	struct server *s = *state;
+	cJSON **v;
+	int n;
+	int64_t id = submit_echo(s, 1203), failing, sleeping;
+
+	cJSON_Delete(wait_job(s, id, "succeeded", 60));
+	n = export(s, "/api/jobs/1/results", &v);
+	assert_int_equal(n, 1203);
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(jnum(v[i], "index"), i);
+		assert_string_equal(jstr(v[i], "state"), "succeeded");
+		assert_int_equal(jnum(v[i], "result.i"), i);
+		assert_true(cJSON_IsNull(cJSON_GetObjectItem(v[i], "error")));
+		assert_null(cJSON_GetObjectItem(v[i], "input"));
+	}
+	free_lines(v, n);
+	n = export(s, "/api/jobs/1/results?input=true", &v);
+	assert_int_equal(n, 1203);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(jnum(v[i], "input.i"), i);
+	free_lines(v, n);
+	/* No task in that state: an empty body, still 200. */
+	assert_int_equal(export(s, "/api/jobs/1/results?state=failed", &v), 0);
+	free_lines(v, 0);
+
+	failing = submit(s, "{\"handler\": \"fail\", \"tasks\": [{\"message\": \"no a\"},"
+			 " {\"message\": \"no b\"}, {\"message\": \"no c\"}]}");
+	cJSON_Delete(wait_job(s, failing, "failed", 60));
+	n = export(s, "/api/jobs/2/results?state=failed&input=1", &v);
+	assert_int_equal(n, 3);
+	assert_string_equal(jstr(v[1], "state"), "failed");
+	assert_string_equal(jstr(v[1], "error"), "no b");
+	assert_string_equal(jstr(v[2], "input.message"), "no c");
+	free_lines(v, n);
+
+	/* A job under way: its tasks as they stand. */
+	sleeping = submit(s, "{\"handler\": \"sleep\", \"tasks\": [{\"ms\": 60000},"
+			  " {\"ms\": 60000}, {\"ms\": 60000}, {\"ms\": 60000}, {\"ms\": 60000}]}");
+	cJSON_Delete(wait_job(s, sleeping, "running", 30));
+	n = export(s, "/api/jobs/3/results", &v);
+	assert_int_equal(n, 5);
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(jnum(v[i], "index"), i);
+		assert_true(!strcmp(jstr(v[i], "state"), "running") ||
+			    !strcmp(jstr(v[i], "state"), "queued"));
+		assert_true(cJSON_IsNull(cJSON_GetObjectItem(v[i], "result")));
+	}
+	free_lines(v, n);
+	cJSON_Delete(apif(s, "POST", 200, NULL, "/api/jobs/%lld/cancel", (long long)sleeping));
+	n = export(s, "/api/jobs/3/results?state=cancelled", &v);
+	assert_int_equal(n, 5);
+	free_lines(v, n);
+
+	expect_error(s, "GET", "/api/jobs/99/results", 404, "not_found");
+	expect_error(s, "GET", "/api/jobs/1/results?state=done", 400, "invalid_request");
+	expect_error(s, "GET", "/api/jobs/1/results?input=yes", 400, "invalid_request");
+	expect_error(s, "POST", "/api/jobs/1/results", 405, "method_not_allowed");
+}
+
+/* Reads from fd into b until it holds at least want bytes, the peer
+ * closes (returns 0) or timeout_s passes (fails the test); 1 otherwise. */
+static int read_some(int fd, struct buf *b, size_t want, double timeout_s)
+{
+	double deadline = now_s() + timeout_s;
+
+	while (b->len < want) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		char chunk[65536];
+		ssize_t n;
+
+		if (now_s() >= deadline)
+			fail_msg("no answer within %g s (%zu bytes so far)", timeout_s, b->len);
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		n = recv(fd, chunk, sizeof(chunk), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return 0;
+		buf_add(b, chunk, (size_t)n);
+	}
+	return 1;
+}
+
+/* A job deleted while a slow reader is exporting it: the answer ends
+ * without its last chunk (an HTTP client reports it incomplete) rather
+ * than looking like the whole job. The export never holds the job's rows
+ * in memory: the server writes as the reader reads. */
+static void test_export_cut_short(void **state)
+{
+	struct server *s = *state;
+	const int tasks = 100000;
+	struct buf b = BUF_INIT, req = BUF_INIT;
+	int64_t id;
+	int fd, lines = 0;
+
+	buf_adds(&b, "{\"handler\": \"noop\", \"tasks\": [");
+	for (int i = 0; i < tasks; i++)
+		buf_addf(&b, "%s%d", i ? "," : "", i);
+	buf_adds(&b, "]}");
+	id = submit(s, b.data);
+	cJSON_Delete(wait_job(s, id, "succeeded", 120));
+
+	/* About 19 MB of lines: more than the sockets hold, so the server
+	 * waits on this reader, which reads the head of the answer only. */
+	fd = server_connect(s);
+	buf_addf(&req, "GET /api/jobs/%lld/results HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+		 (long long)id);
+	assert_int_equal(send(fd, req.data, req.len, MSG_NOSIGNAL), (ssize_t)req.len);
+	buf_reset(&b);
+	assert_true(read_some(fd, &b, 4096, 60));
+	assert_non_null(strstr(b.data, "HTTP/1.1 200"));
+	assert_non_null(strstr(b.data, "Transfer-Encoding: chunked"));
+
+	cJSON_Delete(apif(s, "DELETE", 204, NULL, "/api/jobs/%lld", (long long)id));
+	assert_int_equal(read_some(fd, &b, SIZE_MAX, 120), 0);
+	close(fd);
+	for (size_t i = 0; i < b.len; i++)
+		lines += b.data[i] == '\n' && i > 0 && b.data[i - 1] == '}';
+	print_message("export cut after %d of %d lines (%zu bytes)\n", lines, tasks, b.len);
+	assert_true(lines < tasks);
+	/* The final chunk never came. */
+	assert_true(b.len < 5 || memcmp(b.data + b.len - 5, "0\r\n\r\n", 5) != 0);
+	assert_true(server_log_has(s, "export cut short: the job is gone"));
+	buf_release(&b);
+	buf_release(&req);
+}
+
+static int setup(void **state)
+{
+	const char *args[] = { "--workers", "2", NULL };
+
+	*state = server_new(args);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_export, setup, server_teardown),
+		cmocka_unit_test_setup_teardown(test_export_cut_short, setup, server_teardown),
+	};
+
+	return cmocka_run_group_tests_name("results", tests, NULL, NULL);
+}
