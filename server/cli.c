@@ -1,9 +1,10 @@
 /*
- * cli: submit, status, cancel, retry. See cli.h.
+ * cli: submit, status, cancel, retry, results. See cli.h.
  */
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
@@ -662,6 +663,143 @@ int cli_cancel(int argc, char **argv)
 int cli_retry(int argc, char **argv)
 {
 	return job_action(argc, argv, "retry", "retry", "retried", retry_usage);
+}
+
+/* ---- results ---- */
+
+static void results_usage(FILE *out)
+{
+	fputs("usage: batchd results [options] ID\n"
+	      "\n"
+	      "Writes every task of job ID as a JSON object on a line of its own, in\n"
+	      "index order: its state, its result or error, attempts and times (the\n"
+	      "lines of GET /api/jobs/ID/results). A large job streams as it is read.\n"
+	      "\n"
+	      "  --state STATE      only tasks in this state: queued, running,\n"
+	      "                     succeeded, failed or cancelled\n"
+	      "  --input            add each task's input to its line\n"
+	      "  --output FILE      write to FILE, whole or not at all, instead of\n"
+	      "                     stdout\n"
+	      "  --url URL          server (default $BATCHD_URL or http://127.0.0.1:8080)\n"
+	      "  --token TOKEN      API token (default $BATCHD_TOKEN)\n"
+	      "\n"
+	      "Exits 0 once every line is written; 1 when the server refuses, or the\n"
+	      "answer is cut short (the job was deleted meanwhile); 3 when the server\n"
+	      "cannot be reached.\n", out);
+}
+
+static int known_state(const char *s)
+{
+	static const char *const states[] = { "queued", "running", "succeeded", "failed",
+					      "cancelled" };
+
+	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+		if (!strcmp(s, states[i]))
+			return 1;
+	return 0;
+}
+
+int cli_results(int argc, char **argv)
+{
+	enum { O_URL = 1, O_TOKEN, O_STATE, O_INPUT, O_OUTPUT, O_HELP };
+	static const struct option opts[] = {
+		{ "url", required_argument, NULL, O_URL },
+		{ "token", required_argument, NULL, O_TOKEN },
+		{ "state", required_argument, NULL, O_STATE },
+		{ "input", no_argument, NULL, O_INPUT },
+		{ "output", required_argument, NULL, O_OUTPUT },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct common c;
+	const char *state = NULL, *output = NULL;
+	struct buf path = BUF_INIT, other = BUF_INIT, tmp = BUF_INIT;
+	struct client *cl;
+	FILE *out = stdout;
+	long long id;
+	long status;
+	int opt, input = 0, complete = 0, rc = EXIT_FAILED;
+
+	common_defaults(&c);
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (opt) {
+		case O_URL: c.url = optarg; break;
+		case O_TOKEN: c.token = optarg; break;
+		case O_STATE: state = optarg; break;
+		case O_INPUT: input = 1; break;
+		case O_OUTPUT: output = optarg; break;
+		case O_HELP: results_usage(stdout); return 0;
+		default:
+			fprintf(stderr, "batchd results: bad option %s (see batchd results --help)\n",
+				argv[optind - 1]);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1 || (id = parse_id(argv[optind])) < 0) {
+		results_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (state && !known_state(state)) {
+		fprintf(stderr, "batchd results: --state must be queued, running, succeeded,"
+			" failed or cancelled\n");
+		return EXIT_USAGE;
+	}
+	cl = client_new(c.url, c.token);
+	if (!cl)
+		return EXIT_FAILED;
+	if (output) {
+		/* Beside the file, renamed over it once whole. */
+		int fd;
+
+		buf_addf(&tmp, "%s.tmp.%ld", output, (long)getpid());
+		fd = open(tmp.data, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+		if (fd < 0 || !(out = fdopen(fd, "w"))) {
+			fprintf(stderr, "batchd results: cannot write %s: %s\n", output,
+				strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			goto done;
+		}
+	}
+	buf_addf(&path, "/api/jobs/%lld/results%s%s%s", id, state ? "?state=" : "",
+		 state ? state : "", input ? (state ? "&input=true" : "?input=true") : "");
+	status = client_get_to(cl, path.data, out, &other, &complete);
+	if (status < 0) {
+		fprintf(stderr, "batchd: cannot reach the server: %s\n", client_error(cl));
+		rc = EXIT_UNREACHABLE;
+	} else if (status != 200) {
+		print_error("results", status, &other);
+	} else if (!complete) {
+		fprintf(stderr, "batchd results: the answer was cut short: %s\n",
+			client_error(cl));
+	} else if (fflush(out) != 0 || (output && fsync(fileno(out)) != 0)) {
+		fprintf(stderr, "batchd results: cannot write %s: %s\n",
+			output ? output : "the output", strerror(errno));
+	} else {
+		rc = 0;
+	}
+	if (output) {
+		if (fclose(out) != 0 && rc == 0) {
+			fprintf(stderr, "batchd results: cannot write %s: %s\n", output,
+				strerror(errno));
+			rc = EXIT_FAILED;
+		}
+		if (rc == 0 && rename(tmp.data, output) != 0) {
+			fprintf(stderr, "batchd results: cannot write %s: %s\n", output,
+				strerror(errno));
+			rc = EXIT_FAILED;
+		}
+		if (rc != 0)
+			unlink(tmp.data);
+	}
+done:
+	client_free(cl);
+	buf_release(&path);
+	buf_release(&other);
+	buf_release(&tmp);
+	return rc;
 }
 
 static void health_usage(FILE *out)

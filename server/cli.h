@@ -1,7 +1,8 @@
 /*
- * cli: the client commands of the batchd binary: submit, status, cancel and
- * retry. They talk to a running server over its REST API (--url, default
- * $BATCHD_URL or http://127.0.0.1:8080; --token, default $BATCHD_TOKEN).
+ * cli: the client commands of the batchd binary: submit, status, cancel,
+ * retry and results. They talk to a running server over its REST API
+ * (--url, default $BATCHD_URL or http://127.0.0.1:8080; --token, default
+ * $BATCHD_TOKEN).
  *
  * Exit status: 0 success; 1 the job (or the request) failed; 2 bad usage;
  * 3 the server could not be reached; 130 interrupted while waiting.
@@ -15,6 +16,8 @@ int cli_submit(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_cancel(int argc, char **argv);
 int cli_retry(int argc, char **argv);
+/* batchd results: a job's tasks as JSON lines, to stdout or a file. */
+int cli_results(int argc, char **argv);
 /* GET /healthz: 0 when the server is serving. */
 int cli_health(int argc, char **argv);
 

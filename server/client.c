@@ -3,6 +3,7 @@
  */
 #include "client.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,21 @@ static size_t on_data(char *p, size_t size, size_t n, void *ctx)
 	return size * n;
 }
 
+/* Sets up the handle for method path (url is the whole URL, to release
+ * after the request); the caller adds the body's options and headers. */
+static void prepare(struct client *c, const char *method, const char *path, struct buf *url)
+{
+	buf_addf(url, "%s%s", c->url, path);
+	curl_easy_reset(c->curl);
+	curl_easy_setopt(c->curl, CURLOPT_URL, url->data);
+	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->err);
+	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_USERAGENT, "batchd-cli");
+	c->err[0] = '\0';
+}
+
 long client_request(struct client *c, const char *method, const char *path,
 		    const char *body, size_t len, const char *header,
 		    struct buf *out)
@@ -69,16 +85,9 @@ long client_request(struct client *c, const char *method, const char *path,
 	CURLcode rc;
 
 	buf_reset(out);
-	buf_addf(&url, "%s%s", c->url, path);
-	curl_easy_reset(c->curl);
-	curl_easy_setopt(c->curl, CURLOPT_URL, url.data);
-	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
+	prepare(c, method, path, &url);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, out);
-	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->err);
-	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, 10L);
-	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_USERAGENT, "batchd-cli");
 	if (body) {
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
@@ -91,11 +100,66 @@ long client_request(struct client *c, const char *method, const char *path,
 	if (header)
 		hdrs = curl_slist_append(hdrs, header);
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
-	c->err[0] = '\0';
 	rc = curl_easy_perform(c->curl);
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
 	else if (!c->err[0])
+		snprintf(c->err, sizeof(c->err), "%s", curl_easy_strerror(rc));
+	curl_slist_free_all(hdrs);
+	buf_release(&url);
+	return status;
+}
+
+struct sink {
+	struct client *c;
+	FILE *out;		/* a 200 answer's body */
+	struct buf *other;	/* any other answer's */
+	int write_errno;	/* writing to out failed */
+};
+
+static size_t on_stream(char *p, size_t size, size_t n, void *ctx)
+{
+	struct sink *k = ctx;
+	long code = 0;
+
+	curl_easy_getinfo(k->c->curl, CURLINFO_RESPONSE_CODE, &code);
+	if (code != 200) {
+		buf_add(k->other, p, size * n);
+		return size * n;
+	}
+	if (fwrite(p, 1, size * n, k->out) != size * n) {
+		k->write_errno = errno ? errno : EIO;
+		return 0;	/* curl stops with CURLE_WRITE_ERROR */
+	}
+	return size * n;
+}
+
+long client_get_to(struct client *c, const char *path, FILE *out, struct buf *other,
+		   int *complete)
+{
+	struct curl_slist *hdrs = NULL;
+	struct buf url = BUF_INIT;
+	struct sink k = { c, out, other, 0 };
+	long status = -1;
+	CURLcode rc;
+
+	buf_reset(other);
+	*complete = 0;
+	prepare(c, "GET", path, &url);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_stream);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &k);
+	if (c->auth)
+		hdrs = curl_slist_append(hdrs, c->auth);
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
+	rc = curl_easy_perform(c->curl);
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status == 0)
+		status = -1;	/* no answer at all */
+	*complete = rc == CURLE_OK;
+	if (k.write_errno)
+		snprintf(c->err, sizeof(c->err), "cannot write the output: %s",
+			 strerror(k.write_errno));
+	else if (rc != CURLE_OK && !c->err[0])
 		snprintf(c->err, sizeof(c->err), "%s", curl_easy_strerror(rc));
 	curl_slist_free_all(hdrs);
 	buf_release(&url);

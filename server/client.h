@@ -6,6 +6,7 @@
 #define BATCHD_CLIENT_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "../lib/buf.h"
 
@@ -24,6 +25,15 @@ void client_free(struct client *c);
 long client_request(struct client *c, const char *method, const char *path,
 		    const char *body, size_t len, const char *header,
 		    struct buf *out);
+/*
+ * GETs path, writing the body of a 200 answer to out as it arrives (the
+ * body of any other answer goes to other). Returns the HTTP status, or -1
+ * when the server could not be reached; *complete says whether the whole
+ * answer came: a transfer cut short, or a write to out that failed, leaves
+ * it 0, with the reason in client_error().
+ */
+long client_get_to(struct client *c, const char *path, FILE *out, struct buf *other,
+		   int *complete);
 const char *client_error(const struct client *c);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * main: the batchd command: `batchd serve` runs the server; submit, status,
- * cancel and retry talk to one.
+ * cancel, retry and results talk to one.
  */
 #include <gnu/libc-version.h>
 #include <stdio.h>
@@ -29,6 +29,7 @@ static void usage(FILE *out)
 	      "  status     show jobs, or one job's progress\n"
 	      "  cancel     cancel a job\n"
 	      "  retry      queue a job's failed and cancelled tasks again\n"
+	      "  results    write a job's tasks, results and errors as JSON lines\n"
 	      "  health     check that a server is serving (exit 0), for health checks\n"
 	      "  version    print the version and the libraries' versions\n"
 	      "\n"
@@ -85,6 +86,8 @@ int main(int argc, char **argv)
 		return cli_cancel(argc - 1, argv + 1);
 	if (!strcmp(cmd, "retry"))
 		return cli_retry(argc - 1, argv + 1);
+	if (!strcmp(cmd, "results"))
+		return cli_results(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		version();
 		return 0;

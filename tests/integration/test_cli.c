@@ -251,6 +251,82 @@ static void test_submit_wait_status_cancel(void **state)
 	server_free(&s);
 }
 
+/* results: every task as a JSON line, to stdout or to a file that is
+ * written whole or not at all. */
+static void test_results(void **state)
+{
+	struct server s;
+	const char *args[] = { "--workers", "2", NULL };
+	struct buf out = BUF_INIT, tasks = BUF_INIT;
+	char path[400], file[450], full[450];
+	cJSON *line;
+	char *text;
+
+	(void)state;
+	server_init(&s);
+	server_start(&s, args);
+	for (int i = 0; i < 1203; i++)
+		buf_addf(&tasks, "{\"n\": %d}\n", i);
+	write_file(&s, "tasks.jsonl", tasks.data, 0644, path, sizeof(path));
+	assert_int_equal(run(&out, "submit --url %s --handler echo --wait %s", s.url, path), 0);
+
+	/* To stdout: a line per task, in index order. */
+	assert_int_equal(run(&out, "results --url %s 1", s.url), 0);
+	assert_int_equal(lines(&out), 1203);
+	line = cJSON_ParseWithLength(out.data, strcspn(out.data, "\n"));
+	assert_int_equal(jnum(line, "index"), 0);
+	assert_string_equal(jstr(line, "state"), "succeeded");
+	assert_int_equal(jnum(line, "result.n"), 0);
+	cJSON_Delete(line);
+
+	/* To a file, the same lines; nothing else left beside it. */
+	snprintf(file, sizeof(file), "%s/results.jsonl", s.dir);
+	assert_int_equal(run(&out, "results --url %s --output %s 1", s.url, file), 0);
+	assert_int_equal(out.len, 0);
+	text = file_text(file);
+	assert_non_null(text);
+	assert_int_equal(run(&out, "results --url %s 1", s.url), 0);
+	assert_string_equal(text, out.data);
+	free(text);
+	assert_int_equal(sh("ls '%s' | grep -c tmp", s.dir), 1);	/* grep found none */
+
+	/* A filter, and the inputs. */
+	write_file(&s, "fail.jsonl", "{\"message\": \"a\"}\n{\"message\": \"b\"}\n", 0644,
+		   path, sizeof(path));
+	assert_int_equal(run(&out, "submit --url %s --handler fail --wait %s", s.url, path), 1);
+	assert_int_equal(run(&out, "results --url %s --state failed --input 2", s.url), 0);
+	assert_int_equal(lines(&out), 2);
+	assert_non_null(strstr(out.data, "\"error\":\"b\""));
+	assert_non_null(strstr(out.data, "\"input\":{\"message\":\"b\"}"));
+	assert_int_equal(run(&out, "results --url %s --state succeeded 2", s.url), 0);
+	assert_int_equal(out.len, 0);
+
+	/* Errors: the server's message and exit statuses; a file that cannot
+	 * be written whole is not written at all. */
+	assert_int_equal(run(&out, "results --url %s 99", s.url), 1);
+	assert_non_null(strstr(out.data, "no job 99 (HTTP 404)"));
+	assert_int_equal(run(&out, "results --url %s --state done 1", s.url), 2);
+	assert_non_null(strstr(out.data, "--state must be"));
+	assert_int_equal(run(&out, "results --url %s", s.url), 2);
+	assert_int_equal(run(&out, "results --url http://127.0.0.1:1 1"), 3);
+	assert_int_equal(run(&out, "results --url %s --output %s/no/such/dir 1", s.url, s.dir), 1);
+	assert_non_null(strstr(out.data, "cannot write"));
+	snprintf(full, sizeof(full), "%s/full", s.dir);
+	if (mount_tmpfs(full, "size=64k") == 0) {
+		assert_int_equal(run(&out, "results --url %s --output %s/r.jsonl 1", s.url, full), 1);
+		assert_non_null(strstr(out.data, "No space left on device"));
+		assert_int_equal(sh("test -z \"$(ls -A '%s')\"", full), 0);
+		assert_int_equal(unmount(full), 0);
+	} else {
+		print_message("not root: the full-disk case is not tried\n");
+	}
+	assert_int_equal(run(&out, "results --help"), 0);
+	assert_non_null(strstr(out.data, "--output FILE"));
+	buf_release(&out);
+	buf_release(&tasks);
+	server_free(&s);
+}
+
 static void test_token_from_env(void **state)
 {
 	struct server s;
@@ -278,6 +354,7 @@ int main(void)
 		cmocka_unit_test(test_serve_refusals),
 		cmocka_unit_test(test_serve_read_only_fs),
 		cmocka_unit_test(test_submit_wait_status_cancel),
+		cmocka_unit_test(test_results),
 		cmocka_unit_test(test_token_from_env),
 	};
 
