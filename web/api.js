@@ -37,13 +37,70 @@ export function setToken(t) {
   memoryToken = t;
 }
 
+function authHeaders(accept) {
+  const headers = { Accept: accept };
+  const t = token() || memoryToken;
+  if (t) headers.Authorization = 'Bearer ' + t;
+  return headers;
+}
+
+// Whether requests carry a token (a plain link would not).
+export const hasToken = () => Boolean(token() || memoryToken);
+
+// The body of an error answer as an ApiError.
+function apiError(res, text) {
+  let data = null;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    data = null;
+  }
+  const err = data && data.error;
+  return new ApiError(res.status, err ? err.code : 'http_' + res.status,
+    err ? err.message : `${res.status} ${res.statusText}`);
+}
+
+// Fetches a streamed answer whole, as a Blob, calling progress(bytes,
+// lines) as it arrives. The timeout covers the answer's start only: a large
+// export may take a while to stream. A stream the server cut short (its
+// final chunk missing) rejects, so no partial file is offered as the whole.
+export async function download(path, accept, progress) {
+  const ctrl = new AbortController();
+  const timer = setTimeout(() => ctrl.abort(), TIMEOUT_MS);
+  let res;
+  try {
+    res = await fetch(path, {
+      headers: authHeaders(accept), cache: 'no-store', credentials: 'same-origin', signal: ctrl.signal,
+    });
+  } catch (e) {
+    throw new NetworkError(e.name === 'AbortError' ? 'the server did not answer in time' : e.message);
+  } finally {
+    clearTimeout(timer);
+  }
+  if (!res.ok) throw apiError(res, await res.text().catch(() => ''));
+  const parts = [];
+  let bytes = 0, lines = 0;
+  try {
+    const reader = res.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parts.push(value);
+      bytes += value.length;
+      for (let i = value.indexOf(10); i !== -1; i = value.indexOf(10, i + 1)) lines++;
+      if (progress) progress(bytes, lines);
+    }
+  } catch (e) {
+    throw new NetworkError(`the download was cut short: ${e.message}`);
+  }
+  return new Blob(parts, { type: res.headers.get('Content-Type') || 'application/octet-stream' });
+}
+
 // Sends one request. body: a value to send as JSON, or a string already
 // JSON. etag: sent as If-None-Match; a 304 answers {status: 304}.
 // Resolves to {status, data, etag}; rejects with ApiError or NetworkError.
 export async function request(method, path, { body, etag } = {}) {
-  const headers = { Accept: 'application/json' };
-  const t = token() || memoryToken;
-  if (t) headers.Authorization = 'Bearer ' + t;
+  const headers = authHeaders('application/json');
   if (etag) headers['If-None-Match'] = etag;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const ctrl = new AbortController();
@@ -66,6 +123,7 @@ export async function request(method, path, { body, etag } = {}) {
     clearTimeout(timer);
   }
   if (res.status === 304) return { status: 304, data: null, etag };
+  if (!res.ok) throw apiError(res, text);
   let data = null;
   if (text) {
     try {
@@ -73,11 +131,6 @@ export async function request(method, path, { body, etag } = {}) {
     } catch {
       data = null;
     }
-  }
-  if (!res.ok) {
-    const err = data && data.error;
-    throw new ApiError(res.status, err ? err.code : 'http_' + res.status,
-      err ? err.message : `${res.status} ${res.statusText}`);
   }
   return { status: res.status, data, etag: res.headers.get('ETag') };
 }

@@ -461,6 +461,7 @@ const detail = {
   job: null,
   filter: '',
   offset: 0,
+  downloading: false,
   tasksKey: '',
   tasks: null,
   open: new Map(),     // task index -> fetched task (with input), or null while loading
@@ -590,7 +591,62 @@ function renderFilters(j) {
     setText(b.querySelector('.f-count'), fmt.compact(counts[s] || 0));
     b.setAttribute('aria-pressed', String(s === detail.filter));
   }
+  renderDownload(j, counts[detail.filter] || 0);
 }
+
+// The download link takes the tasks the table shows (all, or the filter's
+// state) as JSON lines, from GET /api/jobs/{id}/results. A plain link lets
+// the browser stream a large export to disk; with a token the page fetches
+// it instead (a link cannot send the header) and offers the file once whole.
+function renderDownload(j, count) {
+  const a = $('job-download');
+  const s = detail.filter;
+  const q = s ? `?state=${s}` : '';
+  const href = `/api/jobs/${j.id}/results${q}`;
+  if (a.getAttribute('href') !== href) a.setAttribute('href', href);
+  a.setAttribute('download', `batchd-job-${j.id}${s ? '-' + s : ''}.jsonl`);
+  setText(a, s ? `Download ${fmt.int(count)} ${s}` : 'Download results');
+  a.title = `The ${s ? s + ' ' : ''}tasks as JSON lines: index, state, result or error, times`;
+  a.setAttribute('aria-disabled', String(!count || detail.downloading));
+}
+
+$('job-download').addEventListener('click', async (ev) => {
+  const a = $('job-download');
+  if (a.getAttribute('aria-disabled') === 'true') {
+    ev.preventDefault();
+    return;
+  }
+  if (!api.hasToken()) return;	// the browser downloads it
+  ev.preventDefault();
+  const msg = $('job-action-msg');
+  const name = a.getAttribute('download');
+  const id = detail.id;
+  msg.className = 'action-msg';
+  detail.downloading = true;
+  a.setAttribute('aria-disabled', 'true');
+  setText(msg, 'Downloading…');
+  try {
+    const blob = await api.download(a.getAttribute('href'), 'application/x-ndjson', (bytes, lines) => {
+      if (detail.id === id) setText(msg, `Downloading… ${fmt.int(lines)} tasks, ${fmt.bytes(bytes)}`);
+    });
+    const url = URL.createObjectURL(blob);
+    const link = h('a', { href: url, download: name, hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    // The browser has taken the file once the click is handled.
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+    if (detail.id === id) setText(msg, `Downloaded ${name}.`);
+  } catch (e) {
+    if (detail.id === id) {
+      msg.className = 'action-msg err';
+      setText(msg, `Download failed: ${e.message}`);
+    }
+  } finally {
+    detail.downloading = false;
+    if (detail.job) renderFilters(detail.job);
+  }
+});
 
 async function loadTasks() {
   const id = detail.id;

@@ -24,6 +24,19 @@ export function compact(n) {
   return a < 10 && n !== Math.round(n) ? trim(n.toFixed(1)) : String(Math.round(n));
 }
 
+// 512 -> "512 B", 1536 -> "1.5 KiB", 5242880 -> "5.0 MiB"
+export function bytes(n) {
+  if (n == null || !isFinite(n) || n < 0) return '—';
+  if (n < 1024) return `${Math.round(n)} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024, u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(1)} ${units[u]}`;
+}
+
 function trim(s) {
   return s.endsWith('.0') ? s.slice(0, -2) : s;
 }

@@ -78,10 +78,11 @@ test('page loads from the binary, strict CSP, 304 while idle', async (t) => {
     const m = await import('/static/fmt.js');
     return [m.rate(1234), m.rate(12.34), m.rate(0.5), m.rate(0.05), m.rate(0.01), m.duration(200),
       m.duration(3725), m.duration(42), m.compact(1234), m.int(1234567),
-      m.percent(0.9996), m.percent(1), m.duration(0.25, { ms: true })];
+      m.percent(0.9996), m.percent(1), m.duration(0.25, { ms: true }),
+      m.bytes(512), m.bytes(1536), m.bytes(5 * 1048576)];
   });
   assert.deepEqual(f, ['1.2k/s', '12.3/s', '0.5/s', '3/min', '36/h', '3m 20s', '1h 02m', '42s',
-    '1.2k', '1,234,567', '99.9%', '100%', '250ms']);
+    '1.2k', '1,234,567', '99.9%', '100%', '250ms', '512 B', '1.5 KiB', '5.0 MiB']);
   await screenshot(page, 'empty');
   // The tab hidden: polling slows down and the indicator says so.
   await page.evaluate(() => {
@@ -156,6 +157,53 @@ test("a failing task's error, in the job's deep-linked detail", async (t) => {
   await page.waitForSelector('#task-2-detail .kv pre');
   const blocks = await page.$$eval('#task-2-detail .kv pre', (els) => els.map((e) => e.textContent));
   assert.deepEqual(blocks, ['3', '3']);	// input, result
+});
+
+// Saves the file the click starts and reads it back as JSON lines.
+async function downloaded(page, sel) {
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click(sel)]);
+  const file = await dl.path();
+  assert.ok(file, `the download failed: ${await dl.failure()}`);
+  const body = fs.readFileSync(file, 'utf8');
+  assert.ok(body === '' || body.endsWith('\n'), 'the last line is whole');
+  return { name: dl.suggestedFilename(), lines: body.split('\n').filter(Boolean).map((l) => JSON.parse(l)) };
+}
+
+test("download a job's results, all or one state's", async (t) => {
+  const s = await new Server(['--workers', '2']).start();
+  const tasks = [1, 2, { n: 3 }, 4, 5];
+  const id = await s.submit({ handler: 'echo', name: 'to export', tasks });
+  await s.waitJob(id, 'succeeded');
+  const page = await open(t, s, { hash: `/#/jobs/${id}` });
+  await live(page);
+  await page.waitForSelector('#job-state.badge.succeeded');
+  assert.equal(await text(page, '#job-download'), 'Download results');
+  const all = await downloaded(page, '#job-download');
+  assert.equal(all.name, `batchd-job-${id}.jsonl`);
+  assert.deepEqual(all.lines.map((l) => [l.index, l.state, l.result]),
+    tasks.map((x, i) => [i, 'succeeded', x]));
+  assert.ok(all.lines.every((l) => l.attempts === 1 && l.finished_at));
+  // The filter picks the state: none failed here, so nothing to take.
+  await page.click('#task-filters .filter[data-state="failed"]');
+  await page.waitForSelector('#job-download[aria-disabled="true"]');
+  assert.equal(await text(page, '#job-download'), 'Download 0 failed');
+  await page.click('#task-filters .filter[data-state="succeeded"]');
+  await page.waitForSelector('#job-download[aria-disabled="false"]');
+  const ok = await downloaded(page, '#job-download');
+  assert.equal(ok.name, `batchd-job-${id}-succeeded.jsonl`);
+  assert.equal(ok.lines.length, 5);
+  // A job of failures: the failed ones alone, with their errors.
+  const bad = await s.submit({ handler: 'fail', name: 'half bad',
+    tasks: [{ message: 'no such file: a.png' }, { message: 'no such file: b.png' }] });
+  await s.waitJob(bad, 'failed');
+  await page.goto(`${s.url}/#/jobs/${bad}`);
+  await page.waitForSelector('#job-state.badge.failed');
+  await page.click('#task-filters .filter[data-state="failed"]');
+  await page.waitForSelector('#job-download >> text=Download 2 failed');
+  const failed = await downloaded(page, '#job-download');
+  assert.equal(failed.name, `batchd-job-${bad}-failed.jsonl`);
+  assert.deepEqual(failed.lines.map((l) => [l.index, l.state, l.error]),
+    [[0, 'failed', 'no such file: a.png'], [1, 'failed', 'no such file: b.png']]);
 });
 
 test('cancel a running job', async (t) => {
@@ -281,6 +329,21 @@ test('with a token: the page asks for it once per session', async (t) => {
   await live(page);
   assert.ok(await page.isHidden('#token-dialog'));
   await page.waitForSelector(jobCard(1));
+  // A link cannot carry the token: the page fetches the results with it
+  // and offers the file once it is whole.
+  await page.goto(`${s.url}/#/jobs/1`);
+  await page.waitForSelector('#job-state.badge.succeeded');
+  const got = await downloaded(page, '#job-download');
+  assert.equal(got.name, 'batchd-job-1.jsonl');
+  assert.deepEqual(got.lines.map((l) => l.result), [1, 2]);
+  await page.waitForSelector('#job-action-msg >> text=Downloaded batchd-job-1.jsonl.');
+  // The server gone: said, and no file offered.
+  await s.stop();
+  let offered = false;
+  page.once('download', () => { offered = true; });
+  await page.click('#job-download');
+  await page.waitForSelector('#job-action-msg.err >> text=Download failed');
+  assert.equal(offered, false);
 });
 
 test('a 100,000-task job pages without loading it whole', async (t) => {
