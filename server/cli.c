@@ -162,10 +162,15 @@ static void format_bar(const cJSON *job, int width, char *out, size_t len)
 	if (cancelled > 0)
 		snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra),
 			 ", cancelled=%.0f", cancelled);
-	snprintf(out, len, "job %.0f %s: %3.0f%%|%s| %.0f/%.0f [%s<%s, %.1f tasks/s%s]",
+	/* No rate yet, or a job over within its first millisecond: "?", as
+	 * tqdm says it, not a rate of 0. */
+	char speed[32] = "?";
+
+	if (isfinite(rate) && rate > 0)
+		snprintf(speed, sizeof(speed), "%.1f", rate);
+	snprintf(out, len, "job %.0f %s: %3.0f%%|%s| %.0f/%.0f [%s<%s, %s tasks/s%s]",
 		 num(job, "id"), str(job, "handler") ? str(job, "handler") : "?",
-		 floor(frac * 100), bar, done, total, elapsed, left,
-		 isfinite(rate) ? rate : 0, extra);
+		 floor(frac * 100), bar, done, total, elapsed, left, speed, extra);
 }
 
 void cli_format_bar(const char *job_json, int bar_width, char *out, size_t len)
@@ -528,10 +533,15 @@ static void print_job_line(const cJSON *job)
 	double done = num(p, "succeeded") + num(p, "failed") + num(p, "cancelled");
 	char eta[32];
 
+	double rate = num(p, "rate");
+	char speed[32] = "-";
+
+	if (isfinite(rate) && rate > 0)
+		snprintf(speed, sizeof(speed), "%.1f", rate);
 	fmt_duration(num(p, "eta_s"), eta, sizeof(eta));
-	printf("%6.0f  %-9s  %-12.12s  %9.0f/%-9.0f %5.1f%%  %9.1f/s  %8s  %s\n",
+	printf("%6.0f  %-9s  %-12.12s  %9.0f/%-9.0f %5.1f%%  %9s/s  %8s  %s\n",
 	       num(job, "id"), str(job, "state"), str(job, "handler"), done, total,
-	       work_fraction(p, done, total) * 100, num(p, "rate"),
+	       work_fraction(p, done, total) * 100, speed,
 	       isnan(num(p, "eta_s")) ? "-" : eta, str(job, "name") ? str(job, "name") : "");
 }
 

@@ -46,7 +46,7 @@ static void test_running_progress_counts(void **state)
 	       T0 ", \"finished_at\": null", line, sizeof(line));
 	expect_in(line, "job 7 encode:  25%|");
 	expect_in(line, "|██▌       | 0/4 [");
-	expect_in(line, "<00:30, 0.0 tasks/s]");
+	expect_in(line, "<00:30, ? tasks/s]");	/* none finished: no rate yet */
 }
 
 /* One task of two finished, the other has reported all its work but has
@@ -80,6 +80,11 @@ static void test_finished_job(void **state)
 	       " \"running\": 0, \"running_progress\": 0, \"rate\": 1, \"eta_s\": 0",
 	       T0 ", \"finished_at\": \"2026-11-27T10:01:02.000Z\"", line, sizeof(line));
 	expect_in(line, "[01:01<00:00,");
+	/* Over within its first millisecond: the API has no rate for it. */
+	bar_of("\"total\": 1, \"succeeded\": 1, \"failed\": 0, \"cancelled\": 0,"
+	       " \"running\": 0, \"running_progress\": 0, \"rate\": 0, \"eta_s\": 0",
+	       T0 ", \"finished_at\": \"2026-11-27T10:00:00.900Z\"", line, sizeof(line));
+	expect_in(line, "| 1/1 [00:00<00:00, ? tasks/s]");
 }
 
 /* What an older server sends (no running_progress) still draws. */
