@@ -264,8 +264,9 @@ static void submit_usage(FILE *out)
 	      "  --token TOKEN      API token (default $BATCHD_TOKEN)\n", out);
 }
 
-/* Waits for job id to finish, drawing its bar on stderr. */
-static int wait_job(struct client *cl, long long id)
+/* Waits for job id to finish, drawing its bar on stderr; with json, the
+ * finished job's object goes to stdout. */
+static int wait_job(struct client *cl, long long id, int json)
 {
 	int tty = isatty(STDERR_FILENO);
 	struct buf body = BUF_INIT;
@@ -308,6 +309,8 @@ static int wait_job(struct client *cl, long long id)
 			if (tty)
 				fputc('\n', stderr);
 			fprintf(stderr, "job %lld %s\n", id, state);
+			if (json)
+				printf("%s\n", body.data);
 			rc = !strcmp(state, "succeeded") ? 0 : EXIT_FAILED;
 			cJSON_Delete(job);
 			goto out;
@@ -463,7 +466,7 @@ int cli_submit(int argc, char **argv)
 			num(cJSON_GetObjectItemCaseSensitive(job, "progress"), "total"),
 			str(job, "handler"), status == 200 ? " (already submitted with this key)" : "");
 	cJSON_Delete(job);
-	rc = wait ? wait_job(cl, id) : 0;
+	rc = wait ? wait_job(cl, id, 0) : 0;
 out:
 	cJSON_Delete(doc);
 	cJSON_Delete(req);
@@ -646,6 +649,40 @@ static int job_action(int argc, char **argv, const char *cmd, const char *action
 		printf("job %lld %s\n", id, done);
 	}
 	buf_release(&body);
+	client_free(cl);
+	return rc;
+}
+
+static void wait_usage(FILE *out)
+{
+	fputs("usage: batchd wait [--json] [--url URL] [--token TOKEN] ID\n"
+	      "\n"
+	      "Draws job ID's progress bar on stderr until the job finishes, from any\n"
+	      "terminal, whoever submitted it (as submit --wait does for its own job).\n"
+	      "With --json, the finished job's object is printed on stdout.\n"
+	      "\n"
+	      "Exits 0 when every task succeeded; 1 when some failed or were\n"
+	      "cancelled, or the server refuses (no such job); 3 when the server\n"
+	      "cannot be reached; 130 when interrupted (the job goes on).\n", out);
+}
+
+int cli_wait(int argc, char **argv)
+{
+	struct common c;
+	struct client *cl;
+	long long id;
+	int rc = parse_common(argc, argv, &c, wait_usage, "wait");
+
+	if (rc)
+		return rc > 0 ? 0 : EXIT_USAGE;
+	if (optind != argc - 1 || (id = parse_id(argv[optind])) < 0) {
+		wait_usage(stderr);
+		return EXIT_USAGE;
+	}
+	cl = client_new(c.url, c.token);
+	if (!cl)
+		return EXIT_FAILED;
+	rc = wait_job(cl, id, c.json);
 	client_free(cl);
 	return rc;
 }

@@ -14,6 +14,7 @@
 
 int cli_submit(int argc, char **argv);
 int cli_status(int argc, char **argv);
+int cli_wait(int argc, char **argv);
 int cli_cancel(int argc, char **argv);
 int cli_retry(int argc, char **argv);
 /* batchd results: a job's tasks as JSON lines, to stdout or a file. */

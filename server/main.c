@@ -27,6 +27,7 @@ static void usage(FILE *out)
 	      "  serve      run the server (HTTP API, dashboard, workers)\n"
 	      "  submit     submit a job, optionally waiting with a progress bar\n"
 	      "  status     show jobs, or one job's progress\n"
+	      "  wait       draw a job's progress bar until it finishes\n"
 	      "  cancel     cancel a job\n"
 	      "  retry      queue a job's failed and cancelled tasks again\n"
 	      "  results    write a job's tasks, results and errors as JSON lines\n"
@@ -82,6 +83,8 @@ int main(int argc, char **argv)
 		return cli_submit(argc - 1, argv + 1);
 	if (!strcmp(cmd, "status"))
 		return cli_status(argc - 1, argv + 1);
+	if (!strcmp(cmd, "wait"))
+		return cli_wait(argc - 1, argv + 1);
 	if (!strcmp(cmd, "cancel"))
 		return cli_cancel(argc - 1, argv + 1);
 	if (!strcmp(cmd, "retry"))

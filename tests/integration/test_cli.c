@@ -2,14 +2,16 @@
  * Integration tests of the batchd command line: `serve` refusing bad
  * options, a busy port and an unusable database with one-line errors, and
  * the client commands (submit --wait with its progress bar, status,
- * cancel, retry) against a real server.
+ * wait, cancel, retry, results) against a real server.
  */
 #include "harness.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "../../lib/buf.h"
 
@@ -327,6 +329,98 @@ static void test_results(void **state)
 	server_free(&s);
 }
 
+static int file_has(const struct server *s, void *ctx)
+{
+	const char *const *what = ctx;	/* { path, text } */
+	char *text = file_text(what[0]);
+	int found = text && strstr(text, what[1]);
+
+	(void)s;
+	free(text);
+	return found;
+}
+
+/* wait: any job's bar, from another terminal than the one that submitted
+ * it; its exit status says how the job ended; Ctrl-C leaves the job be. */
+static void test_wait(void **state)
+{
+	struct server s;
+	const char *args[] = { "--workers", "2", NULL };
+	struct buf out = BUF_INIT;
+	char path[400], log[450], bin[512], id[16];
+	const char *look[2] = { log, "job 3 sleep:" };
+	int status;
+	cJSON *j;
+	pid_t pid;
+
+	(void)state;
+	server_init(&s);
+	server_start(&s, args);
+	write_file(&s, "naps.json", "[{\"ms\": 300, \"steps\": 3}, {\"ms\": 300}, {\"ms\": 300}]",
+		   0644, path, sizeof(path));
+	assert_int_equal(run(&out, "submit --url %s --handler sleep %s", s.url, path), 0);
+	assert_int_equal(run(&out, "wait --url %s 1", s.url), 0);
+	assert_non_null(strstr(out.data, "100%|"));
+	assert_non_null(strstr(out.data, " 3/3 ["));
+	assert_non_null(strstr(out.data, "job 1 succeeded"));
+	j = api(&s, "GET", "/api/jobs/1", NULL, 200);
+	assert_string_equal(jstr(j, "state"), "succeeded");	/* done when wait said so */
+	cJSON_Delete(j);
+
+	/* A finished job: at once, the same answer; --json adds the job. */
+	assert_int_equal(run(&out, "wait --url %s --json 1", s.url), 0);
+	j = cJSON_Parse(strstr(out.data, "{\"id\":1,"));
+	assert_non_null(j);
+	assert_int_equal(jnum(j, "progress.succeeded"), 3);
+	cJSON_Delete(j);
+
+	/* Failures: exit 1, counted. */
+	write_file(&s, "bad.json", "[{\"message\": \"a\"}, {}]", 0644, path, sizeof(path));
+	assert_int_equal(run(&out, "submit --url %s --handler fail %s", s.url, path), 0);
+	assert_int_equal(run(&out, "wait --url %s 2", s.url), 1);
+	assert_non_null(strstr(out.data, "failed=2"));
+	assert_non_null(strstr(out.data, "job 2 failed"));
+
+	/* Interrupted: 130, and the job goes on. */
+	write_file(&s, "long.json", "[{\"ms\": 60000, \"steps\": 60}]", 0644, path, sizeof(path));
+	assert_int_equal(run(&out, "submit --url %s --handler sleep %s", s.url, path), 0);
+	snprintf(log, sizeof(log), "%s/wait.log", s.dir);
+	snprintf(bin, sizeof(bin), "%s", batchd_bin());
+	snprintf(id, sizeof(id), "3");
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		FILE *f = freopen(log, "w", stderr);
+
+		if (!f)
+			_exit(127);
+		execl(bin, bin, "wait", "--url", s.url, id, (char *)NULL);
+		_exit(127);
+	}
+	assert_true(wait_until(file_has, &s, look, 30));
+	kill(pid, SIGINT);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 130);
+	look[1] = "stopped waiting; job 3 goes on (batchd cancel 3 stops it)";
+	assert_true(file_has(&s, look));
+	j = api(&s, "GET", "/api/jobs/3", NULL, 200);
+	assert_string_equal(jstr(j, "state"), "running");
+	cJSON_Delete(j);
+	assert_int_equal(run(&out, "cancel --url %s 3", s.url), 0);
+
+	/* Refusals and usage. */
+	assert_int_equal(run(&out, "wait --url %s 99", s.url), 1);
+	assert_non_null(strstr(out.data, "no job 99 (HTTP 404)"));
+	assert_int_equal(run(&out, "wait --url %s", s.url), 2);
+	assert_int_equal(run(&out, "wait --url %s 1x", s.url), 2);
+	assert_int_equal(run(&out, "wait --url http://127.0.0.1:1 1"), 3);
+	assert_int_equal(run(&out, "wait --help"), 0);
+	assert_non_null(strstr(out.data, "usage: batchd wait"));
+	buf_release(&out);
+	server_free(&s);
+}
+
 static void test_token_from_env(void **state)
 {
 	struct server s;
@@ -355,6 +449,7 @@ int main(void)
 		cmocka_unit_test(test_serve_read_only_fs),
 		cmocka_unit_test(test_submit_wait_status_cancel),
 		cmocka_unit_test(test_results),
+		cmocka_unit_test(test_wait),
 		cmocka_unit_test(test_token_from_env),
 	};
 
