@@ -616,6 +616,7 @@ int cli_status(int argc, char **argv)
 	return rc;
 }
 
+/* POST /api/jobs/ID/action, or with action NULL, DELETE /api/jobs/ID. */
 static int job_action(int argc, char **argv, const char *cmd, const char *action,
 		      const char *done, void (*usage)(FILE *))
 {
@@ -636,13 +637,18 @@ static int job_action(int argc, char **argv, const char *cmd, const char *action
 	cl = client_new(c.url, c.token);
 	if (!cl)
 		return EXIT_FAILED;
-	snprintf(path, sizeof(path), "/api/jobs/%lld/%s", id, action);
-	status = request(cl, "POST", path, NULL, 0, NULL, &body);
+	if (action)
+		snprintf(path, sizeof(path), "/api/jobs/%lld/%s", id, action);
+	else
+		snprintf(path, sizeof(path), "/api/jobs/%lld", id);
+	status = request(cl, action ? "POST" : "DELETE", path, NULL, 0, NULL, &body);
 	if (status < 0) {
 		rc = EXIT_UNREACHABLE;
-	} else if (status != 200) {
+	} else if (status != (action ? 200 : 204)) {
 		print_error(cmd, status, &body);
 		rc = EXIT_FAILED;
+	} else if (c.json && !action) {
+		printf("{\"id\":%lld,\"deleted\":true}\n", id);	/* 204: no body */
 	} else if (c.json) {
 		printf("%s\n", body.data);
 	} else {
@@ -700,6 +706,20 @@ static void retry_usage(FILE *out)
 	fputs("usage: batchd retry [--json] [--url URL] [--token TOKEN] ID\n"
 	      "\n"
 	      "Queues a job's failed and cancelled tasks again.\n", out);
+}
+
+static void delete_usage(FILE *out)
+{
+	fputs("usage: batchd delete [--json] [--url URL] [--token TOKEN] ID\n"
+	      "\n"
+	      "Deletes a finished job with its tasks and their results. A job still\n"
+	      "queued or running is refused: cancel it first. With --json, prints\n"
+	      "{\"id\":ID,\"deleted\":true}.\n", out);
+}
+
+int cli_delete(int argc, char **argv)
+{
+	return job_action(argc, argv, "delete", NULL, "deleted", delete_usage);
 }
 
 int cli_cancel(int argc, char **argv)

@@ -31,6 +31,7 @@ static void usage(FILE *out)
 	      "  cancel     cancel a job\n"
 	      "  retry      queue a job's failed and cancelled tasks again\n"
 	      "  results    write a job's tasks, results and errors as JSON lines\n"
+	      "  delete     delete a finished job and its tasks\n"
 	      "  health     check that a server is serving (exit 0), for health checks\n"
 	      "  version    print the version and the libraries' versions\n"
 	      "\n"
@@ -89,6 +90,8 @@ int main(int argc, char **argv)
 		return cli_cancel(argc - 1, argv + 1);
 	if (!strcmp(cmd, "retry"))
 		return cli_retry(argc - 1, argv + 1);
+	if (!strcmp(cmd, "delete"))
+		return cli_delete(argc - 1, argv + 1);
 	if (!strcmp(cmd, "results"))
 		return cli_results(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {

@@ -2,7 +2,7 @@
  * Integration tests of the batchd command line: `serve` refusing bad
  * options, a busy port and an unusable database with one-line errors, and
  * the client commands (submit --wait with its progress bar, status,
- * wait, cancel, retry, results) against a real server.
+ * wait, cancel, retry, delete, results) against a real server.
  */
 #include "harness.h"
 
@@ -238,6 +238,21 @@ static void test_submit_wait_status_cancel(void **state)
 	cJSON_Delete(j);
 	assert_int_equal(run(&out, "retry --url %s 2", s.url), 0);
 	assert_non_null(strstr(out.data, "job 2 retried"));
+
+	/* delete: a finished job only, then it is gone. */
+	assert_int_equal(run(&out, "delete --url %s 3", s.url), 0);
+	assert_non_null(strstr(out.data, "job 3 deleted"));
+	cJSON_Delete(api(&s, "GET", "/api/jobs/3", NULL, 404));
+	assert_int_equal(run(&out, "delete --url %s 3", s.url), 1);
+	assert_non_null(strstr(out.data, "no job 3 (HTTP 404)"));
+	assert_int_equal(run(&out, "submit --url %s --handler sleep %s", s.url, path), 0);
+	assert_non_null(strstr(out.data, "job 4 submitted"));
+	assert_int_equal(run(&out, "delete --url %s 4", s.url), 1);
+	assert_non_null(strstr(out.data, "(HTTP 409)"));
+	assert_int_equal(run(&out, "cancel --url %s 4", s.url), 0);
+	assert_int_equal(run(&out, "delete --url %s --json 4", s.url), 0);
+	assert_string_equal(out.data, "{\"id\":4,\"deleted\":true}\n");
+	assert_int_equal(run(&out, "delete --url %s", s.url), 2);
 
 	/* Errors: the server's message, and exit statuses. */
 	assert_int_equal(run(&out, "submit --url %s --handler nope %s", s.url, path), 2);
