@@ -99,6 +99,8 @@ static const char *const sql[Q_COUNT] = {
 		" finished_at = ?4, succeeded = ?5, failed = ?6, cancelled = ?7"
 		" WHERE id = ?1",
 	[Q_JOB_DELETE] = "DELETE FROM jobs WHERE id = ?1",
+	[Q_JOBS_EXPIRED] = "SELECT id, total FROM jobs WHERE state >= 2"
+		" AND finished_at < ?1 ORDER BY finished_at, id LIMIT ?2",
 	[Q_JOB_DELETE_TASKS] = "DELETE FROM tasks WHERE job_id = ?1",
 	[Q_RECOUNT] = "SELECT state, count(*) FROM tasks WHERE job_id = ?1"
 		" GROUP BY state",

@@ -144,6 +144,10 @@ int store_jobs_recent(struct store *s, int limit, store_job_fn fn, void *ctx);
 int store_job_save(struct store *s, const struct store_job *job);
 /* Deletes a job and its tasks. */
 int store_job_delete(struct store *s, int64_t id);
+/* Up to max finished jobs that finished before before_ms, the oldest
+ * first: their ids and task counts. Returns how many, or -1. */
+int store_jobs_expired(struct store *s, int64_t before_ms, int max, int64_t *ids,
+		       int64_t *totals);
 /* Counts the job's tasks by state, afresh (for checks, not for polls). */
 int store_job_recount(struct store *s, int64_t id, int64_t counts[ST_COUNT]);
 /* Jobs by state, and tasks by state summed over all jobs from their

@@ -207,6 +207,27 @@ fail:
 	return -1;
 }
 
+static int add_expired(sqlite3_stmt *st, int n, int64_t *ids, int64_t *totals)
+{
+	ids[n] = sqlite3_column_int64(st, 0);
+	totals[n] = sqlite3_column_int64(st, 1);
+	return 0;
+}
+
+int store_jobs_expired(struct store *s, int64_t before_ms, int max, int64_t *ids,
+		       int64_t *totals)
+{
+	sqlite3_stmt *st = store_stmt(s, Q_JOBS_EXPIRED);
+	int n = 0;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, before_ms);
+	sqlite3_bind_int(st, 2, max);
+	FOR_EACH_ROW(s, st, n, add_expired(st, n - 1, ids, totals));
+	return n;
+}
+
 int store_job_recount(struct store *s, int64_t id, int64_t counts[ST_COUNT])
 {
 	sqlite3_stmt *st = store_stmt(s, Q_RECOUNT);

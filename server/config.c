@@ -20,7 +20,7 @@ enum {
 	O_LISTEN = 1000, O_DB, O_WORKERS, O_HANDLERS, O_TOKEN, O_TOKEN_FILE,
 	O_GRACE, O_MAX_BODY, O_MAX_TASKS, O_TIMEOUT, O_LOG_LEVEL, O_LOG_FORMAT,
 	O_MAX_CONN, O_CONN_TIMEOUT, O_METRICS_PUBLIC, O_CORS_ORIGIN,
-	O_MAX_TASKS_PER_WORKER, O_WORKER_MEMORY, O_USER, O_HELP,
+	O_MAX_TASKS_PER_WORKER, O_WORKER_MEMORY, O_USER, O_KEEP_FINISHED, O_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -43,6 +43,7 @@ static const struct option long_opts[] = {
 	{ "max-tasks-per-worker", required_argument, NULL, O_MAX_TASKS_PER_WORKER },
 	{ "worker-memory-limit", required_argument, NULL, O_WORKER_MEMORY },
 	{ "user", required_argument, NULL, O_USER },
+	{ "keep-finished", required_argument, NULL, O_KEEP_FINISHED },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -55,6 +56,7 @@ static const char *const env_names[] = {
 	"BATCHD_LOG_FORMAT", "BATCHD_MAX_CONNECTIONS",
 	"BATCHD_CONNECTION_TIMEOUT", "BATCHD_METRICS_PUBLIC", "BATCHD_CORS_ORIGIN",
 	"BATCHD_MAX_TASKS_PER_WORKER", "BATCHD_WORKER_MEMORY_LIMIT", "BATCHD_USER",
+	"BATCHD_KEEP_FINISHED",
 	NULL,
 };
 
@@ -104,6 +106,10 @@ void config_usage(FILE *out)
 	      "                         e.g. 512M; the task it runs fails with an\n"
 	      "                         out-of-memory error (BATCHD_WORKER_MEMORY_LIMIT,\n"
 	      "                         default: no limit)\n"
+	      "  --keep-finished DURATION\n"
+	      "                         delete each finished job, its tasks and results,\n"
+	      "                         this long after it finished, like 30d, 12h or 90m\n"
+	      "                         (BATCHD_KEEP_FINISHED, default 0: keep them all)\n"
 	      "  --user NAME            started as root: after binding, run as this user\n"
 	      "                         (server, workers and handlers); the database and\n"
 	      "                         its directory must be writable by it (BATCHD_USER)\n"
@@ -155,6 +161,30 @@ static int parse_number(const char *s, double lo, double hi, double *out)
 		return -1;
 	*out = v;
 	return 0;
+}
+
+int64_t config_parse_duration(const char *s)
+{
+	char *end;
+	double v, mult = 1;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (end == s || errno || !isfinite(v) || v < 0 || *s == '-' || *s == '+' ||
+	    isspace((unsigned char)*s))
+		return -1;
+	switch (*end) {
+	case '\0': break;
+	case 's': mult = 1; end++; break;
+	case 'm': mult = 60; end++; break;
+	case 'h': mult = 3600; end++; break;
+	case 'd': mult = 86400; end++; break;
+	case 'w': mult = 7 * 86400; end++; break;
+	default: return -1;
+	}
+	if (*end || v * mult * 1000 > 9e15)
+		return -1;
+	return (int64_t)(v * mult * 1000 + 0.5);
 }
 
 static void set_str(char **dst, const char *v)
@@ -353,6 +383,16 @@ static int apply(struct config *c, int opt, const char *v, const char *name,
 			return -1;
 		}
 		set_str(&c->user, v);
+		return 0;
+	case O_KEEP_FINISHED:
+		n = config_parse_duration(v);
+		if (n < 0 || (n > 0 && n < 1000)) {
+			snprintf(err, errlen,
+				 "%s: expected a duration of at least 1s (like 30d, 12h, 90m or 3600),"
+				 " or 0, got \"%s\"", name, v);
+			return -1;
+		}
+		c->keep_finished_ms = n;
 		return 0;
 	case O_CONN_TIMEOUT:
 		if (parse_number(v, 1, 86400, &d) < 0) {

@@ -28,6 +28,7 @@ struct config {
 	int max_tasks_per_worker;	/* 0: never replace */
 	int64_t worker_memory_limit;	/* resident bytes, 0: none */
 	char *user;		/* run as this user after binding, or NULL */
+	int64_t keep_finished_ms;	/* delete finished jobs this old; 0: never */
 };
 
 /* Fills c with defaults, then the environment, then argv (argv[0] is the
@@ -39,6 +40,9 @@ void config_release(struct config *c);
 /* Prints `batchd serve --help`. */
 void config_usage(FILE *out);
 
+/* Parses "90", "90s", "15m", "12h", "30d", "2w" (a plain number counts
+ * seconds; fractions allowed) into milliseconds; -1 if malformed. */
+int64_t config_parse_duration(const char *s);
 /* Parses "64M", "1G", "512k", "100" (bytes); -1 if malformed. */
 int64_t config_parse_size(const char *s);
 

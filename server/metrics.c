@@ -67,6 +67,7 @@ static struct {
 	size_t nreq, capreq;
 	struct hist commit;
 	uint64_t commit_failed;
+	uint64_t jobs_expired;
 	int64_t started_ms;
 } m;
 
@@ -142,6 +143,11 @@ void metrics_worker_restart(const char *cause)
 	while (i < NCAUSES && (!cause || strcmp(causes[i], cause)))
 		i++;
 	m.restarts[i < NCAUSES ? i : 0]++;
+}
+
+void metrics_job_expired(void)
+{
+	m.jobs_expired++;
 }
 
 uint64_t metrics_worker_restarts(const char *cause)
@@ -332,6 +338,10 @@ void metrics_render(struct buf *b, struct sched *s, const struct pool *p)
 	for (size_t i = 0; i < NCAUSES; i++)
 		buf_addf(b, "batchd_worker_restarts_total{cause=\"%s\"} %llu\n", causes[i],
 			 (unsigned long long)m.restarts[i]);
+
+	header(b, "batchd_jobs_expired_total", "counter",
+	       "Finished jobs deleted for being older than --keep-finished.");
+	buf_addf(b, "batchd_jobs_expired_total %llu\n", (unsigned long long)m.jobs_expired);
 
 	header(b, "batchd_http_requests_total", "counter",
 	       "HTTP requests answered, by method, route pattern and status.");

@@ -42,6 +42,8 @@ void metrics_task_duration(const char *handler, int64_t duration_us);
 void metrics_worker_restart(const char *cause);
 /* How many workers were replaced for cause since the server started. */
 uint64_t metrics_worker_restarts(const char *cause);
+/* A finished job was deleted for being older than --keep-finished. */
+void metrics_job_expired(void);
 /* An HTTP request was answered. route is the matched pattern of the route
  * table, or NULL when none matched (or the request was refused before
  * routing). */

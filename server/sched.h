@@ -66,6 +66,12 @@ int sched_cancel(struct sched *s, int64_t id, char *msg, size_t len);
 int sched_retry(struct sched *s, int64_t id, char *msg, size_t len);
 /* Deletes a finished job. SCHED_CONFLICT while it is active. */
 int sched_delete(struct sched *s, int64_t id, char *msg, size_t len);
+/* Deletes the jobs that finished before before_ms, the oldest first, as
+ * sched_delete does, until about budget tasks are gone (one job at least,
+ * however large). Counts what went in *jobs and *tasks. Returns 0 when
+ * none is left, 1 when more are, -1 on a database error (logged). */
+int sched_expire(struct sched *s, int64_t before_ms, int64_t budget, int64_t *jobs,
+		 int64_t *tasks);
 
 /* Fills *live if job id is held live (active); returns 1, else 0. */
 int sched_live(struct sched *s, int64_t id, int64_t now_ms,

@@ -165,7 +165,8 @@ int sched_retry(struct sched *s, int64_t id, char *msg, size_t len)
 	return SCHED_OK;
 }
 
-int sched_delete(struct sched *s, int64_t id, char *msg, size_t len)
+/* Deletes job id; why is what the log says of it. */
+static int delete_job(struct sched *s, int64_t id, const char *why, char *msg, size_t len)
 {
 	struct ljob *j = sched_find_job(s, id);
 	struct store_job row;
@@ -191,11 +192,56 @@ int sched_delete(struct sched *s, int64_t id, char *msg, size_t len)
 	if (j)
 		j->deleted = 1;	/* freed once its last dead task is back */
 	s->version++;
-	LOG_INFO("job deleted", LF_I("job", id));
+	LOG_INFO(why, LF_I("job", id));
 	return SCHED_OK;
 fail:
 	snprintf(msg, len, "database error: %s", store_errmsg(s->store));
 	return SCHED_ERROR;
+}
+
+int sched_delete(struct sched *s, int64_t id, char *msg, size_t len)
+{
+	return delete_job(s, id, "job deleted", msg, len);
+}
+
+int sched_expire(struct sched *s, int64_t before_ms, int64_t budget, int64_t *jobs,
+		 int64_t *tasks)
+{
+	enum { BATCH = 64 };
+	int64_t ids[BATCH], totals[BATCH];
+	char msg[256];
+	int n;
+
+	*jobs = *tasks = 0;
+	while (*tasks < budget) {
+		n = store_jobs_expired(s->store, before_ms, BATCH, ids, totals);
+		if (n < 0) {
+			LOG_ERROR("cannot list the expired jobs",
+				  LF_S("error", store_errmsg(s->store)));
+			return -1;
+		}
+		for (int i = 0; i < n; i++) {
+			/* At least one job a sweep, however large. */
+			if (*jobs && *tasks + totals[i] > budget)
+				return 1;
+			switch (delete_job(s, ids[i], "job expired", msg, sizeof(msg))) {
+			case SCHED_OK:
+				break;
+			case SCHED_CONFLICT:	/* retried meanwhile: it lives on */
+				return 0;
+			default:
+				LOG_ERROR("cannot delete an expired job", LF_I("job", ids[i]),
+					  LF_S("error", msg));
+				return -1;
+			}
+			metrics_job_expired();
+			++*jobs;
+			*tasks += totals[i];
+		}
+		if (n < BATCH)
+			return 0;
+	}
+	return 1;
 }
 
 /* ---- views ---- */

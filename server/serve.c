@@ -41,6 +41,11 @@
  * command per task, a few thousand a second) share a commit instead of
  * paying one each. Readers see the group through sched_sync() anyway. */
 #define COMMIT_MIN_US 5000
+/* --keep-finished: a sweep deletes about this many tasks at most, so that
+ * it holds the loop for tens of milliseconds, not seconds; the next one
+ * follows this soon when the last stopped at that budget. */
+#define EXPIRE_BUDGET 100000
+#define EXPIRE_AGAIN_US 20000
 
 struct server {
 	struct config cfg;
@@ -56,6 +61,7 @@ struct server {
 	int stopping;
 	int aborted;
 	int64_t stop_deadline;	/* monotonic us */
+	int64_t expire_at;	/* monotonic us: the next --keep-finished sweep */
 };
 
 /* Makes sure descriptors 0, 1 and 2 are open, so that nothing we open
@@ -252,6 +258,28 @@ static int64_t earliest(int64_t a, int64_t b)
 	return a < b ? a : b;
 }
 
+/* Deletes the finished jobs older than --keep-finished, a budget at a
+ * time; sweeps a tenth as often as that age (every 1 to 60 s). Returns
+ * when to come back, or 0 with no age set. */
+static int64_t expire_tick(struct server *sv, int64_t now)
+{
+	int64_t keep = sv->cfg.keep_finished_ms, jobs, tasks, every;
+	int more;
+
+	if (!keep || sv->stopping)
+		return 0;
+	if (now < sv->expire_at)
+		return sv->expire_at;
+	more = sched_expire(sv->sched, clock_wall_ms() - keep, EXPIRE_BUDGET, &jobs, &tasks);
+	every = keep * 100;	/* a tenth of it, in us */
+	if (every < 1000000)
+		every = 1000000;
+	if (every > 60000000)
+		every = 60000000;
+	sv->expire_at = now + (more > 0 ? EXPIRE_AGAIN_US : every);
+	return sv->expire_at;
+}
+
 static int run(struct server *sv)
 {
 	int64_t txn_since = 0;
@@ -271,6 +299,7 @@ static int run(struct server *sv)
 		next = sched_tick(sv->sched, now);
 		next = earliest(next, pool_tick(sv->pool, now));
 		next = earliest(next, http_deadline(sv->http, now));
+		next = earliest(next, expire_tick(sv, now));
 		if (sv->stopping && !sv->aborted)
 			next = earliest(next, sv->stop_deadline);
 		if (next && next <= now) {

@@ -6,6 +6,9 @@
  *
  * The file system is a small tmpfs the test mounts (as root; skipped with
  * a message otherwise).
+ *
+ * And --keep-finished: finished jobs past that age are deleted with their
+ * tasks, active ones never, whatever their age.
  */
 #include "harness.h"
 
@@ -207,10 +210,91 @@ static void test_disk_full(void **state)
 	sqlite3_close(db);
 }
 
+static int gone(const struct server *s, void *ctx)
+{
+	char path[64];
+	struct resp r;
+	long status;
+
+	snprintf(path, sizeof(path), "/api/jobs/%lld", (long long)*(int64_t *)ctx);
+	http_request(s, "GET", path, NULL, NULL, &r);
+	status = r.status;
+	resp_free(&r);
+	if (status != 200 && status != 404)
+		fail_msg("GET %s: HTTP %ld", path, status);
+	return status == 404;
+}
+
+/* Rows of job id in the database, read by a connection of the test's own. */
+static int task_rows(const struct server *s, int64_t id)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int n = -1;
+
+	assert_int_equal(sqlite3_open_v2(s->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM tasks WHERE job_id = ?1",
+					    -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+static void test_keep_finished(void **state)
+{
+	struct server s;
+	const char *args[] = { "--workers", "2", "--keep-finished", "3s", NULL };
+	int64_t done1, done2, slow, quick;
+	double finished;
+	struct resp r;
+	cJSON *j;
+
+	(void)state;
+	server_init(&s);
+	server_start(&s, args);
+	done1 = submit(&s, "{\"handler\": \"echo\", \"tasks\": [1, 2, 3]}");
+	done2 = submit(&s, "{\"handler\": \"fail\", \"tasks\": [{}, {}]}");
+	cJSON_Delete(wait_job(&s, done1, "succeeded", 30));
+	cJSON_Delete(wait_job(&s, done2, "failed", 30));
+	finished = now_s();
+	/* Running for longer than the age kept: active, so never expired. */
+	slow = submit(&s, "{\"handler\": \"sleep\", \"tasks\": [{\"ms\": 6000, \"steps\": 6}]}");
+	assert_int_equal(task_rows(&s, done1), 3);
+
+	assert_true(wait_until(gone, &s, &done1, 30));
+	assert_true(now_s() - finished > 2);	/* not before its time */
+	assert_true(wait_until(gone, &s, &done2, 5));
+	assert_int_equal(task_rows(&s, done1), 0);
+	assert_int_equal(task_rows(&s, done2), 0);
+	assert_true(server_log_has(&s, "job expired"));
+	j = api(&s, "GET", "/api/jobs/3", NULL, 200);
+	assert_int_equal(jnum(j, "id"), slow);
+	assert_string_equal(jstr(j, "state"), "running");
+	cJSON_Delete(j);
+	http_request(&s, "GET", "/metrics", NULL, NULL, &r);
+	assert_non_null(strstr(r.body, "\nbatchd_jobs_expired_total 2\n"));
+	resp_free(&r);
+
+	/* Once it finishes, its turn comes; a job just finished is kept. */
+	cJSON_Delete(wait_job(&s, slow, "succeeded", 60));
+	assert_true(wait_until(gone, &s, &slow, 30));
+	assert_int_equal(task_rows(&s, slow), 0);
+	quick = submit(&s, "{\"handler\": \"echo\", \"tasks\": [1]}");
+	cJSON_Delete(wait_job(&s, quick, "succeeded", 30));
+	assert_false(gone(&s, &quick));
+	assert_int_equal(task_rows(&s, quick), 1);
+	server_free(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
+		cmocka_unit_test(test_keep_finished),
 	};
 
 	return cmocka_run_group_tests_name("storage", tests, NULL, NULL);

@@ -119,6 +119,13 @@ static void test_errors(void **state)
 	bad("--cors-origin: expected one origin", "--cors-origin", "*", NULL);
 	bad("--cors-origin", "--cors-origin", "https://a.example/path", NULL);
 	bad("--cors-origin", "--cors-origin", "ftp://a.example", NULL);
+	bad("--keep-finished: expected a duration of at least 1s", "--keep-finished", "500ms", NULL);
+	bad("--keep-finished: expected a duration", "--keep-finished", "0.5", NULL);
+	bad("--keep-finished", "--keep-finished", "-1d", NULL);
+	bad("--keep-finished", "--keep-finished", "forever", NULL);
+	setenv("BATCHD_KEEP_FINISHED", "3 days", 1);
+	bad("BATCHD_KEEP_FINISHED: expected a duration", NULL);
+	unsetenv("BATCHD_KEEP_FINISHED");
 }
 
 static void test_worker_and_http_options(void **state)
@@ -132,6 +139,7 @@ static void test_worker_and_http_options(void **state)
 	assert_int_equal(c.worker_memory_limit, 0);
 	assert_null(c.cors_origin);
 	assert_int_equal(c.max_connections, 4096);
+	assert_int_equal(c.keep_finished_ms, 0);	/* kept forever */
 	config_release(&c);
 	setenv("BATCHD_WORKER_MEMORY_LIMIT", "512M", 1);
 	assert_int_equal(parse(&c, err, sizeof(err), "--max-tasks-per-worker", "100",
@@ -141,6 +149,14 @@ static void test_worker_and_http_options(void **state)
 	assert_string_equal(c.cors_origin, "https://ops.example.com:8443");
 	config_release(&c);
 	unsetenv("BATCHD_WORKER_MEMORY_LIMIT");
+	setenv("BATCHD_KEEP_FINISHED", "30d", 1);
+	assert_int_equal(parse(&c, err, sizeof(err), NULL), 0);
+	assert_int_equal(c.keep_finished_ms, 30LL * 86400 * 1000);
+	config_release(&c);
+	assert_int_equal(parse(&c, err, sizeof(err), "--keep-finished", "0", NULL), 0);
+	assert_int_equal(c.keep_finished_ms, 0);
+	config_release(&c);
+	unsetenv("BATCHD_KEEP_FINISHED");
 }
 
 static void test_sizes(void **state)
@@ -157,6 +173,27 @@ static void test_sizes(void **state)
 	assert_int_equal(config_parse_size("5T"), -1);
 }
 
+static void test_durations(void **state)
+{
+	(void)state;
+	assert_int_equal(config_parse_duration("90"), 90000);
+	assert_int_equal(config_parse_duration("90s"), 90000);
+	assert_int_equal(config_parse_duration("1.5m"), 90000);
+	assert_int_equal(config_parse_duration("12h"), 12LL * 3600000);
+	assert_int_equal(config_parse_duration("30d"), 30LL * 86400000);
+	assert_int_equal(config_parse_duration("2w"), 14LL * 86400000);
+	assert_int_equal(config_parse_duration("0"), 0);
+	assert_int_equal(config_parse_duration(""), -1);
+	assert_int_equal(config_parse_duration("d"), -1);
+	assert_int_equal(config_parse_duration("-5m"), -1);
+	assert_int_equal(config_parse_duration("5 m"), -1);
+	assert_int_equal(config_parse_duration("5ms"), -1);
+	assert_int_equal(config_parse_duration("5y"), -1);
+	assert_int_equal(config_parse_duration("inf"), -1);
+	assert_int_equal(config_parse_duration("nan"), -1);
+	assert_int_equal(config_parse_duration("1e300d"), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -165,6 +202,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_worker_and_http_options),
 		cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_durations),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);

@@ -292,6 +292,46 @@ static void test_jobs_lists_delete_totals(void **state)
 	assert_true(add_job(f->s, 1, NULL) > b);
 }
 
+static void finish(struct store *s, int64_t id, int state, int64_t at)
+{
+	struct store_job j;
+
+	assert_int_equal(store_job_get(s, id, &j), 0);
+	j.state = state;
+	j.started_at = 1;
+	j.finished_at = at;
+	assert_int_equal(store_job_save(s, &j), 0);
+	store_job_release(&j);
+}
+
+/* What --keep-finished deletes: finished jobs only, by their end, oldest
+ * first, as many as asked. */
+static void test_jobs_expired(void **state)
+{
+	struct fixture *f = *state;
+	int64_t a = add_job(f->s, 2, NULL), b = add_job(f->s, 3, NULL), c = add_job(f->s, 4, NULL);
+	int64_t d = add_job(f->s, 5, NULL), e = add_job(f->s, 6, NULL);
+	int64_t ids[8], totals[8];
+
+	finish(f->s, a, ST_SUCCEEDED, 300);
+	finish(f->s, b, ST_FAILED, 100);
+	finish(f->s, c, ST_CANCELLED, 200);
+	finish(f->s, d, ST_SUCCEEDED, 900);	/* too recent */
+	(void)e;				/* still queued */
+	assert_int_equal(store_jobs_expired(f->s, 500, 8, ids, totals), 3);
+	assert_int_equal(ids[0], b);
+	assert_int_equal(totals[0], 3);
+	assert_int_equal(ids[1], c);
+	assert_int_equal(totals[1], 4);
+	assert_int_equal(ids[2], a);
+	assert_int_equal(totals[2], 2);
+	assert_int_equal(store_jobs_expired(f->s, 500, 2, ids, totals), 2);
+	assert_int_equal(ids[1], c);
+	assert_int_equal(store_jobs_expired(f->s, 100, 8, ids, totals), 0);	/* before, not at */
+	assert_int_equal(store_jobs_expired(f->s, 10000, 8, ids, totals), 4);
+	assert_int_equal(ids[3], d);
+}
+
 /* A rolled-back group leaves nothing behind. */
 static void test_rollback(void **state)
 {
@@ -411,6 +451,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cancel_and_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_requeue_running, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jobs_lists_delete_totals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_jobs_expired, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_insert_is_atomic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
