@@ -27,7 +27,9 @@
 
 #define APPLICATION_ID 0x62746364	/* "btcd" */
 #define APPLICATION_ID_S "1651794788"
-#define SCHEMA_VERSION 1
+/* 2: jobs.paused. A database of schema 1 is brought up to 2 when opened. */
+#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION_S "2"
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS jobs("
@@ -45,7 +47,8 @@ static const char schema[] =
 	" succeeded INTEGER NOT NULL DEFAULT 0,"
 	" failed INTEGER NOT NULL DEFAULT 0,"
 	" cancelled INTEGER NOT NULL DEFAULT 0,"
-	" idem_key TEXT UNIQUE);"
+	" idem_key TEXT UNIQUE,"
+	" paused INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX IF NOT EXISTS jobs_active ON jobs(state) WHERE state < 2;"
 	"CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finished_at) WHERE state >= 2;"
 	/* attempt_limit: NULL means the job's max_attempts; a retry from the
@@ -69,7 +72,7 @@ static const char schema[] =
 
 #define JOB_COLS "id, name, handler, state, priority, timeout_ms, max_attempts," \
 	" created_at, started_at, finished_at, total, succeeded, failed," \
-	" cancelled, idem_key"
+	" cancelled, idem_key, paused"
 #define TASK_COLS "job_id, idx, state, attempts, not_before, progress, message," \
 	" worker, started_at, finished_at, result, error"
 
@@ -96,8 +99,8 @@ static const char *const sql[Q_COUNT] = {
 	[Q_JOBS_RECENT] = "SELECT " JOB_COLS " FROM jobs WHERE state >= 2"
 		" ORDER BY finished_at DESC, id DESC LIMIT ?1",
 	[Q_JOB_SAVE] = "UPDATE jobs SET state = ?2, started_at = ?3,"
-		" finished_at = ?4, succeeded = ?5, failed = ?6, cancelled = ?7"
-		" WHERE id = ?1",
+		" finished_at = ?4, succeeded = ?5, failed = ?6, cancelled = ?7,"
+		" paused = ?8 WHERE id = ?1",
 	[Q_JOB_DELETE] = "DELETE FROM jobs WHERE id = ?1",
 	[Q_JOBS_EXPIRED] = "SELECT id, total FROM jobs WHERE state >= 2"
 		" AND finished_at < ?1 ORDER BY finished_at, id LIMIT ?2",
@@ -303,6 +306,7 @@ void store_read_job(sqlite3_stmt *st, struct store_job *j, int own)
 	j->succeeded = sqlite3_column_int64(st, 11);
 	j->failed = sqlite3_column_int64(st, 12);
 	j->cancelled = sqlite3_column_int64(st, 13);
+	j->paused = sqlite3_column_int(st, 15);
 }
 
 void store_read_task(sqlite3_stmt *st, struct store_task *t, int with_input)
@@ -364,6 +368,21 @@ static int query_int(struct store *s, const char *q, int64_t *out)
 		store_fail(s);
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Brings a database made by an older batchd up to this schema, inside the
+ * open transaction (the tables exist: the schema ran first). */
+static int migrate(struct store *s)
+{
+	int64_t has;
+
+	/* 1 -> 2: jobs.paused. */
+	if (query_int(s, "SELECT count(*) FROM pragma_table_info('jobs') WHERE name = 'paused'",
+		      &has) < 0)
+		return -1;
+	if (!has && pragma(s, "ALTER TABLE jobs ADD COLUMN paused INTEGER NOT NULL DEFAULT 0") < 0)
+		return -1;
+	return 0;
 }
 
 /* Runs PRAGMA quick_check: 0 when the file is sound, else -1 with
@@ -488,8 +507,9 @@ struct store *store_open(const char *path, char *err, size_t errlen)
 		goto fail;
 	}
 	if (pragma(s, "BEGIN IMMEDIATE") < 0 || pragma(s, schema) < 0 ||
+	    migrate(s) < 0 ||
 	    pragma(s, "PRAGMA application_id=" APPLICATION_ID_S) < 0 ||
-	    pragma(s, "PRAGMA user_version=1") < 0 || pragma(s, "COMMIT") < 0)
+	    pragma(s, "PRAGMA user_version=" SCHEMA_VERSION_S) < 0 || pragma(s, "COMMIT") < 0)
 		goto sqlfail;
 	/* A damaged file is refused now rather than met later by some
 	 * statement in the middle of the work. quick_check reads every page

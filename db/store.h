@@ -64,6 +64,7 @@ struct store_job {
 	int64_t failed;
 	int64_t cancelled;
 	char *idem_key;		/* may be NULL */
+	int paused;		/* no task of it starts until resumed */
 };
 
 struct store_task {

@@ -178,6 +178,7 @@ int store_job_save(struct store *s, const struct store_job *job)
 	sqlite3_bind_int64(st, 5, job->succeeded);
 	sqlite3_bind_int64(st, 6, job->failed);
 	sqlite3_bind_int64(st, 7, job->cancelled);
+	sqlite3_bind_int(st, 8, job->paused);
 	return store_exec(s, st);
 }
 

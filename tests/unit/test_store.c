@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "../../db/store.h"
 
@@ -403,6 +404,79 @@ static void test_refusals(void **state)
 	assert_non_null(strstr(err, "read-only"));
 }
 
+static int64_t user_version(const char *path)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t v = -1;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* A database of the first schema (before jobs.paused), as batchd 0.1 made
+ * it, opens: brought up to this schema, its jobs unpaused. One from a
+ * newer batchd is refused. */
+static void test_migrates_schema_1(void **state)
+{
+	struct fixture *f = *state;
+	char err[512], path[256];
+	struct store_job j;
+	struct store *s;
+	sqlite3 *db;
+
+	snprintf(path, sizeof(path), "%s/v1.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+		"PRAGMA journal_mode=WAL; PRAGMA application_id=1651794788; PRAGMA user_version=1;"
+		"CREATE TABLE jobs(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT,"
+		" handler TEXT NOT NULL, state INTEGER NOT NULL, priority INTEGER NOT NULL,"
+		" timeout_ms INTEGER NOT NULL, max_attempts INTEGER NOT NULL,"
+		" created_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER,"
+		" total INTEGER NOT NULL, succeeded INTEGER NOT NULL DEFAULT 0,"
+		" failed INTEGER NOT NULL DEFAULT 0, cancelled INTEGER NOT NULL DEFAULT 0,"
+		" idem_key TEXT UNIQUE);"
+		"CREATE TABLE tasks(job_id INTEGER NOT NULL, idx INTEGER NOT NULL,"
+		" state INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
+		" attempt_limit INTEGER, not_before INTEGER, progress REAL, message TEXT,"
+		" worker INTEGER, started_at INTEGER, finished_at INTEGER,"
+		" input TEXT NOT NULL, result TEXT, error TEXT,"
+		" PRIMARY KEY(job_id, idx)) WITHOUT ROWID;"
+		"INSERT INTO jobs(name, handler, state, priority, timeout_ms, max_attempts,"
+		" created_at, total) VALUES('old', 'echo', 0, 0, 1000, 1, 5, 1);"
+		"INSERT INTO tasks(job_id, idx, input) VALUES(1, 0, '7');",
+		NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	s = store_open(path, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(store_job_get(s, 1, &j), 0);
+	assert_string_equal(j.name, "old");
+	assert_int_equal(j.paused, 0);
+	j.paused = 1;
+	assert_int_equal(store_job_save(s, &j), 0);
+	store_job_release(&j);
+	store_close(s);
+	assert_int_equal(user_version(path), 2);
+	s = store_open(path, err, sizeof(err));	/* once is enough */
+	assert_non_null(s);
+	assert_int_equal(store_job_get(s, 1, &j), 0);
+	assert_int_equal(j.paused, 1);
+	store_job_release(&j);
+	store_close(s);
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=3", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_null(store_open(path, err, sizeof(err)));
+	assert_non_null(strstr(err, "made by a newer batchd (schema 3)"));
+}
+
 static void long_input(void *ctx, int64_t idx, const char **text, size_t *len)
 {
 	static char buf[256];
@@ -452,6 +526,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_requeue_running, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jobs_lists_delete_totals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jobs_expired, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrates_schema_1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_insert_is_atomic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
