@@ -7,6 +7,8 @@
  *   DELETE /api/jobs/{id}          a finished job and its tasks
  *   POST   /api/jobs/{id}/cancel
  *   POST   /api/jobs/{id}/retry    failed and cancelled tasks again
+ *   POST   /api/jobs/{id}/pause    no task of it starts until resumed
+ *   POST   /api/jobs/{id}/resume
  */
 #include <errno.h>
 #include <malloc.h>
@@ -312,5 +314,23 @@ void api_jobs_retry(struct request *q, struct reply *r)
 		return;
 	}
 	rc = sched_retry(q->app->sched, q->id, msg, sizeof(msg));
+	reply_sched(q, r, durable(q, rc), msg, 200);
+}
+
+/* A pause, like a cancel, is acknowledged once committed: a restart keeps
+ * the job paused. */
+void api_jobs_pause(struct request *q, struct reply *r)
+{
+	char msg[256];
+	int rc = sched_pause(q->app->sched, q->id, 1, msg, sizeof(msg));
+
+	reply_sched(q, r, durable(q, rc), msg, 200);
+}
+
+void api_jobs_resume(struct request *q, struct reply *r)
+{
+	char msg[256];
+	int rc = sched_pause(q->app->sched, q->id, 0, msg, sizeof(msg));
+
 	reply_sched(q, r, durable(q, rc), msg, 200);
 }

@@ -130,6 +130,14 @@ static double work_fraction(const cJSON *p, double done, double total)
 	return f > 1 ? 1 : f;
 }
 
+/* The state to show: "paused" for a paused job, which the API shows as
+ * queued or running with "paused": true. */
+static const char *shown_state(const cJSON *job)
+{
+	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(job, "paused")) ? "paused" :
+	       str(job, "state");
+}
+
 static void format_bar(const cJSON *job, int width, char *out, size_t len)
 {
 	const cJSON *p = cJSON_GetObjectItemCaseSensitive(job, "progress");
@@ -162,6 +170,8 @@ static void format_bar(const cJSON *job, int width, char *out, size_t len)
 	if (cancelled > 0)
 		snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra),
 			 ", cancelled=%.0f", cancelled);
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(job, "paused")))
+		snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), ", paused");
 	/* No rate yet, or a job over within its first millisecond: "?", as
 	 * tqdm says it, not a rate of 0. */
 	char speed[32] = "?";
@@ -543,7 +553,7 @@ static void print_job_line(const cJSON *job)
 		snprintf(speed, sizeof(speed), "%.1f", rate);
 	fmt_duration(num(p, "eta_s"), eta, sizeof(eta));
 	printf("%6.0f  %-9s  %-12.12s  %9.0f/%-9.0f %5.1f%%  %9s/s  %8s  %s\n",
-	       num(job, "id"), str(job, "state"), str(job, "handler"), done, total,
+	       num(job, "id"), shown_state(job), str(job, "handler"), done, total,
 	       work_fraction(p, done, total) * 100, speed,
 	       isnan(num(p, "eta_s")) ? "-" : eta, str(job, "name") ? str(job, "name") : "");
 }
@@ -594,7 +604,7 @@ int cli_status(int argc, char **argv)
 		const cJSON *t;
 
 		format_bar(job, 30, line, sizeof(line));
-		printf("%s\nstate: %s   name: %s   created: %s\n", line, str(job, "state"),
+		printf("%s\nstate: %s   name: %s   created: %s\n", line, shown_state(job),
 		       str(job, "name") ? str(job, "name") : "-", str(job, "created_at"));
 		if (num(cJSON_GetObjectItemCaseSensitive(job, "progress"), "failed") > 0) {
 			snprintf(path, sizeof(path), "/api/jobs/%lld/tasks?state=failed&limit=5", id);
@@ -706,6 +716,32 @@ static void retry_usage(FILE *out)
 	fputs("usage: batchd retry [--json] [--url URL] [--token TOKEN] ID\n"
 	      "\n"
 	      "Queues a job's failed and cancelled tasks again.\n", out);
+}
+
+static void pause_usage(FILE *out)
+{
+	fputs("usage: batchd pause [--json] [--url URL] [--token TOKEN] ID\n"
+	      "\n"
+	      "Pauses a queued or running job: its running tasks finish, and no other\n"
+	      "task of it starts until it is resumed (batchd resume ID), even across\n"
+	      "a restart of the server. Other jobs run meanwhile.\n", out);
+}
+
+static void resume_usage(FILE *out)
+{
+	fputs("usage: batchd resume [--json] [--url URL] [--token TOKEN] ID\n"
+	      "\n"
+	      "Resumes a paused job: its tasks start again where they stopped.\n", out);
+}
+
+int cli_pause(int argc, char **argv)
+{
+	return job_action(argc, argv, "pause", "pause", "paused", pause_usage);
+}
+
+int cli_resume(int argc, char **argv)
+{
+	return job_action(argc, argv, "resume", "resume", "resumed", resume_usage);
 }
 
 static void delete_usage(FILE *out)

@@ -18,6 +18,8 @@ int cli_wait(int argc, char **argv);
 int cli_cancel(int argc, char **argv);
 int cli_retry(int argc, char **argv);
 int cli_delete(int argc, char **argv);
+int cli_pause(int argc, char **argv);
+int cli_resume(int argc, char **argv);
 /* batchd results: a job's tasks as JSON lines, to stdout or a file. */
 int cli_results(int argc, char **argv);
 /* GET /healthz: 0 when the server is serving. */

@@ -141,6 +141,8 @@ void api_jobs_get(struct request *q, struct reply *r);
 void api_jobs_delete(struct request *q, struct reply *r);
 void api_jobs_cancel(struct request *q, struct reply *r);
 void api_jobs_retry(struct request *q, struct reply *r);
+void api_jobs_pause(struct request *q, struct reply *r);
+void api_jobs_resume(struct request *q, struct reply *r);
 void api_tasks_list(struct request *q, struct reply *r);
 void api_tasks_get(struct request *q, struct reply *r);
 void api_tasks_export(struct request *q, struct reply *r);

@@ -30,6 +30,8 @@ static void usage(FILE *out)
 	      "  wait       draw a job's progress bar until it finishes\n"
 	      "  cancel     cancel a job\n"
 	      "  retry      queue a job's failed and cancelled tasks again\n"
+	      "  pause      let a job's running tasks finish and start no other\n"
+	      "  resume     start a paused job's tasks again\n"
 	      "  results    write a job's tasks, results and errors as JSON lines\n"
 	      "  delete     delete a finished job and its tasks\n"
 	      "  health     check that a server is serving (exit 0), for health checks\n"
@@ -90,6 +92,10 @@ int main(int argc, char **argv)
 		return cli_cancel(argc - 1, argv + 1);
 	if (!strcmp(cmd, "retry"))
 		return cli_retry(argc - 1, argv + 1);
+	if (!strcmp(cmd, "pause"))
+		return cli_pause(argc - 1, argv + 1);
+	if (!strcmp(cmd, "resume"))
+		return cli_resume(argc - 1, argv + 1);
 	if (!strcmp(cmd, "delete"))
 		return cli_delete(argc - 1, argv + 1);
 	if (!strcmp(cmd, "results"))

@@ -12,6 +12,8 @@ const struct route routes[] = {
 	{ "DELETE", "/api/jobs/{id}", api_jobs_delete },
 	{ "POST", "/api/jobs/{id}/cancel", api_jobs_cancel },
 	{ "POST", "/api/jobs/{id}/retry", api_jobs_retry },
+	{ "POST", "/api/jobs/{id}/pause", api_jobs_pause },
+	{ "POST", "/api/jobs/{id}/resume", api_jobs_resume },
 	{ "GET", "/api/jobs/{id}/tasks", api_tasks_list },
 	{ "GET", "/api/jobs/{id}/results", api_tasks_export },
 	{ "GET", "/api/jobs/{id}/tasks/{index}", api_tasks_get },

@@ -132,6 +132,7 @@ void sched_maybe_finish(struct sched *s, struct ljob *j)
 		return;
 	j->row.state = j->row.failed ? ST_FAILED :
 		       j->row.cancelled ? ST_CANCELLED : ST_SUCCEEDED;
+	j->row.paused = 0;	/* paused as its last tasks ran: nothing waits */
 	j->row.finished_at = clock_wall_ms();
 	if (!j->row.started_at)
 		j->row.started_at = j->row.finished_at;
@@ -267,7 +268,7 @@ static int job_ready(struct sched *s, struct ljob *j)
 {
 	struct fill f = { s, j, clock_wall_ms() };
 
-	if (!ljob_active(j))
+	if (!ljob_active(j) || j->row.paused)
 		return 0;
 	while (j->bhead == j->blen) {
 		j->bhead = j->blen = 0;

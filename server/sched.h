@@ -64,6 +64,11 @@ int sched_cancel(struct sched *s, int64_t id, char *msg, size_t len);
 /* Queues the job's failed and cancelled tasks again. SCHED_CONFLICT when
  * there are none. */
 int sched_retry(struct sched *s, int64_t id, char *msg, size_t len);
+/* Pauses a queued or running job (pause 1): none of its tasks starts
+ * until it is resumed (pause 0); the ones running finish. Kept across
+ * restarts. SCHED_OK (also when it already was so), SCHED_NOT_FOUND, or
+ * SCHED_CONFLICT for a finished job. */
+int sched_pause(struct sched *s, int64_t id, int pause, char *msg, size_t len);
 /* Deletes a finished job. SCHED_CONFLICT while it is active. */
 int sched_delete(struct sched *s, int64_t id, char *msg, size_t len);
 /* Deletes the jobs that finished before before_ms, the oldest first, as

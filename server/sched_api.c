@@ -105,6 +105,7 @@ int sched_cancel(struct sched *s, int64_t id, char *msg, size_t len)
 			pool_flush(s->pool, i);
 	}
 	j->row.state = ST_CANCELLED;
+	j->row.paused = 0;
 	j->row.finished_at = now;
 	if (!j->row.started_at)
 		j->row.started_at = now;
@@ -162,6 +163,67 @@ int sched_retry(struct sched *s, int64_t id, char *msg, size_t len)
 	s->version++;
 	LOG_INFO("job retried", LF_I("job", id), LF_I("failed", failed),
 		 LF_I("cancelled", cancelled));
+	return SCHED_OK;
+}
+
+int sched_pause(struct sched *s, int64_t id, int pause, char *msg, size_t len)
+{
+	struct ljob *j = sched_find_job(s, id);
+	struct store_job row;
+	int r, given = 0;
+
+	if (!j || !ljob_active(j)) {
+		if (j) {
+			r = j->row.state;
+		} else {
+			r = store_job_get(s->store, id, &row);
+			if (r == STORE_NOT_FOUND) {
+				snprintf(msg, len, "no job %lld", (long long)id);
+				return SCHED_NOT_FOUND;
+			}
+			if (r < 0) {
+				snprintf(msg, len, "database error: %s", store_errmsg(s->store));
+				return SCHED_ERROR;
+			}
+			r = row.state;
+			store_job_release(&row);
+		}
+		snprintf(msg, len, "job %lld has %s; only a queued or running job can be %s",
+			 (long long)id, state_name(r), pause ? "paused" : "resumed");
+		return SCHED_CONFLICT;
+	}
+	if (j->row.paused == !!pause)
+		return SCHED_OK;
+	j->row.paused = !!pause;
+	if (pause) {
+		/* What was handed out behind another task has not begun: it
+		 * comes back, to wait with the rest. */
+		for (int i = 0; i < s->nslots; i++) {
+			struct wslot *w = &s->slots[i];
+
+			for (size_t k = 1; k < w->len; k++) {
+				struct inflight *e = wslot_at(w, k);
+
+				if (e->job != j || e->dead)
+					continue;
+				e->dead = 1;
+				frame_put_skip(pool_out(s->pool, i), (uint64_t)j->row.id,
+					       (uint32_t)e->idx);
+				ljob_push_again(j, e->idx);
+				given++;
+			}
+			if (pool_pending(s->pool, i))
+				pool_flush(s->pool, i);
+		}
+	}
+	j->dirty = 1;
+	s->settle = 1;
+	s->version++;
+	if (pause)
+		LOG_INFO("job paused", LF_I("job", id), LF_I("running", j->running),
+			 LF_I("taken_back", given));
+	else
+		LOG_INFO("job resumed", LF_I("job", id));
 	return SCHED_OK;
 }
 
@@ -296,6 +358,9 @@ static void fill_live(const struct sched *s, const struct ljob *j, int64_t now_m
 	    now_ms > j->row.started_at && work < (double)j->row.total)
 		l->eta_s = (double)(now_ms - j->row.started_at) / 1000.0 *
 			   ((double)j->row.total - work) / work;
+	/* Paused, it ends only once resumed: when, nobody knows. */
+	if (j->row.paused && l->queued > 0)
+		l->eta_s = -1;
 }
 
 int sched_live(struct sched *s, int64_t id, int64_t now_ms, struct sched_live *live)

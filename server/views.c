@@ -43,6 +43,7 @@ cJSON *view_job(const struct store_job *row, const struct sched_live *live,
 						   : cJSON_CreateNull());
 	cJSON_AddStringToObject(j, "handler", row->handler);
 	cJSON_AddStringToObject(j, "state", state_name(row->state));
+	cJSON_AddBoolToObject(j, "paused", row->paused && !state_final(row->state));
 	cJSON_AddNumberToObject(j, "priority", row->priority);
 	cJSON_AddNumberToObject(j, "timeout_s", (double)row->timeout_ms / 1000);
 	cJSON_AddNumberToObject(j, "max_attempts", row->max_attempts);

@@ -111,7 +111,7 @@ EOF
 echo ".SH \"SERVE OPTIONS\""
 "$bin" serve --help | render ""
 echo ".SH \"CLIENT COMMANDS\""
-for cmd in submit status wait cancel retry results delete health; do
+for cmd in submit status wait cancel retry pause resume results delete health; do
 	"$bin" "$cmd" --help | render "$cmd"
 done
 cat <<'EOF'

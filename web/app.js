@@ -296,6 +296,12 @@ function makeFigures(big) {
   return { root, count, pct, rate, elapsed: el, elapsedKey, eta, failed, cancelled };
 }
 
+// What a job's badge says: a paused job is still queued or running to
+// the API, but what matters is that nothing of it starts.
+function shownState(j) {
+  return j.paused && isActive(j) ? 'paused' : j.state;
+}
+
 function badge(el, state) {
   el.className = 'badge ' + state;
   setText(el, state);
@@ -324,7 +330,7 @@ function jobCard(j) {
   setText(parts.link, jobTitle(j));
   setText(parts.handler, j.name ? j.handler : '');
   parts.handler.hidden = !j.name;
-  badge(parts.state, j.state);
+  badge(parts.state, shownState(j));
   c.dataset.state = j.state;
   if (app.highlight === j.id) {
     app.highlight = 0;
@@ -547,7 +553,7 @@ function renderJob(j) {
   $('job-missing').hidden = true;
   const title = $('job-title');
   title.replaceChildren(h('span', { class: 'job-id' }, '#' + j.id), ' ', jobTitle(j));
-  badge($('job-state'), j.state);
+  badge($('job-state'), shownState(j));
   const p = j.progress;
   updateBar($('job-bar'), p, `Job ${j.id} progress`);
   figures(j, detail.figs);
@@ -561,6 +567,11 @@ function renderJob(j) {
   $('job-meta').replaceChildren(...meta.map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, v))));
   const active = isActive(j);
   $('job-cancel').disabled = !active;
+  const pause = $('job-pause');
+  pause.disabled = !active;
+  setText(pause, j.paused && active ? 'Resume' : 'Pause');
+  pause.title = j.paused && active ? 'Start its tasks again'
+    : 'Let the running tasks finish and start no other until resumed';
   $('job-retry').disabled = !(p.failed + p.cancelled);
   setText($('job-retry'), p.failed + p.cancelled
     ? `Retry ${fmt.int(p.failed + p.cancelled)} failed` : 'Retry failed');
@@ -838,6 +849,15 @@ $('job-cancel').addEventListener('click', async () => {
   }
   disarmCancel();
   await action('cancel', (j) => `Cancelled: ${fmt.int(j.progress.cancelled)} tasks will not run.`);
+});
+
+$('job-pause').addEventListener('click', () => {
+  const j = detail.job;
+  if (!j) return;
+  if (j.paused) action('resume', () => 'Resumed: its tasks start again.');
+  else action('pause', (r) => r.progress.running
+    ? `Paused: ${fmt.int(r.progress.running)} running ${r.progress.running === 1 ? 'task finishes' : 'tasks finish'}, no other starts.`
+    : 'Paused: no task of it starts until it is resumed.');
 });
 
 $('job-retry').addEventListener('click', () => action('retry',

@@ -245,6 +245,42 @@ test('cancel a running job', async (t) => {
   assert.doesNotMatch(await page.textContent('#workers-note'), /crash/);
 });
 
+test('pause a job, then resume it', async (t) => {
+  const s = await new Server(['--workers', '2']).start();
+  const id = await s.submit({ handler: 'sleep', name: 'nightly export',
+    tasks: Array.from({ length: 40 }, () => ({ ms: 600, steps: 6 })) });
+  const page = await open(t, s, { hash: `/#/jobs/${id}` });
+  await live(page);
+  await page.waitForSelector('#job-state.badge.running');
+  assert.equal(await text(page, '#job-pause'), 'Pause');
+  await page.click('#job-pause');
+  await page.waitForSelector('#job-state.badge.paused');
+  assert.equal(await text(page, '#job-pause'), 'Resume');
+  assert.match(await text(page, '#job-action-msg'), /^Paused: /);
+  // The running tasks finish; no other starts.
+  await until('the running tasks to finish', async () =>
+    (await s.api('GET', `/api/jobs/${id}`)).progress.running === 0);
+  const held = await s.api('GET', `/api/jobs/${id}`);
+  assert.equal(held.paused, true);
+  assert.ok(held.progress.queued > 0);
+  // Paused, it has no ETA.
+  await page.waitForSelector('#job-figs .fig.eta >> text=ETA —');
+  await screenshot(page, 'paused');
+  await page.goto(`${s.url}/#/`);
+  await page.waitForSelector(`${jobCard(id)} .badge.paused`);
+  assert.equal(await text(page, `${jobCard(id)} .badge`), 'paused');
+  await page.goto(`${s.url}/#/jobs/${id}`);
+  await page.waitForSelector('#job-pause >> text=Resume');
+  await page.click('#job-pause');
+  await page.waitForSelector('#job-action-msg >> text=Resumed');
+  await page.waitForSelector('#job-state.badge.succeeded', { timeout: 60000 });
+  assert.ok(await page.isDisabled('#job-pause'));
+  assert.equal(await text(page, '#job-pause'), 'Pause');
+  const done = await s.api('GET', `/api/jobs/${id}`);
+  assert.equal(done.progress.succeeded, 40);
+  assert.equal(done.paused, false);
+});
+
 test('retry the failed tasks of a job', async (t) => {
   const s = await new Server(['--workers', '2']).start();
   const id = await s.submit({ handler: 'fail', name: 'flaky uploads', tasks: [{}, {}, {}] });

@@ -71,7 +71,7 @@ man_has_options() {
 	for cmd in $("$root/bin/batchd" --help | sed -n 's/^  \([a-z][a-z]*\)  .*/\1/p'); do
 		grep -q "^ *$cmd\b" "$tmp/man.txt" || { echo "batchd(1) lacks command $cmd"; missing=1; }
 	done
-	for cmd in submit status wait cancel retry results delete health; do
+	for cmd in submit status wait cancel retry pause resume results delete health; do
 		for opt in $("$root/bin/batchd" "$cmd" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
 			grep -q -- "$opt" "$tmp/man.txt" || { echo "batchd(1) lacks $cmd $opt"; missing=1; }
 		done

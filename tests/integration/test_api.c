@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../lib/buf.h"
+
 static int setup(void **state)
 {
 	const char *args[] = { "--workers", "2", "--max-body", "64K", NULL };
@@ -265,6 +267,133 @@ static void test_idempotency_key(void **state)
 	resp_free(&r2);
 }
 
+struct watch {
+	int64_t id;
+	double at_least;	/* finished tasks */
+};
+
+static int finished_some(const struct server *s, void *ctx)
+{
+	struct watch *w = ctx;
+	char path[64];
+	cJSON *j;
+	double n;
+
+	snprintf(path, sizeof(path), "/api/jobs/%lld", (long long)w->id);
+	j = api(s, "GET", path, NULL, 200);
+	n = jnum(j, "progress.succeeded") + jnum(j, "progress.failed");
+	cJSON_Delete(j);
+	return n >= w->at_least;
+}
+
+static int none_running(const struct server *s, void *ctx)
+{
+	struct watch *w = ctx;
+	char path[64];
+	cJSON *j;
+	int idle;
+
+	snprintf(path, sizeof(path), "/api/jobs/%lld", (long long)w->id);
+	j = api(s, "GET", path, NULL, 200);
+	idle = jnum(j, "progress.running") == 0;
+	cJSON_Delete(j);
+	return idle;
+}
+
+/* Finished tasks of job id, checked against its own counts: every task
+ * is either queued or final, none left marked running. */
+static double finished_tasks(const struct server *s, int64_t id)
+{
+	cJSON *j = apif(s, "GET", 200, NULL, "/api/jobs/%lld", (long long)id);
+	cJSON *t = apif(s, "GET", 200, NULL, "/api/jobs/%lld/tasks?state=running", (long long)id);
+	double done = jnum(j, "progress.succeeded") + jnum(j, "progress.failed");
+
+	assert_int_equal(jnum(t, "total"), 0);
+	assert_int_equal(jnum(j, "progress.queued"), jnum(j, "progress.total") - done);
+	cJSON_Delete(t);
+	cJSON_Delete(j);
+	return done;
+}
+
+/* Pause: the running tasks finish, no other starts (not even those handed
+ * to a worker ahead of time), other jobs run meanwhile, and a restart
+ * keeps it paused; resume carries on where it stopped. */
+static void test_pause_resume(void **state)
+{
+	struct server *s = *state;
+	const char *args[] = { "--workers", "2", "--max-body", "64K", NULL };
+	struct watch w = { 0, 20 };
+	struct buf body = BUF_INIT;
+	double done;
+	int64_t other;
+	cJSON *j;
+
+	/* Short tasks: each worker holds one more behind the one it runs. */
+	buf_adds(&body, "{\"handler\": \"sleep\", \"name\": \"long\", \"tasks\": [");
+	for (int i = 0; i < 300; i++)
+		buf_addf(&body, "%s{\"ms\": 20}", i ? "," : "");
+	buf_adds(&body, "]}");
+	w.id = submit(s, body.data);
+	assert_true(wait_until(finished_some, s, &w, 60));
+	j = apif(s, "POST", 200, NULL, "/api/jobs/%lld/pause", (long long)w.id);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(j, "paused")));
+	assert_string_equal(jstr(j, "state"), "running");
+	cJSON_Delete(j);
+	assert_true(wait_until(none_running, s, &w, 30));
+	done = finished_tasks(s, w.id);
+	assert_true(done < 300);
+	assert_true(server_log_has(s, "msg=\"job paused\""));
+
+	/* Other work runs on the idle workers; none of the paused job's. */
+	other = submit(s, "{\"handler\": \"sleep\", \"tasks\": [{\"ms\": 50}, {\"ms\": 50}, {\"ms\": 50}]}");
+	cJSON_Delete(wait_job(s, other, "succeeded", 30));
+	assert_true(finished_tasks(s, w.id) == done);
+	j = apif(s, "GET", 200, NULL, "/api/jobs/%lld", (long long)w.id);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(j, "paused")));
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "progress"), "eta_s")));
+	cJSON_Delete(j);
+	/* Pausing again changes nothing. */
+	cJSON_Delete(apif(s, "POST", 200, NULL, "/api/jobs/%lld/pause", (long long)w.id));
+
+	/* A restart keeps it paused. */
+	assert_int_equal(server_stop(s), 0);
+	server_start(s, args);
+	j = apif(s, "GET", 200, NULL, "/api/jobs/%lld", (long long)w.id);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(j, "paused")));
+	cJSON_Delete(j);
+	other = submit(s, "{\"handler\": \"echo\", \"tasks\": [1, 2, 3, 4]}");
+	cJSON_Delete(wait_job(s, other, "succeeded", 30));
+	assert_true(finished_tasks(s, w.id) == done);
+
+	/* Resumed: every task runs, each once. */
+	j = apif(s, "POST", 200, NULL, "/api/jobs/%lld/resume", (long long)w.id);
+	assert_false(cJSON_IsTrue(cJSON_GetObjectItem(j, "paused")));
+	cJSON_Delete(j);
+	cJSON_Delete(wait_job(s, w.id, "succeeded", 60));
+	j = apif(s, "GET", 200, NULL, "/api/jobs/%lld/tasks?limit=1000", (long long)w.id);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "tasks")), 300);
+	for (int i = 0; i < 300; i++)
+		assert_int_equal(jnum(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "tasks"), i),
+				      "attempts"), 1);
+	cJSON_Delete(j);
+
+	/* Only an active job can be paused or resumed. */
+	expect_error(s, "POST", "/api/jobs/1/pause", NULL, 409, "conflict",
+		     "job 1 has succeeded; only a queued or running job can be paused");
+	expect_error(s, "POST", "/api/jobs/1/resume", NULL, 409, "conflict", "can be resumed");
+	expect_error(s, "POST", "/api/jobs/99/pause", NULL, 404, "not_found", "no job 99");
+
+	/* A paused job can be cancelled: no longer paused, nothing left. */
+	w.id = submit(s, "{\"handler\": \"sleep\", \"tasks\": [{\"ms\": 20000}, {\"ms\": 20000}]}");
+	cJSON_Delete(apif(s, "POST", 200, NULL, "/api/jobs/%lld/resume", (long long)w.id));
+	cJSON_Delete(apif(s, "POST", 200, NULL, "/api/jobs/%lld/pause", (long long)w.id));
+	j = apif(s, "POST", 200, NULL, "/api/jobs/%lld/cancel", (long long)w.id);
+	assert_string_equal(jstr(j, "state"), "cancelled");
+	assert_false(cJSON_IsTrue(cJSON_GetObjectItem(j, "paused")));
+	cJSON_Delete(j);
+	buf_release(&body);
+}
+
 static void test_cancel_retry_delete(void **state)
 {
 	struct server *s = *state;
@@ -440,6 +569,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_not_found_and_method, setup, server_teardown),
 		cmocka_unit_test_setup_teardown(test_idempotency_key, setup, server_teardown),
 		cmocka_unit_test_setup_teardown(test_cancel_retry_delete, setup, server_teardown),
+		cmocka_unit_test_setup_teardown(test_pause_resume, setup, server_teardown),
 		cmocka_unit_test_setup_teardown(test_progress_etag, setup, server_teardown),
 		cmocka_unit_test_setup_teardown(test_workers_handlers_health, setup, server_teardown),
 		cmocka_unit_test(test_token),

@@ -422,6 +422,21 @@ static void test_wait(void **state)
 	j = api(&s, "GET", "/api/jobs/3", NULL, 200);
 	assert_string_equal(jstr(j, "state"), "running");
 	cJSON_Delete(j);
+
+	/* pause and resume, and how status shows a paused job. */
+	assert_int_equal(run(&out, "pause --url %s 3", s.url), 0);
+	assert_string_equal(out.data, "job 3 paused\n");
+	assert_int_equal(run(&out, "status --url %s 3", s.url), 0);
+	assert_non_null(strstr(out.data, "state: paused"));
+	assert_non_null(strstr(out.data, ", paused]"));
+	assert_int_equal(run(&out, "status --url %s", s.url), 0);
+	assert_non_null(strstr(out.data, "     3  paused "));
+	assert_int_equal(run(&out, "resume --url %s --json 3", s.url), 0);
+	j = cJSON_Parse(out.data);
+	assert_false(cJSON_IsTrue(cJSON_GetObjectItem(j, "paused")));
+	cJSON_Delete(j);
+	assert_int_equal(run(&out, "pause --url %s 1", s.url), 1);
+	assert_non_null(strstr(out.data, "only a queued or running job can be paused (HTTP 409)"));
 	assert_int_equal(run(&out, "cancel --url %s 3", s.url), 0);
 
 	/* Refusals and usage. */
