@@ -86,8 +86,8 @@ static const char *const sql[Q_COUNT] = {
 	[Q_COMMIT] = "COMMIT",
 	[Q_ROLLBACK] = "ROLLBACK",
 	[Q_JOB_INSERT] = "INSERT INTO jobs(name, handler, state, priority,"
-		" timeout_ms, max_attempts, created_at, total, idem_key)"
-		" VALUES(?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8)",
+		" timeout_ms, max_attempts, created_at, total, idem_key, paused)"
+		" VALUES(?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 	[Q_TASK_INSERT] = "INSERT INTO tasks(job_id, idx, input) VALUES(?1, ?2, ?3)",
 	[Q_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
 	[Q_JOB_BY_KEY] = "SELECT id FROM jobs WHERE idem_key = ?1",

@@ -33,6 +33,7 @@ int store_job_insert(struct store *s, struct store_job *job,
 	sqlite3_bind_int64(st, 6, job->created_at);
 	sqlite3_bind_int64(st, 7, job->total);
 	store_bind_text(st, 8, job->idem_key, job->idem_key ? strlen(job->idem_key) : 0);
+	sqlite3_bind_int(st, 9, !!job->paused);
 	if (store_exec(s, st) < 0)
 		goto fail;
 	job->id = sqlite3_last_insert_rowid(s->db);

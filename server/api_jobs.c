@@ -147,6 +147,7 @@ static void create(struct request *q, struct reply *r)
 	job.priority = jr.priority;
 	job.timeout_ms = jr.timeout_ms;
 	job.max_attempts = jr.max_attempts;
+	job.paused = jr.paused;
 	job.created_at = clock_wall_ms();
 	job.total = jr.ntasks;
 	job.idem_key = (char *)key;
@@ -169,7 +170,8 @@ static void create(struct request *q, struct reply *r)
 	free(in.buf);
 	sched_submitted(app->sched, &job);
 	LOG_INFO("job submitted", LF_I("job", job.id), LF_S("handler", job.handler),
-		 LF_I("tasks", job.total), LF_I("priority", job.priority));
+		 LF_I("tasks", job.total), LF_I("priority", job.priority),
+		 LF_S("paused", job.paused ? "true" : "false"));
 	set_location(r, job.id);
 	reply_job(q, r, 201, job.id);
 	jobreq_release(&jr);

@@ -265,6 +265,7 @@ static void submit_usage(FILE *out)
 	      "  --priority N       higher runs first (default 0)\n"
 	      "  --timeout SECONDS  per-task timeout\n"
 	      "  --attempts N       attempts per task, the first included (default 1)\n"
+	      "  --paused           submit it paused: nothing starts until batchd resume\n"
 	      "  --key KEY          idempotency key: resubmitting with it returns the\n"
 	      "                     first job instead of creating another\n"
 	      "  --wait             show a progress bar until the job finishes; exit 0\n"
@@ -344,7 +345,7 @@ out:
 int cli_submit(int argc, char **argv)
 {
 	enum { O_URL = 1, O_TOKEN, O_HANDLER, O_NAME, O_PRIORITY, O_TIMEOUT, O_ATTEMPTS,
-	       O_KEY, O_WAIT, O_JSON, O_HELP };
+	       O_KEY, O_PAUSED, O_WAIT, O_JSON, O_HELP };
 	static const struct option opts[] = {
 		{ "url", required_argument, NULL, O_URL },
 		{ "token", required_argument, NULL, O_TOKEN },
@@ -354,6 +355,7 @@ int cli_submit(int argc, char **argv)
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "attempts", required_argument, NULL, O_ATTEMPTS },
 		{ "key", required_argument, NULL, O_KEY },
+		{ "paused", no_argument, NULL, O_PAUSED },
 		{ "wait", no_argument, NULL, O_WAIT },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "help", no_argument, NULL, O_HELP },
@@ -362,7 +364,7 @@ int cli_submit(int argc, char **argv)
 	struct common c;
 	const char *handler = NULL, *name = NULL, *key = NULL;
 	double priority = NAN, timeout = NAN, attempts = NAN;
-	int wait = 0, opt, rc = EXIT_FAILED;
+	int wait = 0, paused = 0, opt, rc = EXIT_FAILED;
 	struct client *cl = NULL;
 	struct buf body = BUF_INIT, hdr = BUF_INIT;
 	cJSON *doc = NULL, *req = NULL;
@@ -379,10 +381,23 @@ int cli_submit(int argc, char **argv)
 		case O_TOKEN: c.token = optarg; break;
 		case O_HANDLER: handler = optarg; break;
 		case O_NAME: name = optarg; break;
-		case O_PRIORITY: priority = strtod(optarg, NULL); break;
-		case O_TIMEOUT: timeout = strtod(optarg, NULL); break;
-		case O_ATTEMPTS: attempts = strtod(optarg, NULL); break;
+		case O_PRIORITY:
+		case O_TIMEOUT:
+		case O_ATTEMPTS: {
+			char *end;
+			double v = strtod(optarg, &end);
+
+			if (end == optarg || *end || !isfinite(v)) {
+				fprintf(stderr, "batchd submit: --%s: expected a number, got \"%s\"\n",
+					opt == O_PRIORITY ? "priority" :
+					opt == O_TIMEOUT ? "timeout" : "attempts", optarg);
+				return EXIT_USAGE;
+			}
+			*(opt == O_PRIORITY ? &priority : opt == O_TIMEOUT ? &timeout : &attempts) = v;
+			break;
+		}
 		case O_KEY: key = optarg; break;
+		case O_PAUSED: paused = 1; break;
 		case O_WAIT: wait = 1; break;
 		case O_JSON: c.json = 1; break;
 		case O_HELP: submit_usage(stdout); return 0;
@@ -444,6 +459,8 @@ int cli_submit(int argc, char **argv)
 		SET("timeout_s", cJSON_CreateNumber(timeout));
 	if (!isnan(attempts))
 		SET("max_attempts", cJSON_CreateNumber(attempts));
+	if (paused)
+		SET("paused", cJSON_CreateTrue());
 #undef SET
 	out = cJSON_PrintUnformatted(req);
 	cl = client_new(c.url, c.token);

@@ -11,7 +11,7 @@
 #include "../lib/utf8.h"
 
 static const char *const fields[] = {
-	"handler", "tasks", "name", "timeout_s", "max_attempts", "priority", NULL
+	"handler", "tasks", "name", "timeout_s", "max_attempts", "priority", "paused", NULL
 };
 
 /* Appends a key or name from the request for an error message: at most
@@ -251,6 +251,15 @@ static int parse(struct jobreq *r, const char *body, size_t len,
 			goto fail400;
 		}
 		r->priority = (int)f->valuedouble;
+	}
+
+	f = cJSON_GetObjectItemCaseSensitive(r->doc, "paused");
+	if (f && !cJSON_IsNull(f)) {
+		if (!cJSON_IsBool(f)) {
+			snprintf(msg, msglen, "field \"paused\" must be true or false");
+			goto fail400;
+		}
+		r->paused = cJSON_IsTrue(f);
 	}
 
 	for (t = r->tasks->child; t; t = t->next, i++) {

@@ -30,6 +30,7 @@ struct jobreq {
 	int priority;
 	int64_t timeout_ms;	/* resolved: job, else handler, else default */
 	int max_attempts;
+	int paused;		/* submitted paused: nothing starts until resumed */
 };
 
 #define JOBREQ_NAME_MAX 200

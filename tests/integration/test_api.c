@@ -377,6 +377,18 @@ static void test_pause_resume(void **state)
 				      "attempts"), 1);
 	cJSON_Delete(j);
 
+	/* Submitted paused: queued, and nothing of it starts meanwhile. */
+	w.id = submit(s, "{\"handler\": \"echo\", \"paused\": true, \"tasks\": [1, 2, 3]}");
+	other = submit(s, "{\"handler\": \"echo\", \"tasks\": [4]}");
+	cJSON_Delete(wait_job(s, other, "succeeded", 30));
+	j = apif(s, "GET", 200, NULL, "/api/jobs/%lld", (long long)w.id);
+	assert_string_equal(jstr(j, "state"), "queued");
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(j, "paused")));
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "started_at")));
+	cJSON_Delete(j);
+	cJSON_Delete(apif(s, "POST", 200, NULL, "/api/jobs/%lld/resume", (long long)w.id));
+	cJSON_Delete(wait_job(s, w.id, "succeeded", 30));
+
 	/* Only an active job can be paused or resumed. */
 	expect_error(s, "POST", "/api/jobs/1/pause", NULL, 409, "conflict",
 		     "job 1 has succeeded; only a queued or running job can be paused");

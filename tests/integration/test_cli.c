@@ -435,6 +435,13 @@ static void test_wait(void **state)
 	j = cJSON_Parse(out.data);
 	assert_false(cJSON_IsTrue(cJSON_GetObjectItem(j, "paused")));
 	cJSON_Delete(j);
+	assert_int_equal(run(&out, "submit --url %s --handler echo --paused %s", s.url, path), 0);
+	assert_non_null(strstr(out.data, "job 4 submitted"));
+	assert_int_equal(run(&out, "status --url %s 4", s.url), 0);
+	assert_non_null(strstr(out.data, "state: paused"));
+	assert_int_equal(run(&out, "cancel --url %s 4", s.url), 0);
+	assert_int_equal(run(&out, "submit --url %s --handler echo --priority high %s", s.url, path), 2);
+	assert_non_null(strstr(out.data, "--priority: expected a number, got \"high\""));
 	assert_int_equal(run(&out, "pause --url %s 1", s.url), 1);
 	assert_non_null(strstr(out.data, "only a queued or running job can be paused (HTTP 409)"));
 	assert_int_equal(run(&out, "cancel --url %s 3", s.url), 0);

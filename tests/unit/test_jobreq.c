@@ -60,13 +60,14 @@ static void test_accepts_full_request(void **state)
 	(void)state;
 	assert_int_equal(parse("{\"handler\": \"sleep\", \"tasks\": [{\"ms\": 1}, {\"ms\": 2, \"steps\": 3}],"
 			       " \"name\": \"x\", \"timeout_s\": 2.5, \"max_attempts\": 3,"
-			       " \"priority\": -4}", &r, &code, msg, sizeof(msg)), 0);
+			       " \"priority\": -4, \"paused\": true}", &r, &code, msg, sizeof(msg)), 0);
 	assert_string_equal(r.handler, "sleep");
 	assert_int_equal(r.ntasks, 2);
 	assert_string_equal(r.name, "x");
 	assert_int_equal(r.timeout_ms, 2500);
 	assert_int_equal(r.max_attempts, 3);
 	assert_int_equal(r.priority, -4);
+	assert_int_equal(r.paused, 1);
 	jobreq_release(&r);
 }
 
@@ -83,6 +84,7 @@ static void test_defaults(void **state)
 	assert_int_equal(r.timeout_ms, 3600000);
 	assert_int_equal(r.max_attempts, 1);
 	assert_int_equal(r.priority, 0);
+	assert_int_equal(r.paused, 0);
 	jobreq_release(&r);
 }
 
@@ -106,6 +108,8 @@ static void test_refusals(void **state)
 	refused("{\"handler\": \"noop\", \"tasks\": [1], \"max_attempts\": 0}", 400, "invalid_request", "max_attempts");
 	refused("{\"handler\": \"noop\", \"tasks\": [1], \"max_attempts\": 101}", 400, "invalid_request", "max_attempts");
 	refused("{\"handler\": \"noop\", \"tasks\": [1], \"priority\": 1e12}", 400, "invalid_request", "priority");
+	refused("{\"handler\": \"noop\", \"tasks\": [1], \"paused\": 1}", 400, "invalid_request",
+		"field \"paused\" must be true or false");
 	refused("{\"handler\": \"noop\", \"tasks\": [1], \"extra\": 1}", 400, "invalid_request", "unknown field \"extra\"");
 	refused("{\"handler\": \"noop\", \"tasks\": [{\"a\": [1, -1e999]}]}", 400, "invalid_request",
 		"tasks[0].a[1]: number out of range");
