@@ -426,7 +426,7 @@ static enum line_kind protocol_error(struct buf *msg, const char *what,
 static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 				char *line, size_t len, struct buf *msg)
 {
-	const char *end = NULL;
+	const char *end = NULL, *nul;
 	const cJSON *v, *m;
 	cJSON *doc;
 	enum line_kind kind = LINE_MORE;
@@ -434,8 +434,16 @@ static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 
 	if (len && line[len - 1] == '\r')
 		line[--len] = '\0';
-	if (!line[strspn(line, " \t")])
+	if (strspn(line, " \t") == len)
 		return LINE_MORE;	/* a blank line says nothing */
+	/* The parser reads up to the first NUL: {"result": 1}, a NUL, then
+	 * anything, would pass for a result. JSON has no raw NUL anywhere. */
+	if ((nul = memchr(line, '\0', len))) {
+		buf_addf(msg, "co-process wrote a line that is not JSON (a NUL byte at byte %zu): ",
+			 (size_t)(nul - line));
+		show_line(msg, line, len);
+		return LINE_FAULT;
+	}
 	doc = utf8_valid(line, len, NULL) ? cJSON_ParseWithOpts(line, &end, 1) : NULL;
 	if (!doc) {
 		buf_adds(msg, "co-process wrote a line that is not JSON: ");

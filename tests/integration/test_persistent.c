@@ -312,9 +312,18 @@ static void test_garbage_and_protocol_breaks(void **state)
 	expect_failure(e, "{\"do\": \"print\", \"text\": \"{\\\"ready\\\": true}\"}",
 		       "co-process broke the protocol (\"ready\" may only be the first line, "
 		       "with no other member than \"stop\"): {\"ready\": true}");
+	/* A NUL byte ends no line early: {"result":1}, NUL, garbage is not
+	 * a result, nor is a line blank up to its NUL. */
+	expect_failure(e, "{\"do\": \"print\", \"hex\": "
+		       "\"7b22726573756c74223a317d0067617262616765\"}",
+		       "co-process wrote a line that is not JSON (a NUL byte at byte 12): "
+		       "{\"result\":1}garbage");
+	expect_failure(e, "{\"do\": \"print\", \"hex\": \"2020007b22726573756c74223a317d\"}",
+		       "co-process wrote a line that is not JSON (a NUL byte at byte 2):   "
+		       "{\"result\":1}");
 	/* After each, a fresh co-process. */
 	assert_true(expect_echo(e) != first);
-	assert_int_equal(start_count(e), 7);
+	assert_int_equal(start_count(e), 9);
 }
 
 static void test_exit_without_result(void **state)
@@ -614,6 +623,12 @@ static void test_ready_line_ends_startup(void **state)
 		       "handler \"co\" failed to initialize: co-process broke the protocol "
 		       "(\"ready\" may only be the first line, with no other member than "
 		       "\"stop\"): {\"ready\": true, \"now\": true}");
+	/* A ready line with a NUL byte, then more. */
+	server_stop(&e->s);
+	start_with(e, 1, "\"READY\": \"hex:7b227265616479223a747275657d00787878\"", "");
+	expect_failure(e, "{\"do\": \"echo\"}",
+		       "handler \"co\" failed to initialize: co-process wrote a line that is "
+		       "not JSON (a NUL byte at byte 14): {\"ready\":true}xxx");
 }
 
 /* Inputs with newlines (stored as submitted) still travel as one line, and
