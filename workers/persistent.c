@@ -43,6 +43,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -420,6 +421,35 @@ static enum line_kind protocol_error(struct buf *msg, const char *what,
 	return LINE_FAULT;
 }
 
+/* Whether the JSON text s[0..len), already parsed, holds a \u0000 escape:
+ * cJSON makes it a NUL that ends the string, so "a\u0000b" would be kept
+ * as "a". In valid JSON every backslash starts an escape. */
+static int has_nul_escape(const char *s, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (s[i] != '\\')
+			continue;
+		if (s[i + 1] == 'u' && i + 5 < len && !memcmp(s + i + 2, "0000", 4))
+			return 1;
+		i++;
+	}
+	return 0;
+}
+
+/* Whether every number in v is finite: 1e999 parses as infinity, which a
+ * result would print back as null, and which no progress can mean. */
+static int all_finite(const cJSON *v)
+{
+	const cJSON *c;
+
+	if (cJSON_IsNumber(v))
+		return isfinite(v->valuedouble);
+	cJSON_ArrayForEach(c, v)
+		if (!all_finite(c))
+			return 0;
+	return 1;
+}
+
 /* Acts on one line of the co-process's stdout (without its newline,
  * NUL-terminated in place). Progress is reported; a result or an error
  * ends the task, its text in msg; a fault's description goes to msg. */
@@ -452,6 +482,16 @@ static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 	}
 	if (!cJSON_IsObject(doc)) {
 		kind = protocol_error(msg, "a line must be a JSON object", line, len);
+		goto out;
+	}
+	/* What batchd keeps must be what the co-process wrote. */
+	if (has_nul_escape(line, len)) {
+		kind = protocol_error(msg, "a string holds \\u0000, which batchd cannot store",
+				      line, len);
+		goto out;
+	}
+	if (!all_finite(doc)) {
+		kind = protocol_error(msg, "a number is out of range", line, len);
 		goto out;
 	}
 	if (cJSON_HasObjectItem(doc, "ready")) {

@@ -321,9 +321,21 @@ static void test_garbage_and_protocol_breaks(void **state)
 	expect_failure(e, "{\"do\": \"print\", \"hex\": \"2020007b22726573756c74223a317d\"}",
 		       "co-process wrote a line that is not JSON (a NUL byte at byte 2):   "
 		       "{\"result\":1}");
+	/* Values batchd could not keep as written: a string cut at its
+	 * \u0000, a number beyond a double (infinity, printed as null). */
+	expect_failure(e, "{\"do\": \"print\", \"hex\": "
+		       "\"7b22726573756c74223a2022615c75303030306222207d\"}",
+		       "co-process broke the protocol (a string holds \\u0000, which batchd "
+		       "cannot store): {\"result\": \"a\\u0000b\" }");
+	expect_failure(e, "{\"do\": \"print\", \"text\": \"{\\\"progress\\\": 1e999}\"}",
+		       "co-process broke the protocol (a number is out of range): "
+		       "{\"progress\": 1e999}");
+	expect_failure(e, "{\"do\": \"print\", \"text\": \"{\\\"result\\\": [1, -1e400]}\"}",
+		       "co-process broke the protocol (a number is out of range): "
+		       "{\"result\": [1, -1e400]}");
 	/* After each, a fresh co-process. */
 	assert_true(expect_echo(e) != first);
-	assert_int_equal(start_count(e), 9);
+	assert_int_equal(start_count(e), 12);
 }
 
 static void test_exit_without_result(void **state)
