@@ -450,13 +450,33 @@ static int all_finite(const cJSON *v)
 	return 1;
 }
 
+/* The first of the protocol's members that doc gives twice, or NULL: the
+ * parser keeps both, and which one counts would be a guess. */
+static const char *given_twice(const cJSON *doc)
+{
+	static const char *const names[] = {
+		"ready", "stop", "progress", "message", "result", "error", NULL
+	};
+
+	for (int i = 0; names[i]; i++) {
+		const cJSON *c;
+		int n = 0;
+
+		cJSON_ArrayForEach(c, doc)
+			n += !strcmp(c->string, names[i]);
+		if (n > 1)
+			return names[i];
+	}
+	return NULL;
+}
+
 /* Acts on one line of the co-process's stdout (without its newline,
  * NUL-terminated in place). Progress is reported; a result or an error
  * ends the task, its text in msg; a fault's description goes to msg. */
 static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 				char *line, size_t len, struct buf *msg)
 {
-	const char *end = NULL, *nul;
+	const char *end = NULL, *nul, *twice;
 	const cJSON *v, *m;
 	cJSON *doc;
 	enum line_kind kind = LINE_MORE;
@@ -494,7 +514,15 @@ static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 		kind = protocol_error(msg, "a number is out of range", line, len);
 		goto out;
 	}
-	if (cJSON_HasObjectItem(doc, "ready")) {
+	if ((twice = given_twice(doc))) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "\"%s\" is given twice", twice);
+		kind = protocol_error(msg, what, line, len);
+		goto out;
+	}
+	/* Members are named exactly: cJSON_HasObjectItem would ignore case. */
+	if (cJSON_GetObjectItemCaseSensitive(doc, "ready")) {
 		const cJSON *stop = cJSON_GetObjectItemCaseSensitive(doc, "stop");
 
 		if (p->answered || cJSON_GetArraySize(doc) != 1 + !!stop)
@@ -508,8 +536,9 @@ static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 		}
 		goto out;
 	}
-	keys = cJSON_HasObjectItem(doc, "progress") + cJSON_HasObjectItem(doc, "result") +
-	       cJSON_HasObjectItem(doc, "error");
+	keys = !!cJSON_GetObjectItemCaseSensitive(doc, "progress") +
+	       !!cJSON_GetObjectItemCaseSensitive(doc, "result") +
+	       !!cJSON_GetObjectItemCaseSensitive(doc, "error");
 	if (keys != 1) {
 		kind = protocol_error(msg, "a line needs exactly one of \"progress\", \"result\", \"error\"",
 				      line, len);

@@ -333,9 +333,17 @@ static void test_garbage_and_protocol_breaks(void **state)
 	expect_failure(e, "{\"do\": \"print\", \"text\": \"{\\\"result\\\": [1, -1e400]}\"}",
 		       "co-process broke the protocol (a number is out of range): "
 		       "{\"result\": [1, -1e400]}");
+	/* The protocol's members are named exactly, and given once. */
+	expect_failure(e, "{\"do\": \"print\", \"text\": \"{\\\"Result\\\": 1}\"}",
+		       "co-process broke the protocol (a line needs exactly one of "
+		       "\"progress\", \"result\", \"error\"): {\"Result\": 1}");
+	expect_failure(e, "{\"do\": \"print\", \"text\": "
+		       "\"{\\\"result\\\": 1, \\\"result\\\": 2}\"}",
+		       "co-process broke the protocol (\"result\" is given twice): "
+		       "{\"result\": 1, \"result\": 2}");
 	/* After each, a fresh co-process. */
 	assert_true(expect_echo(e) != first);
-	assert_int_equal(start_count(e), 12);
+	assert_int_equal(start_count(e), 14);
 }
 
 static void test_exit_without_result(void **state)
@@ -635,6 +643,13 @@ static void test_ready_line_ends_startup(void **state)
 		       "handler \"co\" failed to initialize: co-process broke the protocol "
 		       "(\"ready\" may only be the first line, with no other member than "
 		       "\"stop\"): {\"ready\": true, \"now\": true}");
+	/* Not a ready line: its name is "ready", exactly. */
+	server_stop(&e->s);
+	start_with(e, 1, "\"READY\": \"{\\\"READY\\\": true}\"", "");
+	expect_failure(e, "{\"do\": \"echo\"}",
+		       "handler \"co\" failed to initialize: co-process broke the protocol "
+		       "(a line needs exactly one of \"progress\", \"result\", \"error\"): "
+		       "{\"READY\": true}");
 	/* A ready line with a NUL byte, then more. */
 	server_stop(&e->s);
 	start_with(e, 1, "\"READY\": \"hex:7b227265616479223a747275657d00787878\"", "");
