@@ -544,7 +544,6 @@ static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 				      line, len);
 		goto out;
 	}
-	p->answered = 1;
 	if ((v = cJSON_GetObjectItemCaseSensitive(doc, "result"))) {
 		char *text = cJSON_PrintUnformatted(v);
 
@@ -576,6 +575,10 @@ static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 			batchd_progress(task, v->valuedouble,
 					cJSON_IsString(m) ? m->valuestring : NULL);
 	}
+	/* An answer ends the start-up; a line that breaks the protocol does
+	 * not, so that it fails the set-up as any other start-up fault. */
+	if (kind != LINE_FAULT)
+		p->answered = 1;
 out:
 	cJSON_Delete(doc);
 	return kind;

@@ -643,6 +643,13 @@ static void test_ready_line_ends_startup(void **state)
 		       "handler \"co\" failed to initialize: co-process broke the protocol "
 		       "(\"ready\" may only be the first line, with no other member than "
 		       "\"stop\"): {\"ready\": true, \"now\": true}");
+	/* A first line that breaks the protocol, even one that names
+	 * "progress", is a failed start-up too. */
+	server_stop(&e->s);
+	start_with(e, 1, "\"READY\": \"0\"", "");
+	expect_failure(e, "{\"do\": \"print\", \"text\": \"{\\\"progress\\\": \\\"half\\\"}\"}",
+		       "handler \"co\" failed to initialize: co-process broke the protocol "
+		       "(\"progress\" must be a number): {\"progress\": \"half\"}");
 	/* Not a ready line: its name is "ready", exactly. */
 	server_stop(&e->s);
 	start_with(e, 1, "\"READY\": \"{\\\"READY\\\": true}\"", "");
