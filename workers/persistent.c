@@ -161,7 +161,10 @@ static void take_stderr(struct persistent *p, const char *data, size_t n, int fi
 		char *nl = memchr(p->ebuf.data + start, '\n', p->ebuf.len - start);
 		size_t len = nl ? (size_t)(nl - p->ebuf.data) - start : p->ebuf.len - start;
 
-		if (!nl && len < STDERR_LINE_MAX && !(final && len))
+		/* A line of exactly STDERR_LINE_MAX bytes waits for its
+		 * newline too: cut at once, it would log an empty line after
+		 * it when the newline came in the next read. */
+		if (!nl && len <= STDERR_LINE_MAX && !(final && len))
 			break;
 		if (len > STDERR_LINE_MAX)
 			len = STDERR_LINE_MAX;

@@ -25,6 +25,8 @@ Input {"do": ...}:
   "answer_exit"  a result, then exits
   "answer_twice" a result, then a stray line while it has no task
   "sleep"     sleeps "s" seconds, then a result
+  "stderr"    writes each string of "parts" on stderr as it is, 0.3 s apart
+              (each its own read for batchd), then a result
 """
 import json
 import os
@@ -141,6 +143,12 @@ while True:
         sys.exit(x.get("code", 0))
     elif do == "sleep":
         stopped = wait_for(None, req, x["s"])
+    elif do == "stderr":
+        for i, part in enumerate(x["parts"]):
+            if i:
+                time.sleep(0.3)
+            sys.stderr.write(part)
+            sys.stderr.flush()
     if stopped:
         send({"error": "stopped"})
         continue

@@ -284,6 +284,34 @@ static void test_crash_mid_task(void **state)
 	assert_true(server_log_has(&e->s, "line=\"giving up on frame 7\""));
 }
 
+/* Stderr goes to the log a line per event, however the reads cut it: a
+ * line of 4096 bytes (the longest logged whole) read before its newline
+ * is one event, not that and an empty one. */
+static void test_stderr_lines(void **state)
+{
+	struct env *e = *state;
+	struct buf input = BUF_INIT, want = BUF_INIT;
+	cJSON *t;
+
+	start_with(e, 1, "", "");
+	buf_adds(&input, "{\"do\": \"stderr\", \"parts\": [\"");
+	buf_adds(&want, "line=");
+	for (int i = 0; i < 4096; i++) {
+		buf_addc(&input, 'a');
+		buf_addc(&want, 'a');
+	}
+	buf_adds(&input, "\", \"\\nnext\\n\"]}");
+	buf_addc(&want, '\n');
+	t = run_one(e, input.data, NULL);
+	assert_string_equal(jstr(t, "state"), "succeeded");
+	cJSON_Delete(t);
+	assert_true(server_log_has(&e->s, want.data));
+	assert_true(server_log_has(&e->s, "line=next\n"));
+	assert_false(server_log_has(&e->s, "line=\"\""));
+	buf_release(&input);
+	buf_release(&want);
+}
+
 static void test_garbage_and_protocol_breaks(void **state)
 {
 	struct env *e = *state;
@@ -696,6 +724,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_starts_once_per_worker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_progress_reaches_the_api, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_mid_task, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stderr_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_and_protocol_breaks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exit_without_result, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_line_keeps_the_coprocess, setup, teardown),
