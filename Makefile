@@ -210,9 +210,15 @@ FUZZ_CC = clang
 FUZZ_CFLAGS = $(WARN) $(DEFS) -g -O1 $(PKG_CFLAGS) \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 F = build/fuzz
-FUZZ_BINS = $(F)/fuzz_jobreq $(F)/fuzz_frame
+FUZZ_BINS = $(F)/fuzz_jobreq $(F)/fuzz_frame $(F)/fuzz_coproc
 FUZZ_JOBREQ_SRC = tests/fuzz/fuzz_jobreq.c server/jobreq.c $(LIB_SRC) $(WORKER_SRC)
 FUZZ_FRAME_SRC = tests/fuzz/fuzz_frame.c workers/frame.c lib/buf.c lib/xalloc.c
+# The co-process target includes workers/persistent.c, whose line reading
+# is static, and records what it would send the server and the log.
+FUZZ_COPROC_SRC = tests/fuzz/fuzz_coproc.c $(LIB_SRC) \
+	$(filter-out workers/persistent.c,$(WORKER_SRC))
+FUZZ_COPROC_WRAP = $(patsubst %,-Wl$(comma)--wrap=%,batchd_progress \
+	batchd_task_job batchd_task_index batchd_task_attempt log_emit)
 
 $(F)/fuzz_jobreq: $(FUZZ_JOBREQ_SRC) $(wildcard */*.h)
 	@mkdir -p $(dir $@)
@@ -221,6 +227,10 @@ $(F)/fuzz_jobreq: $(FUZZ_JOBREQ_SRC) $(wildcard */*.h)
 $(F)/fuzz_frame: $(FUZZ_FRAME_SRC) $(wildcard */*.h)
 	@mkdir -p $(dir $@)
 	$(call say,FUZZ)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_FRAME_SRC)
+
+$(F)/fuzz_coproc: $(FUZZ_COPROC_SRC) workers/persistent.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(call say,FUZZ)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_COPROC_SRC) $(FUZZ_COPROC_WRAP) $(LIBS)
 
 fuzz-build: $(FUZZ_BINS)
 

@@ -43,6 +43,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -160,7 +161,10 @@ static void take_stderr(struct persistent *p, const char *data, size_t n, int fi
 		char *nl = memchr(p->ebuf.data + start, '\n', p->ebuf.len - start);
 		size_t len = nl ? (size_t)(nl - p->ebuf.data) - start : p->ebuf.len - start;
 
-		if (!nl && len < STDERR_LINE_MAX && !(final && len))
+		/* A line of exactly STDERR_LINE_MAX bytes waits for its
+		 * newline too: cut at once, it would log an empty line after
+		 * it when the newline came in the next read. */
+		if (!nl && len <= STDERR_LINE_MAX && !(final && len))
 			break;
 		if (len > STDERR_LINE_MAX)
 			len = STDERR_LINE_MAX;
@@ -420,13 +424,62 @@ static enum line_kind protocol_error(struct buf *msg, const char *what,
 	return LINE_FAULT;
 }
 
+/* Whether the JSON text s[0..len), already parsed, holds a \u0000 escape:
+ * cJSON makes it a NUL that ends the string, so "a\u0000b" would be kept
+ * as "a". In valid JSON every backslash starts an escape. */
+static int has_nul_escape(const char *s, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (s[i] != '\\')
+			continue;
+		if (s[i + 1] == 'u' && i + 5 < len && !memcmp(s + i + 2, "0000", 4))
+			return 1;
+		i++;
+	}
+	return 0;
+}
+
+/* Whether every number in v is finite: 1e999 parses as infinity, which a
+ * result would print back as null, and which no progress can mean. */
+static int all_finite(const cJSON *v)
+{
+	const cJSON *c;
+
+	if (cJSON_IsNumber(v))
+		return isfinite(v->valuedouble);
+	cJSON_ArrayForEach(c, v)
+		if (!all_finite(c))
+			return 0;
+	return 1;
+}
+
+/* The first of the protocol's members that doc gives twice, or NULL: the
+ * parser keeps both, and which one counts would be a guess. */
+static const char *given_twice(const cJSON *doc)
+{
+	static const char *const names[] = {
+		"ready", "stop", "progress", "message", "result", "error", NULL
+	};
+
+	for (int i = 0; names[i]; i++) {
+		const cJSON *c;
+		int n = 0;
+
+		cJSON_ArrayForEach(c, doc)
+			n += !strcmp(c->string, names[i]);
+		if (n > 1)
+			return names[i];
+	}
+	return NULL;
+}
+
 /* Acts on one line of the co-process's stdout (without its newline,
  * NUL-terminated in place). Progress is reported; a result or an error
  * ends the task, its text in msg; a fault's description goes to msg. */
 static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 				char *line, size_t len, struct buf *msg)
 {
-	const char *end = NULL;
+	const char *end = NULL, *nul, *twice;
 	const cJSON *v, *m;
 	cJSON *doc;
 	enum line_kind kind = LINE_MORE;
@@ -434,8 +487,16 @@ static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 
 	if (len && line[len - 1] == '\r')
 		line[--len] = '\0';
-	if (!line[strspn(line, " \t")])
+	if (strspn(line, " \t") == len)
 		return LINE_MORE;	/* a blank line says nothing */
+	/* The parser reads up to the first NUL: {"result": 1}, a NUL, then
+	 * anything, would pass for a result. JSON has no raw NUL anywhere. */
+	if ((nul = memchr(line, '\0', len))) {
+		buf_addf(msg, "co-process wrote a line that is not JSON (a NUL byte at byte %zu): ",
+			 (size_t)(nul - line));
+		show_line(msg, line, len);
+		return LINE_FAULT;
+	}
 	doc = utf8_valid(line, len, NULL) ? cJSON_ParseWithOpts(line, &end, 1) : NULL;
 	if (!doc) {
 		buf_adds(msg, "co-process wrote a line that is not JSON: ");
@@ -446,7 +507,25 @@ static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 		kind = protocol_error(msg, "a line must be a JSON object", line, len);
 		goto out;
 	}
-	if (cJSON_HasObjectItem(doc, "ready")) {
+	/* What batchd keeps must be what the co-process wrote. */
+	if (has_nul_escape(line, len)) {
+		kind = protocol_error(msg, "a string holds \\u0000, which batchd cannot store",
+				      line, len);
+		goto out;
+	}
+	if (!all_finite(doc)) {
+		kind = protocol_error(msg, "a number is out of range", line, len);
+		goto out;
+	}
+	if ((twice = given_twice(doc))) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "\"%s\" is given twice", twice);
+		kind = protocol_error(msg, what, line, len);
+		goto out;
+	}
+	/* Members are named exactly: cJSON_HasObjectItem would ignore case. */
+	if (cJSON_GetObjectItemCaseSensitive(doc, "ready")) {
 		const cJSON *stop = cJSON_GetObjectItemCaseSensitive(doc, "stop");
 
 		if (p->answered || cJSON_GetArraySize(doc) != 1 + !!stop)
@@ -460,14 +539,14 @@ static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 		}
 		goto out;
 	}
-	keys = cJSON_HasObjectItem(doc, "progress") + cJSON_HasObjectItem(doc, "result") +
-	       cJSON_HasObjectItem(doc, "error");
+	keys = !!cJSON_GetObjectItemCaseSensitive(doc, "progress") +
+	       !!cJSON_GetObjectItemCaseSensitive(doc, "result") +
+	       !!cJSON_GetObjectItemCaseSensitive(doc, "error");
 	if (keys != 1) {
 		kind = protocol_error(msg, "a line needs exactly one of \"progress\", \"result\", \"error\"",
 				      line, len);
 		goto out;
 	}
-	p->answered = 1;
 	if ((v = cJSON_GetObjectItemCaseSensitive(doc, "result"))) {
 		char *text = cJSON_PrintUnformatted(v);
 
@@ -499,6 +578,10 @@ static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 			batchd_progress(task, v->valuedouble,
 					cJSON_IsString(m) ? m->valuestring : NULL);
 	}
+	/* An answer ends the start-up; a line that breaks the protocol does
+	 * not, so that it fails the set-up as any other start-up fault. */
+	if (kind != LINE_FAULT)
+		p->answered = 1;
 out:
 	cJSON_Delete(doc);
 	return kind;

@@ -8,7 +8,8 @@ Environment (from the handlers file):
              "stop": {"ready": true, "stop": true}, and a stop line ends the
              task it names with an error "stopped" (it says so on stderr);
              "deaf": the same ready line, but it never reads a stop line
-             during a task; text starting with "{": that line as it is
+             during a task; text starting with "{": that line as it is;
+             "hex:" then hex digits: those bytes, then a newline
   NEEDS      a path: the set-up fails (stderr, exit 1) unless it exists
 
 Input {"do": ...}:
@@ -17,12 +18,15 @@ Input {"do": ...}:
   "tree"      starts a child (sleep 600), appends its own pid and the
               child's to the file "pids", then waits for the file "until"
   "error"     an error line with "message"
-  "print"     writes "text" as a line on stdout, then waits for the next task
+  "print"     writes "text" as a line on stdout (or the bytes "hex" spells, then
+              a newline), then waits for the next task
   "crash"     writes "stderr" on stderr, then dies by SIGSEGV
   "exit"      writes "stderr" on stderr, then exits with "code", no result
   "answer_exit"  a result, then exits
   "answer_twice" a result, then a stray line while it has no task
   "sleep"     sleeps "s" seconds, then a result
+  "stderr"    writes each string of "parts" on stderr as it is, 0.3 s apart
+              (each its own read for batchd), then a result
 """
 import json
 import os
@@ -56,6 +60,9 @@ elif ready in ("stop", "deaf"):
     send({"ready": True, "stop": True})
 elif ready.startswith("{"):
     out.write(ready + "\n")
+    out.flush()
+elif ready.startswith("hex:"):
+    out.buffer.write(bytes.fromhex(ready[4:]) + b"\n")
     out.flush()
 
 pending = b""
@@ -121,7 +128,10 @@ while True:
         send({"error": x["message"]})
         continue
     elif do == "print":
-        out.write(x["text"] + "\n")
+        if "hex" in x:
+            out.buffer.write(bytes.fromhex(x["hex"]) + b"\n")
+        else:
+            out.write(x["text"] + "\n")
         out.flush()
         continue
     elif do == "crash":
@@ -133,6 +143,12 @@ while True:
         sys.exit(x.get("code", 0))
     elif do == "sleep":
         stopped = wait_for(None, req, x["s"])
+    elif do == "stderr":
+        for i, part in enumerate(x["parts"]):
+            if i:
+                time.sleep(0.3)
+            sys.stderr.write(part)
+            sys.stderr.flush()
     if stopped:
         send({"error": "stopped"})
         continue

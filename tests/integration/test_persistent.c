@@ -284,6 +284,34 @@ static void test_crash_mid_task(void **state)
 	assert_true(server_log_has(&e->s, "line=\"giving up on frame 7\""));
 }
 
+/* Stderr goes to the log a line per event, however the reads cut it: a
+ * line of 4096 bytes (the longest logged whole) read before its newline
+ * is one event, not that and an empty one. */
+static void test_stderr_lines(void **state)
+{
+	struct env *e = *state;
+	struct buf input = BUF_INIT, want = BUF_INIT;
+	cJSON *t;
+
+	start_with(e, 1, "", "");
+	buf_adds(&input, "{\"do\": \"stderr\", \"parts\": [\"");
+	buf_adds(&want, "line=");
+	for (int i = 0; i < 4096; i++) {
+		buf_addc(&input, 'a');
+		buf_addc(&want, 'a');
+	}
+	buf_adds(&input, "\", \"\\nnext\\n\"]}");
+	buf_addc(&want, '\n');
+	t = run_one(e, input.data, NULL);
+	assert_string_equal(jstr(t, "state"), "succeeded");
+	cJSON_Delete(t);
+	assert_true(server_log_has(&e->s, want.data));
+	assert_true(server_log_has(&e->s, "line=next\n"));
+	assert_false(server_log_has(&e->s, "line=\"\""));
+	buf_release(&input);
+	buf_release(&want);
+}
+
 static void test_garbage_and_protocol_breaks(void **state)
 {
 	struct env *e = *state;
@@ -312,9 +340,38 @@ static void test_garbage_and_protocol_breaks(void **state)
 	expect_failure(e, "{\"do\": \"print\", \"text\": \"{\\\"ready\\\": true}\"}",
 		       "co-process broke the protocol (\"ready\" may only be the first line, "
 		       "with no other member than \"stop\"): {\"ready\": true}");
+	/* A NUL byte ends no line early: {"result":1}, NUL, garbage is not
+	 * a result, nor is a line blank up to its NUL. */
+	expect_failure(e, "{\"do\": \"print\", \"hex\": "
+		       "\"7b22726573756c74223a317d0067617262616765\"}",
+		       "co-process wrote a line that is not JSON (a NUL byte at byte 12): "
+		       "{\"result\":1}garbage");
+	expect_failure(e, "{\"do\": \"print\", \"hex\": \"2020007b22726573756c74223a317d\"}",
+		       "co-process wrote a line that is not JSON (a NUL byte at byte 2):   "
+		       "{\"result\":1}");
+	/* Values batchd could not keep as written: a string cut at its
+	 * \u0000, a number beyond a double (infinity, printed as null). */
+	expect_failure(e, "{\"do\": \"print\", \"hex\": "
+		       "\"7b22726573756c74223a2022615c75303030306222207d\"}",
+		       "co-process broke the protocol (a string holds \\u0000, which batchd "
+		       "cannot store): {\"result\": \"a\\u0000b\" }");
+	expect_failure(e, "{\"do\": \"print\", \"text\": \"{\\\"progress\\\": 1e999}\"}",
+		       "co-process broke the protocol (a number is out of range): "
+		       "{\"progress\": 1e999}");
+	expect_failure(e, "{\"do\": \"print\", \"text\": \"{\\\"result\\\": [1, -1e400]}\"}",
+		       "co-process broke the protocol (a number is out of range): "
+		       "{\"result\": [1, -1e400]}");
+	/* The protocol's members are named exactly, and given once. */
+	expect_failure(e, "{\"do\": \"print\", \"text\": \"{\\\"Result\\\": 1}\"}",
+		       "co-process broke the protocol (a line needs exactly one of "
+		       "\"progress\", \"result\", \"error\"): {\"Result\": 1}");
+	expect_failure(e, "{\"do\": \"print\", \"text\": "
+		       "\"{\\\"result\\\": 1, \\\"result\\\": 2}\"}",
+		       "co-process broke the protocol (\"result\" is given twice): "
+		       "{\"result\": 1, \"result\": 2}");
 	/* After each, a fresh co-process. */
 	assert_true(expect_echo(e) != first);
-	assert_int_equal(start_count(e), 7);
+	assert_int_equal(start_count(e), 14);
 }
 
 static void test_exit_without_result(void **state)
@@ -617,6 +674,26 @@ static void test_ready_line_ends_startup(void **state)
 		       "handler \"co\" failed to initialize: co-process broke the protocol "
 		       "(\"ready\" may only be the first line, with no other member than "
 		       "\"stop\"): {\"ready\": true, \"now\": true}");
+	/* A first line that breaks the protocol, even one that names
+	 * "progress", is a failed start-up too. */
+	server_stop(&e->s);
+	start_with(e, 1, "\"READY\": \"0\"", "");
+	expect_failure(e, "{\"do\": \"print\", \"text\": \"{\\\"progress\\\": \\\"half\\\"}\"}",
+		       "handler \"co\" failed to initialize: co-process broke the protocol "
+		       "(\"progress\" must be a number): {\"progress\": \"half\"}");
+	/* Not a ready line: its name is "ready", exactly. */
+	server_stop(&e->s);
+	start_with(e, 1, "\"READY\": \"{\\\"READY\\\": true}\"", "");
+	expect_failure(e, "{\"do\": \"echo\"}",
+		       "handler \"co\" failed to initialize: co-process broke the protocol "
+		       "(a line needs exactly one of \"progress\", \"result\", \"error\"): "
+		       "{\"READY\": true}");
+	/* A ready line with a NUL byte, then more. */
+	server_stop(&e->s);
+	start_with(e, 1, "\"READY\": \"hex:7b227265616479223a747275657d00787878\"", "");
+	expect_failure(e, "{\"do\": \"echo\"}",
+		       "handler \"co\" failed to initialize: co-process wrote a line that is "
+		       "not JSON (a NUL byte at byte 14): {\"ready\":true}xxx");
 }
 
 /* Inputs with newlines (stored as submitted) still travel as one line, and
@@ -650,6 +727,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_starts_once_per_worker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_progress_reaches_the_api, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_mid_task, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stderr_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_and_protocol_breaks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exit_without_result, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_line_keeps_the_coprocess, setup, teardown),
