@@ -49,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -91,6 +92,8 @@ struct persistent {
 	int answered;		/* it has written a line: start-up is over */
 	int64_t started_us;
 	struct buf obuf;	/* stdout not yet parsed */
+	size_t scanned;		/* obuf's first bytes, known to hold no newline */
+	unsigned long lines;	/* stdout lines taken (blank ones aside) */
 	struct buf ebuf;	/* stderr: an unfinished line */
 	struct buf tail;	/* stderr written during the current task */
 };
@@ -233,6 +236,7 @@ static void forget(struct persistent *p)
 	close_fd(&p->out);
 	close_fd(&p->err);
 	buf_reset(&p->obuf);
+	p->scanned = 0;
 	buf_reset(&p->ebuf);
 	p->pid = 0;
 	p->exited = 0;
@@ -317,8 +321,10 @@ static int wait_exit(struct persistent *p, int64_t until_us, int drop)
 		}
 		read_stderr(p);
 		read_stdout(p);
-		if (drop || p->obuf.len > LINE_MAX_BYTES)
+		if (drop || p->obuf.len > LINE_MAX_BYTES) {
 			buf_reset(&p->obuf);
+			p->scanned = 0;
+		}
 	}
 }
 
@@ -371,6 +377,7 @@ static int start(struct persistent *p, char *err, size_t errlen)
 	p->exited = 0;
 	p->started_us = clock_mono_us();
 	buf_reset(&p->obuf);
+	p->scanned = 0;
 	buf_reset(&p->ebuf);
 	LOG_INFO("co-process started", LF_S("handler", p->name), LF_I("pid", p->pid));
 	return 0;
@@ -489,6 +496,7 @@ static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 		line[--len] = '\0';
 	if (strspn(line, " \t") == len)
 		return LINE_MORE;	/* a blank line says nothing */
+	p->lines++;
 	/* The parser reads up to the first NUL: {"result": 1}, a NUL, then
 	 * anything, would pass for a result. JSON has no raw NUL anywhere. */
 	if ((nul = memchr(line, '\0', len))) {
@@ -531,6 +539,8 @@ static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 		if (p->answered || cJSON_GetArraySize(doc) != 1 + !!stop)
 			kind = protocol_error(msg, "\"ready\" may only be the first line, "
 					      "with no other member than \"stop\"", line, len);
+		else if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "ready")))
+			kind = protocol_error(msg, "\"ready\" must be true", line, len);
 		else if (stop && !cJSON_IsBool(stop))
 			kind = protocol_error(msg, "\"stop\" must be true or false", line, len);
 		else {
@@ -588,24 +598,28 @@ out:
 }
 
 /* Acts on every complete line in obuf, stopping at the one that ends the
- * task (the rest stays in obuf). */
+ * task (the rest stays in obuf). The search for a newline starts where the
+ * last one stopped: a 64 MiB line read 64 KiB at a time is searched once,
+ * not 1,024 times over. */
 static enum line_kind take_lines(struct persistent *p, struct batchd_task *task,
 				 struct buf *msg)
 {
-	size_t start = 0;
+	size_t start = 0, from = p->scanned <= p->obuf.len ? p->scanned : 0;
 	enum line_kind kind = LINE_MORE;
 
 	while (kind == LINE_MORE) {
-		char *nl = memchr(p->obuf.data + start, '\n', p->obuf.len - start);
+		char *nl = memchr(p->obuf.data + from, '\n', p->obuf.len - from);
 
 		if (!nl)
 			break;
 		*nl = '\0';
 		kind = take_line(p, task, p->obuf.data + start,
 				 (size_t)(nl - p->obuf.data) - start, msg);
-		start = (size_t)(nl - p->obuf.data) + 1;
+		start = from = (size_t)(nl - p->obuf.data) + 1;
 	}
 	buf_consume(&p->obuf, start);
+	/* Searched to the end, or stopped at a line that ended the task. */
+	p->scanned = kind == LINE_MORE ? p->obuf.len : 0;
 	return kind;
 }
 
@@ -673,6 +687,28 @@ static int persistent_init(const char *config, void **state, char *err,
 	return 0;
 }
 
+/* Whether the n bytes written to the pipe fd are all still in it, unread:
+ * FIONREAD counts a pipe's bytes from either end, and after its reader
+ * has gone too. */
+static int unread_in_pipe(int fd, size_t n)
+{
+	int left = 0;
+
+	return fd >= 0 && ioctl(fd, FIONREAD, &left) == 0 && (size_t)left == n;
+}
+
+/* Whether a co-process that has just ended did so between tasks rather
+ * than on this one: it had answered a task before, and it ended without
+ * reading a byte of this task's request or writing a line since, as one
+ * that exits by itself after some tasks does just as the next request is
+ * sent. That task was never the co-process's: it goes to a fresh one.
+ * Once a task, and never after a stop was asked for. */
+static int ended_between_tasks(const struct persistent *p, int startup, unsigned long lines,
+			       int untouched, int stop_sent, int resent)
+{
+	return !startup && !resent && !stop_sent && p->lines == lines && untouched;
+}
+
 /* Ends a task that the co-process failed: says why (with its stderr when
  * it died), and whether it was still starting up. */
 static int fault(struct persistent *p, struct buf *msg, int startup, int died,
@@ -693,7 +729,8 @@ static int persistent_run(void *state, struct batchd_task *task, const char *inp
 	struct buf req = BUF_INIT, msg = BUF_INIT;
 	char err[512];
 	size_t off = 0, req_len;
-	int startup, unread, rc, stop_sent = 0;
+	int startup, unread, rc, stop_sent = 0, resent = 0, untouched = 0;
+	unsigned long lines;
 	enum line_kind kind = LINE_MORE;
 
 	check_idle(p);
@@ -708,6 +745,7 @@ static int persistent_run(void *state, struct batchd_task *task, const char *inp
 		}
 	}
 	startup = !p->answered;
+	lines = p->lines;
 	build_request(&req, task, input);
 	req_len = req.len;
 
@@ -761,10 +799,13 @@ static int persistent_run(void *state, struct batchd_task *task, const char *inp
 		if (p->in >= 0 && off < req.len) {
 			ssize_t w = write(p->in, req.data + off, req.len - off);
 
-			if (w > 0)
+			if (w > 0) {
 				off += (size_t)w;
-			else if (w < 0 && errno != EAGAIN && errno != EINTR)
-				close_fd(&p->in);	/* EPIPE: it is gone; its end tells why */
+			} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+				/* EPIPE: it is gone; its end tells why. */
+				untouched = unread_in_pipe(p->in, off);
+				close_fd(&p->in);
+			}
 		}
 		read_stderr(p);
 		out_ended = read_stdout(p);
@@ -794,6 +835,31 @@ static int persistent_run(void *state, struct batchd_task *task, const char *inp
 				if (kind != LINE_MORE)
 					break;
 				read_stderr(p);
+				if (p->in >= 0)
+					untouched = unread_in_pipe(p->in, off);
+				if (ended_between_tasks(p, startup, lines, untouched, stop_sent, resent)) {
+					struct buf why = BUF_INIT;
+
+					proc_describe_status(&why, p->status);
+					LOG_INFO("co-process ended before reading its task; "
+						 "the task goes to a fresh one", LF_S("handler", p->name),
+						 LF_I("pid", p->pid), LF_S("status", why.data));
+					buf_release(&why);
+					forget(p);
+					worker_setup_start(task);
+					if (start(p, err, sizeof(err)) < 0) {
+						*result = xstrdup(err);
+						buf_release(&req);
+						buf_release(&msg);
+						return BATCHD_INIT_FAILED;
+					}
+					resent = 1;
+					untouched = 0;
+					off = 0;
+					lines = p->lines;
+					buf_reset(&p->tail);
+					continue;
+				}
 				buf_adds(&msg, "co-process ");
 				proc_describe_status(&msg, p->status);
 				buf_adds(&msg, startup && !p->answered ? " before its first answer"

@@ -256,7 +256,8 @@ static void expect_line(const char *line, size_t len, int answered, struct expec
 			return;
 	if (cJSON_GetObjectItemCaseSensitive(e->doc, "ready")) {
 		v = cJSON_GetObjectItemCaseSensitive(e->doc, "stop");
-		if (answered || cJSON_GetArraySize(e->doc) != 1 + !!v || (v && !cJSON_IsBool(v)))
+		if (answered || cJSON_GetArraySize(e->doc) != 1 + !!v || (v && !cJSON_IsBool(v)) ||
+		    !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e->doc, "ready")))
 			return;
 		e->can_stop = cJSON_IsTrue(v);
 		e->what = W_READY;

@@ -22,7 +22,8 @@ Input {"do": ...}:
               a newline), then waits for the next task
   "crash"     writes "stderr" on stderr, then dies by SIGSEGV
   "exit"      writes "stderr" on stderr, then exits with "code", no result
-  "answer_exit"  a result, then exits
+  "answer_exit"  a result, then exits (after "after_s" seconds, without
+              reading stdin meanwhile; by SIGSEGV with "crash": true)
   "answer_twice" a result, then a stray line while it has no task
   "sleep"     sleeps "s" seconds, then a result
   "stderr"    writes each string of "parts" on stderr as it is, 0.3 s apart
@@ -155,6 +156,9 @@ while True:
     send({"result": {"input": x, "pid": os.getpid(), "task": req["task"],
                      "served": served}})
     if do == "answer_exit":
+        time.sleep(x.get("after_s", 0))
+        if x.get("crash"):
+            os.kill(os.getpid(), signal.SIGSEGV)
         sys.exit(0)
     if do == "answer_twice":
         send({"progress": 1})

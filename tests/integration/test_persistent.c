@@ -437,6 +437,34 @@ static void test_exit_between_tasks(void **state)
 				   "{\\\"progress\\\": 1}\""));
 }
 
+/* A co-process that ends by itself between tasks, but only after the next
+ * request is already in its pipe (it sleeps first, reading nothing): that
+ * task was never its own, and goes to a fresh co-process instead of
+ * failing, whether the end is an exit or a crash. */
+static void test_end_as_the_next_task_comes(void **state)
+{
+	struct env *e = *state;
+	const char *ends[] = { "{\"do\": \"answer_exit\", \"after_s\": 3}",
+			       "{\"do\": \"answer_exit\", \"after_s\": 3, \"crash\": true}" };
+	cJSON *t;
+	long first;
+
+	start_with(e, 1, "", "");
+	for (int i = 0; i < 2; i++) {
+		t = run_one(e, ends[i], NULL);
+		assert_string_equal(jstr(t, "state"), "succeeded");
+		first = (long)jnum(t, "result.pid");
+		cJSON_Delete(t);
+		assert_true(pid_alive((pid_t)first));	/* the next task comes now */
+		assert_true(expect_echo(e) != first);
+		assert_int_equal(start_count(e), 2 + i);
+	}
+	assert_true(server_log_has(&e->s, "co-process ended before reading its task; "
+				   "the task goes to a fresh one"));
+	assert_true(server_log_has(&e->s, "status=\"exited with status 0\""));
+	assert_true(server_log_has(&e->s, "status=\"killed by signal 11 (SIGSEGV)\""));
+}
+
 /* Submits a "tree" task (the co-process starts a child, then waits) and
  * reads the two pids; returns the job. */
 static int64_t start_tree(const struct env *e, pid_t *pids)
@@ -669,6 +697,11 @@ static void test_ready_line_ends_startup(void **state)
 		       "handler \"co\" failed to initialize: co-process broke the protocol "
 		       "(\"stop\" must be true or false): {\"ready\": true, \"stop\": 1}");
 	server_stop(&e->s);
+	start_with(e, 1, "\"READY\": \"{\\\"ready\\\": false}\"", "");
+	expect_failure(e, "{\"do\": \"echo\"}",
+		       "handler \"co\" failed to initialize: co-process broke the protocol "
+		       "(\"ready\" must be true): {\"ready\": false}");
+	server_stop(&e->s);
 	start_with(e, 1, "\"READY\": \"{\\\"ready\\\": true, \\\"now\\\": true}\"", "");
 	expect_failure(e, "{\"do\": \"echo\"}",
 		       "handler \"co\" failed to initialize: co-process broke the protocol "
@@ -732,6 +765,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_exit_without_result, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_line_keeps_the_coprocess, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exit_between_tasks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_end_as_the_next_task_comes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_replaces_the_coprocess, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_line_keeps_the_coprocess, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_killed_worker_takes_the_group, setup, teardown),
