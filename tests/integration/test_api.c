@@ -272,32 +272,31 @@ struct watch {
 	double at_least;	/* finished tasks */
 };
 
+/* The sum of the job's progress figures named (NULL-terminated). */
+static double job_figures(const struct server *s, int64_t id, const char *const *names)
+{
+	cJSON *j = apif(s, "GET", 200, NULL, "/api/jobs/%lld", (long long)id);
+	double n = 0;
+
+	for (; *names; names++)
+		n += jnum(j, *names);
+	cJSON_Delete(j);
+	return n;
+}
+
 static int finished_some(const struct server *s, void *ctx)
 {
-	struct watch *w = ctx;
-	char path[64];
-	cJSON *j;
-	double n;
+	const struct watch *w = ctx;
 
-	snprintf(path, sizeof(path), "/api/jobs/%lld", (long long)w->id);
-	j = api(s, "GET", path, NULL, 200);
-	n = jnum(j, "progress.succeeded") + jnum(j, "progress.failed");
-	cJSON_Delete(j);
-	return n >= w->at_least;
+	return job_figures(s, w->id, (const char *[]){ "progress.succeeded", "progress.failed",
+							NULL }) >= w->at_least;
 }
 
 static int none_running(const struct server *s, void *ctx)
 {
-	struct watch *w = ctx;
-	char path[64];
-	cJSON *j;
-	int idle;
+	const struct watch *w = ctx;
 
-	snprintf(path, sizeof(path), "/api/jobs/%lld", (long long)w->id);
-	j = api(s, "GET", path, NULL, 200);
-	idle = jnum(j, "progress.running") == 0;
-	cJSON_Delete(j);
-	return idle;
+	return job_figures(s, w->id, (const char *[]){ "progress.running", NULL }) == 0;
 }
 
 /* Finished tasks of job id, checked against its own counts: every task
