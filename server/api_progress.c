@@ -26,6 +26,7 @@ struct build {
 	int64_t now;
 	int n;
 	int64_t more;
+	int64_t paused;
 	double rate;
 };
 
@@ -34,6 +35,7 @@ static int add_live(void *ctx, const struct sched_live *live)
 	struct build *b = ctx;
 
 	b->rate += live->rate;
+	b->paused += live->row->paused;
 	if (b->n >= ACTIVE_MAX) {
 		b->more++;
 		return 0;
@@ -62,7 +64,7 @@ static cJSON *counts(const int64_t c[ST_COUNT])
 
 static cJSON *build(struct app *app, int64_t now)
 {
-	struct build b = { app, NULL, now, 0, 0, 0 };
+	struct build b = { app, NULL, now, 0, 0, 0, 0 };
 	cJSON *doc = cJSON_CreateObject();
 	cJSON *totals, *w;
 	int64_t jobs[ST_COUNT], tasks[ST_COUNT];
@@ -94,6 +96,7 @@ static cJSON *build(struct app *app, int64_t now)
 	cJSON_AddNumberToObject(w, "crashes", (double)metrics_worker_restarts("crash"));
 	cJSON_AddNumberToObject(totals, "rate", (double)((int64_t)(b.rate * 1000)) / 1000);
 	cJSON_AddNumberToObject(totals, "active_not_listed", (double)b.more);
+	cJSON_AddNumberToObject(totals, "paused_jobs", (double)b.paused);
 	cJSON_AddItemToObject(doc, "time", view_time(now));
 	return doc;
 }

@@ -369,9 +369,13 @@ function renderJobs() {
 
 function renderSummary() {
   const t = app.progress.totals;
+  // A paused job is queued or running to the API; here it is paused.
+  const paused = t.paused_jobs || 0;
+  const pausedRunning = app.progress.jobs.filter((j) => j.paused && j.state === 'running').length;
   const chips = [
-    [t.jobs.running, 'running', 'job'],
-    [t.jobs.queued, 'queued', 'job'],
+    [t.jobs.running - Math.min(pausedRunning, t.jobs.running), 'running', 'job'],
+    [Math.max(0, t.jobs.queued - (paused - pausedRunning)), 'queued', 'job'],
+    [paused, 'paused', 'job'],
   ];
   const box = $('summary');
   const items = [];

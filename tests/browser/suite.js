@@ -269,6 +269,9 @@ test('pause a job, then resume it', async (t) => {
   await page.goto(`${s.url}/#/`);
   await page.waitForSelector(`${jobCard(id)} .badge.paused`);
   assert.equal(await text(page, `${jobCard(id)} .badge`), 'paused');
+  // The header counts it as paused, not as running.
+  await page.waitForSelector('#summary .chip.paused >> text=1 paused job');
+  assert.equal(await page.$('#summary .chip.running'), null);
   await page.goto(`${s.url}/#/jobs/${id}`);
   await page.waitForSelector('#job-pause >> text=Resume');
   await page.click('#job-pause');
