@@ -67,6 +67,8 @@
 
 /* The longest line accepted: a 64 MiB result and its envelope. */
 #define LINE_MAX_BYTES ((64u << 20) + 4096)
+/* A task's error when the co-process's error line gives an empty string. */
+#define EMPTY_ERROR "co-process reported an error with an empty message"
 /* How much of an offending line an error shows. */
 #define SHOWN_LINE 200
 #define STDERR_TAIL 4096
@@ -566,7 +568,10 @@ static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 		free(text);
 		kind = LINE_RESULT;
 	} else if ((v = cJSON_GetObjectItemCaseSensitive(doc, "error"))) {
-		if (cJSON_IsString(v)) {
+		if (cJSON_IsString(v) && !v->valuestring[0]) {
+			/* A task's error is what a user reads to know why. */
+			buf_adds(msg, EMPTY_ERROR);
+		} else if (cJSON_IsString(v)) {
 			buf_adds(msg, v->valuestring);
 		} else {
 			char *text = cJSON_PrintUnformatted(v);

@@ -271,7 +271,8 @@ static void expect_line(const char *line, size_t len, int answered, struct expec
 		CHECK(e->text);
 		e->what = W_RESULT;
 	} else if ((v = cJSON_GetObjectItemCaseSensitive(e->doc, "error"))) {
-		e->text = cJSON_IsString(v) ? xstrdup(v->valuestring) : cJSON_PrintUnformatted(v);
+		e->text = cJSON_IsString(v) ? xstrdup(v->valuestring[0] ? v->valuestring : EMPTY_ERROR)
+					    : cJSON_PrintUnformatted(v);
 		CHECK(e->text);
 		e->what = W_ERROR;
 	} else {

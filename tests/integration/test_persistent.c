@@ -400,6 +400,8 @@ static void test_error_line_keeps_the_coprocess(void **state)
 	first = expect_echo(e);
 	expect_failure(e, "{\"do\": \"error\", \"message\": \"frame 12 is empty\"}",
 		       "frame 12 is empty");
+	expect_failure(e, "{\"do\": \"error\", \"message\": \"\"}",
+		       "co-process reported an error with an empty message");
 	assert_int_equal(expect_echo(e), first);
 	assert_int_equal(start_count(e), 1);
 }
