@@ -57,14 +57,14 @@ ASAN_CFLAGS = $(CFLAGS_BASE) -O1 $(ASAN_FLAGS)
 LIB_SRC = lib/buf.c lib/clock.c lib/log.c lib/utf8.c lib/xalloc.c
 WORKER_SRC = workers/frame.c workers/registry.c workers/builtin.c \
 	workers/proc.c workers/command.c workers/persistent.c workers/worker.c
-DB_SRC = db/store.c db/store_jobs.c db/store_tasks.c
+DB_SRC = db/store.c db/store_jobs.c db/store_tasks.c db/store_ckpt.c
 SERVER_SRC = server/meter.c server/loop.c server/pool.c server/sched.c \
 	server/sched_events.c server/sched_api.c \
 	server/config.c server/http.c server/routes.c server/views.c \
 	server/jobreq.c server/api_jobs.c server/api_tasks.c \
 	server/api_progress.c server/api_system.c server/api_metrics.c \
 	server/api_openapi.c server/api_throughput.c server/metrics.c \
-	server/static.c server/serve.c server/client.c server/cli.c
+	server/static.c server/ckpt.c server/serve.c server/client.c server/cli.c
 MAIN_SRC = server/main.c
 # Files the binary carries, turned into C by tools/embed.c: the dashboard
 # (web/) and the OpenAPI description (docs/openapi.json).

@@ -589,6 +589,38 @@ void store_on_commit(struct store *s, store_commit_fn fn, void *ctx)
 	s->on_commit_ctx = ctx;
 }
 
+static int wal_hook(void *ctx, sqlite3 *db, const char *name, int frames)
+{
+	struct store *s = ctx;
+
+	(void)db;
+	(void)name;
+	if (s->on_wal)
+		s->on_wal(s->on_wal_ctx, frames);
+	return SQLITE_OK;
+}
+
+void store_on_wal(struct store *s, store_wal_fn fn, void *ctx)
+{
+	s->on_wal = fn;
+	s->on_wal_ctx = ctx;
+	/* Each replaces the other: SQLite's automatic checkpoint is a WAL
+	 * hook too. */
+	if (fn)
+		sqlite3_wal_hook(s->db, wal_hook, s);
+	else
+		sqlite3_wal_autocheckpoint(s->db, STORE_CHECKPOINT_FRAMES);
+}
+
+int store_checkpoint(struct store *s)
+{
+	int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+
+	if (rc == SQLITE_BUSY)
+		return 1;
+	return rc == SQLITE_OK ? 0 : store_fail(s);
+}
+
 void store_rollback(struct store *s)
 {
 	if (s->in_txn)

@@ -123,6 +123,33 @@ void store_on_commit(struct store *s, store_commit_fn fn, void *ctx);
 void store_rollback(struct store *s);
 
 /*
+ * Checkpoints. By default SQLite copies the WAL back into the database
+ * itself, in the COMMIT that takes the WAL past STORE_CHECKPOINT_FRAMES
+ * pages: two fsyncs, tens of milliseconds on a slow disk, during which
+ * the server's one thread serves nothing. store_on_wal hands that
+ * decision to fn instead, called after every COMMIT with the pages the
+ * WAL holds (fn NULL gives it back to SQLite); fn may then call
+ * store_checkpoint, or have another process run store_checkpoint_serve.
+ */
+#define STORE_CHECKPOINT_FRAMES 1000
+typedef void (*store_wal_fn)(void *ctx, int frames);
+void store_on_wal(struct store *s, store_wal_fn fn, void *ctx);
+/* Copies what it can of the WAL into the database now, without waiting
+ * for readers or another checkpoint (SQLite's PASSIVE mode). Returns 0
+ * when it did, 1 when another checkpoint was running, -1 on error
+ * (store_errmsg). */
+int store_checkpoint(struct store *s);
+/*
+ * The loop of a process that checkpoints the database at path for the
+ * server holding it: for each byte read from fd, one PASSIVE checkpoint,
+ * answered on fd with a line "ok FRAMES COPIED\n" or "error MESSAGE\n".
+ * Returns 0 at end of file on fd, -1 when the database cannot be opened
+ * (said on fd first) or fd fails. A connection of its own, opened here:
+ * never call it in a process that has the database open.
+ */
+int store_checkpoint_serve(int fd, const char *path);
+
+/*
  * Inserts job (id, created_at and state are set here) and its total tasks,
  * asking next() for each input in index order, in a transaction of its own
  * that is committed before this returns. On error nothing is written.

@@ -44,6 +44,8 @@ struct store {
 	char errmsg[512];
 	store_commit_fn on_commit;
 	void *on_commit_ctx;
+	store_wal_fn on_wal;
+	void *on_wal_ctx;
 };
 
 /* Steps st to the end, handing each row to a callback; stops early when

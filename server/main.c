@@ -11,6 +11,7 @@
 #include <microhttpd.h>
 #include <sqlite3.h>
 
+#include "ckpt.h"
 #include "cli.h"
 #include "http.h"
 #include "serve.h"
@@ -82,6 +83,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "serve"))
 		return serve_main(argc - 1, argv + 1);
+	if (!strcmp(cmd, "__checkpointer"))
+		return ckpt_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "submit"))
 		return cli_submit(argc - 1, argv + 1);
 	if (!strcmp(cmd, "status"))

@@ -68,6 +68,7 @@ static struct {
 	struct hist commit;
 	uint64_t commit_failed;
 	uint64_t jobs_expired;
+	uint64_t checkpoints[2];	/* by the checkpointer, by the server */
 	int64_t started_ms;
 } m;
 
@@ -148,6 +149,11 @@ void metrics_worker_restart(const char *cause)
 void metrics_job_expired(void)
 {
 	m.jobs_expired++;
+}
+
+void metrics_checkpoint(int by_server)
+{
+	m.checkpoints[by_server ? 1 : 0]++;
 }
 
 uint64_t metrics_worker_restarts(const char *cause)
@@ -342,6 +348,13 @@ void metrics_render(struct buf *b, struct sched *s, const struct pool *p)
 	header(b, "batchd_jobs_expired_total", "counter",
 	       "Finished jobs deleted for being older than --keep-finished.");
 	buf_addf(b, "batchd_jobs_expired_total %llu\n", (unsigned long long)m.jobs_expired);
+
+	header(b, "batchd_db_checkpoints_total", "counter",
+	       "WAL checkpoints, by who ran them: the checkpointer process or the server's thread.");
+	buf_addf(b, "batchd_db_checkpoints_total{by=\"checkpointer\"} %llu\n",
+		 (unsigned long long)m.checkpoints[0]);
+	buf_addf(b, "batchd_db_checkpoints_total{by=\"server\"} %llu\n",
+		 (unsigned long long)m.checkpoints[1]);
 
 	header(b, "batchd_http_requests_total", "counter",
 	       "HTTP requests answered, by method, route pattern and status.");

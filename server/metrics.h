@@ -44,6 +44,9 @@ void metrics_worker_restart(const char *cause);
 uint64_t metrics_worker_restarts(const char *cause);
 /* A finished job was deleted for being older than --keep-finished. */
 void metrics_job_expired(void);
+/* A checkpoint copied the WAL into the database; by_server is 0 when the
+ * checkpointer ran it, 1 when the server did (ckpt.h). */
+void metrics_checkpoint(int by_server);
 /* An HTTP request was answered. route is the matched pattern of the route
  * table, or NULL when none matched (or the request was refused before
  * routing). */

@@ -27,6 +27,7 @@
 #include "../lib/clock.h"
 #include "../lib/log.h"
 #include "../workers/registry.h"
+#include "ckpt.h"
 #include "config.h"
 #include "http.h"
 #include "loop.h"
@@ -53,6 +54,7 @@ struct server {
 	struct loop *loop;
 	struct registry *reg;
 	struct store *store;
+	struct ckpt *ckpt;
 	struct sched *sched;
 	struct pool *pool;
 	struct http *http;
@@ -232,6 +234,7 @@ static void on_signal(void *ctx, int fd, uint32_t events)
 	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
 		switch (si.ssi_signo) {
 		case SIGCHLD:
+			ckpt_reap(sv->ckpt);
 			pool_reap(sv->pool);
 			break;
 		case SIGINT:
@@ -405,6 +408,7 @@ int serve_main(int argc, char **argv)
 			strerror(errno));
 		goto out;
 	}
+	sv.ckpt = ckpt_new(sv.loop, sv.store, sv.cfg.db);
 
 	scfg.default_timeout_ms = (int64_t)(sv.cfg.default_timeout_s * 1000);
 	sv.sched = sched_new(sv.store, sv.reg, &scfg);
@@ -449,6 +453,7 @@ out:
 	http_free(sv.http);
 	pool_free(sv.pool);
 	sched_free(sv.sched);
+	ckpt_free(sv.ckpt);
 	store_close(sv.store);
 	if (sv.listen_fd >= 0)
 		close(sv.listen_fd);

@@ -297,7 +297,9 @@ void server_free(struct server *s)
 	s->dir[0] = '\0';
 }
 
-int server_children(const struct server *s, pid_t *out, int max)
+/* The pids of the server's children whose name (comm) is name, or of all
+ * but those when but is set. */
+static int children(const struct server *s, const char *name, int but, pid_t *out, int max)
 {
 	DIR *d = opendir("/proc");
 	struct dirent *e;
@@ -317,17 +319,31 @@ int server_children(const struct server *s, pid_t *out, int max)
 		if (!f)
 			continue;
 		if (fgets(buf, sizeof(buf), f)) {
-			char *rp = strrchr(buf, ')');
+			char *lp = strchr(buf, '('), *rp = strrchr(buf, ')');
+			int named = lp && rp && (size_t)(rp - lp - 1) == strlen(name) &&
+				    !strncmp(lp + 1, name, strlen(name));
 			char state;
 
 			if (rp && sscanf(rp + 2, "%c %d", &state, &ppid) == 2 &&
-			    ppid == s->pid && state != 'Z')
+			    ppid == s->pid && state != 'Z' && named != but)
 				out[n++] = pid;
 		}
 		fclose(f);
 	}
 	closedir(d);
 	return n;
+}
+
+int server_children(const struct server *s, pid_t *out, int max)
+{
+	return children(s, "batchd-ckpt", 1, out, max);
+}
+
+pid_t server_checkpointer(const struct server *s)
+{
+	pid_t pid = 0;
+
+	return children(s, "batchd-ckpt", 0, &pid, 1) ? pid : 0;
 }
 
 int server_log_has(const struct server *s, const char *text)

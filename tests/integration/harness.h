@@ -72,8 +72,11 @@ int server_stop(struct server *s);
 void server_kill(struct server *s);
 /* Stops the server if running and removes the directory. */
 void server_free(struct server *s);
-/* The pids of the server's children (its workers), up to max. */
+/* The pids of the server's children (its workers), up to max: all but
+ * its checkpointer. */
 int server_children(const struct server *s, pid_t *out, int max);
+/* The pid of the server's checkpointer (ckpt.h), or 0 when none runs. */
+pid_t server_checkpointer(const struct server *s);
 /* Whether the server's log contains text. */
 int server_log_has(const struct server *s, const char *text);
 

@@ -9,6 +9,9 @@
  *
  * And --keep-finished: finished jobs past that age are deleted with their
  * tasks, active ones never, whatever their age.
+ *
+ * And the checkpointer: the WAL is copied back into the database by a
+ * process of the server's own, not by its thread.
  */
 #include "harness.h"
 
@@ -17,7 +20,9 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../lib/buf.h"
@@ -244,6 +249,162 @@ static int task_rows(const struct server *s, int64_t id)
 	return n;
 }
 
+/* The job's tasks that are in state, read from the file by a connection
+ * of the test's own. */
+static int tasks_in(const struct server *s, int64_t id, int state)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int n = -1;
+
+	assert_int_equal(sqlite3_open_v2(s->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM tasks"
+					    " WHERE job_id = ?1 AND state = ?2",
+					    -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int(st, 2, state);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+/* batchd_db_checkpoints_total{by="<by>"}, or -1 when missing. */
+static long checkpoints(const struct server *s, const char *by)
+{
+	char series[128];
+	struct resp r;
+	const char *p;
+	long n = -1;
+
+	snprintf(series, sizeof(series), "\nbatchd_db_checkpoints_total{by=\"%s\"} ", by);
+	http_request(s, "GET", "/metrics", NULL, NULL, &r);
+	p = r.body ? strstr(r.body, series) : NULL;
+	if (p)
+		n = strtol(p + strlen(series), NULL, 10);
+	resp_free(&r);
+	return n;
+}
+
+static int logged(const struct server *s, void *ctx)
+{
+	return server_log_has(s, ctx);
+}
+
+/* Runs one job of n noop tasks to its end; returns its id. */
+static int64_t run_noop(const struct server *s, int n)
+{
+	struct buf b = BUF_INIT;
+	int64_t id;
+
+	buf_adds(&b, "{\"handler\": \"noop\", \"tasks\": [");
+	for (int i = 0; i < n; i++)
+		buf_adds(&b, i ? ",0" : "0");
+	buf_adds(&b, "]}");
+	id = submit(s, b.data);
+	buf_release(&b);
+	cJSON_Delete(wait_job(s, id, "succeeded", 180));
+	return id;
+}
+
+/*
+ * 100,000 tasks write some 2,000 pages of WAL. They are copied into the
+ * database by the checkpointer, never by the server; a checkpointer that
+ * is killed is replaced when the WAL next grows, and a clean stop ends it
+ * and leaves the database whole, without a WAL.
+ */
+static void test_checkpointer(void **state)
+{
+	struct server s;
+	const char *args[] = { "--workers", "2", NULL };
+	char wal[400];
+	struct stat st;
+	int64_t id;
+	pid_t first, next = 0;
+	long done;
+	double deadline;
+
+	(void)state;
+	server_init(&s);
+	server_start(&s, args);
+	assert_int_equal(server_checkpointer(&s), 0);	/* none until needed */
+	id = run_noop(&s, 100000);
+	first = server_checkpointer(&s);
+	assert_true(first > 0);
+	done = checkpoints(&s, "checkpointer");
+	assert_true(done > 0);
+	assert_int_equal(checkpoints(&s, "server"), 0);
+	/* The work is in the database file itself, not only in the WAL. */
+	assert_int_equal(stat(s.db, &st), 0);
+	assert_true(st.st_size > 1000000);
+
+	assert_int_equal(kill(first, SIGKILL), 0);
+	assert_true(wait_until(logged, &s, "checkpointer ended", 30));
+	/* Replaced once the WAL is long again (and a second has passed). */
+	deadline = now_s() + 120;
+	while (!next && now_s() < deadline) {
+		run_noop(&s, 30000);
+		next = server_checkpointer(&s);
+	}
+	assert_true(next > 0 && next != first);
+	assert_true(checkpoints(&s, "checkpointer") > done);
+
+	assert_int_equal(server_stop(&s), 0);
+	assert_false(pid_alive(next));
+	snprintf(wal, sizeof(wal), "%s-wal", s.db);
+	assert_int_equal(stat(wal, &st), -1);
+	assert_int_equal(tasks_in(&s, id, 2), 100000);	/* ST_SUCCEEDED */
+	server_free(&s);
+}
+
+/*
+ * A server whose binary was removed since it started (an upgrade in place
+ * does that) starts no other binary as its checkpointer: it says so, and
+ * checkpoints by itself.
+ */
+static void test_checkpointer_binary_gone(void **state)
+{
+	struct server s;
+	const char *args[] = { "--workers", "2", NULL };
+	char copy[400], wal[400], head[4] = { 0 }, *was = NULL;
+	FILE *f = fopen(batchd_bin(), "rb");
+	struct stat st;
+
+	(void)state;
+	if (!f || fread(head, 1, 4, f) != 4 || memcmp(head, "\x7f" "ELF", 4)) {
+		if (f)
+			fclose(f);
+		printf("skipped: %s is not the batchd binary itself\n", batchd_bin());
+		return;
+	}
+	fclose(f);
+	server_init(&s);
+	snprintf(copy, sizeof(copy), "%s/batchd", s.dir);
+	assert_int_equal(sh("cp '%s' '%s'", batchd_bin(), copy), 0);
+	if (getenv("BATCHD_BIN"))
+		was = strdup(getenv("BATCHD_BIN"));
+	setenv("BATCHD_BIN", copy, 1);
+	server_start(&s, args);
+	if (was)
+		setenv("BATCHD_BIN", was, 1);
+	else
+		unsetenv("BATCHD_BIN");
+	free(was);
+	assert_int_equal(unlink(copy), 0);
+
+	run_noop(&s, 100000);
+	assert_int_equal(server_checkpointer(&s), 0);
+	assert_int_equal(checkpoints(&s, "checkpointer"), 0);
+	assert_true(checkpoints(&s, "server") > 0);
+	assert_true(server_log_has(&s, "no checkpointer: the batchd binary was replaced"));
+	assert_int_equal(server_stop(&s), 0);
+	snprintf(wal, sizeof(wal), "%s-wal", s.db);
+	assert_int_equal(stat(wal, &st), -1);
+	server_free(&s);
+}
+
 static void test_keep_finished(void **state)
 {
 	struct server s;
@@ -295,6 +456,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
 		cmocka_unit_test(test_keep_finished),
+		cmocka_unit_test(test_checkpointer),
+		cmocka_unit_test(test_checkpointer_binary_gone),
 	};
 
 	return cmocka_run_group_tests_name("storage", tests, NULL, NULL);

@@ -1,7 +1,7 @@
 /*
  * Unit tests of the store (db/store.c) on real SQLite files in a temporary
  * directory: jobs and tasks through their whole life, the group
- * transaction, and the files it refuses to open.
+ * transaction, the files it refuses to open, and checkpoints.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -358,6 +360,122 @@ static void test_rollback(void **state)
 }
 
 /* A failed insert writes nothing: the key is still free afterwards. */
+struct wal_seen {
+	int calls;
+	int frames;
+};
+
+static void saw_wal(void *ctx, int frames)
+{
+	struct wal_seen *w = ctx;
+
+	w->calls++;
+	w->frames = frames;
+}
+
+static off_t file_size(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_size;
+}
+
+/* A process running store_checkpoint_serve(path), as the checkpointer
+ * does; *fd is the socket to it. Forked with no connection open here. */
+static pid_t serve_checkpoints(const char *path, int *fd)
+{
+	int sv[2];
+	pid_t pid;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(sv[0]);
+		_exit(store_checkpoint_serve(sv[1], path) < 0 ? 1 : 0);
+	}
+	close(sv[1]);
+	*fd = sv[0];
+	return pid;
+}
+
+static void read_line(int fd, char *line, size_t len)
+{
+	size_t n = 0;
+
+	while (n + 1 < len && read(fd, line + n, 1) == 1 && line[n] != '\n')
+		n++;
+	line[n] = '\0';
+}
+
+static int exit_status(pid_t pid)
+{
+	int status = -1;
+
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+/*
+ * Handed to a hook, the WAL is no longer checkpointed by SQLite in the
+ * COMMIT: it grows past STORE_CHECKPOINT_FRAMES and the hook sees every
+ * commit. Another process's store_checkpoint_serve copies it all into the
+ * database file and says how much; the WAL then starts over. One that
+ * cannot open the database says why.
+ */
+static void test_checkpoints(void **state)
+{
+	struct fixture *f = *state;
+	struct wal_seen w = { 0 };
+	char err[512], line[600];
+	int fd, frames = -1, copied = -1;
+	off_t before;
+	pid_t pid;
+
+	store_close(f->s);
+	pid = serve_checkpoints(f->path, &fd);
+	f->s = store_open(f->path, err, sizeof(err));
+	assert_non_null(f->s);
+	store_on_wal(f->s, saw_wal, &w);
+	for (int i = 0; i < 200 && w.frames < 2 * STORE_CHECKPOINT_FRAMES; i++)
+		add_job(f->s, 5000, NULL);
+	assert_true(w.calls > 1);
+	assert_true(w.frames >= 2 * STORE_CHECKPOINT_FRAMES);
+	before = file_size(f->path);
+
+	assert_int_equal(write(fd, "c", 1), 1);
+	read_line(fd, line, sizeof(line));
+	assert_int_equal(sscanf(line, "ok %d %d", &frames, &copied), 2);
+	assert_int_equal(frames, w.frames);
+	assert_int_equal(copied, frames);
+	assert_true(file_size(f->path) > before);
+	add_job(f->s, 10, NULL);
+	assert_true(w.frames < frames);	/* started over */
+	close(fd);
+	assert_int_equal(exit_status(pid), 0);
+
+	/* The server's own, when there is no checkpointer. */
+	for (int i = 0; i < 200 && w.frames < STORE_CHECKPOINT_FRAMES; i++)
+		add_job(f->s, 5000, NULL);
+	before = file_size(f->path);
+	assert_int_equal(store_checkpoint(f->s), 0);
+	assert_true(file_size(f->path) > before);
+
+	/* Given back to SQLite: the hook is no longer called. */
+	store_on_wal(f->s, NULL, NULL);
+	frames = w.calls;
+	add_job(f->s, 10, NULL);
+	assert_int_equal(w.calls, frames);
+
+	pid = serve_checkpoints("/nonexistent/dir/t.db", &fd);
+	read_line(fd, line, sizeof(line));
+	assert_non_null(strstr(line, "error cannot open database /nonexistent/dir/t.db: "));
+	close(fd);
+	assert_int_equal(exit_status(pid), 1);
+}
+
 static void test_insert_is_atomic(void **state)
 {
 	struct fixture *f = *state;
@@ -528,6 +646,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_jobs_expired, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrates_schema_1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_insert_is_atomic, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuses_corrupt_pages, setup, teardown),
