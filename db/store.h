@@ -132,6 +132,10 @@ void store_rollback(struct store *s);
  * store_checkpoint, or have another process run store_checkpoint_serve.
  */
 #define STORE_CHECKPOINT_FRAMES 1000
+/* The WAL file is reused, not truncated, when it starts over; one that
+ * grew past this many bytes (a long run of writes the checkpoints could
+ * not catch up with) is cut back to it on the first commit after. */
+#define STORE_WAL_KEEP_BYTES (16 << 20)
 typedef void (*store_wal_fn)(void *ctx, int frames);
 void store_on_wal(struct store *s, store_wal_fn fn, void *ctx);
 /* Copies what it can of the WAL into the database now, without waiting

@@ -476,6 +476,29 @@ static void test_checkpoints(void **state)
 	assert_int_equal(exit_status(pid), 1);
 }
 
+/* A WAL that grew long while checkpoints could not catch up is cut back
+ * once it starts over, instead of keeping that size for good. */
+static void test_wal_cut_back(void **state)
+{
+	struct fixture *f = *state;
+	struct wal_seen w = { 0 };
+	char wal[600];
+	off_t grown;
+
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	store_on_wal(f->s, saw_wal, &w);	/* no checkpoint but ours */
+	for (int i = 0; i < 1000 && file_size(wal) <= STORE_WAL_KEEP_BYTES; i++)
+		add_job(f->s, 5000, NULL);
+	grown = file_size(wal);
+	assert_true(grown > STORE_WAL_KEEP_BYTES);
+
+	assert_int_equal(store_checkpoint(f->s), 0);
+	assert_int_equal(file_size(wal), grown);	/* copied, not yet cut */
+	add_job(f->s, 10, NULL);
+	assert_true(w.frames < 10);			/* started over */
+	assert_true(file_size(wal) <= STORE_WAL_KEEP_BYTES);
+}
+
 static void test_insert_is_atomic(void **state)
 {
 	struct fixture *f = *state;
@@ -647,6 +670,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_migrates_schema_1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_insert_is_atomic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_cut_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuses_corrupt_pages, setup, teardown),
