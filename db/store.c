@@ -27,6 +27,8 @@
 
 #define APPLICATION_ID 0x62746364	/* "btcd" */
 #define APPLICATION_ID_S "1651794788"
+#define WAL_KEEP_BYTES_S "16777216"
+_Static_assert(STORE_WAL_KEEP_BYTES == 16777216, "WAL_KEEP_BYTES_S is its string");
 /* 2: jobs.paused. A database of schema 1 is brought up to 2 when opened. */
 #define SCHEMA_VERSION 2
 #define SCHEMA_VERSION_S "2"
@@ -442,7 +444,6 @@ struct store *store_open(const char *path, char *err, size_t errlen)
 	const char *dir;
 	struct stat st;
 	int64_t app = 0, tables = 0, version = 0;
-	char wal_limit[64];
 
 	if (!s || !dcopy)
 		abort();
@@ -491,14 +492,12 @@ struct store *store_open(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot open database %s: not a batchd database", path);
 		goto fail;
 	}
-	snprintf(wal_limit, sizeof(wal_limit), "PRAGMA journal_size_limit=%d",
-		 STORE_WAL_KEEP_BYTES);
 	if (pragma(s, "PRAGMA journal_mode=WAL") < 0 ||
 	    pragma(s, "PRAGMA synchronous=NORMAL") < 0 ||
 	    pragma(s, "PRAGMA temp_store=MEMORY") < 0 ||
 	    pragma(s, "PRAGMA cache_size=-16384") < 0 ||
 	    pragma(s, "PRAGMA foreign_keys=OFF") < 0 ||
-	    pragma(s, wal_limit) < 0) {
+	    pragma(s, "PRAGMA journal_size_limit=" WAL_KEEP_BYTES_S) < 0) {
 		snprintf(err, errlen, "cannot open database %s: %s", path, s->errmsg);
 		goto fail;
 	}
