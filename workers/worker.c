@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,20 @@
 #define PROGRESS_EVERY_US 20000
 #define MESSAGE_MAX 1024
 #define INIT_BACKOFF_MAX_US (30 * 1000000LL)
+/*
+ * Results of tiny tasks go to the server in batches: one send, one wake-up
+ * and one read for many results, where a send each cost the server a read
+ * and a loop turn per task. A result is held only when its task took less
+ * than HOLD_TASK_US and another task is waiting here; the batch goes when
+ * nothing is left to run, at HOLD_BYTES, or when its oldest result is
+ * HOLD_US old. The last holds even while the next task runs long, because
+ * a thread of the worker (the flusher) sends the batch then: the server,
+ * which times each task from the result of the one before, never sees a
+ * finished task as running for longer than that.
+ */
+#define HOLD_TASK_US 100
+#define HOLD_US 1000
+#define HOLD_BYTES 16384
 
 struct wtask {
 	struct wtask *next;
@@ -62,6 +77,14 @@ struct worker {
 	 * asked it to stop. */
 	struct batchd_task *cur;
 	int cur_stop;
+	/* out is shared with the flusher thread, under out_mu; held_since is
+	 * when the oldest result held in it was put there (0: none). */
+	pthread_mutex_t out_mu;
+	pthread_cond_t out_cv;
+	int64_t held_since;
+	int flusher;		/* 1: running; -1: could not be started */
+	int flusher_quit;
+	pthread_t flusher_thread;
 };
 
 struct batchd_task {
@@ -79,8 +102,9 @@ struct batchd_task {
 };
 
 /* Writes out everything queued for the server; the worker ends if the
- * server has gone away (there is nobody left to report to). */
-static void flush(struct worker *w)
+ * server has gone away (there is nobody left to report to). With out_mu
+ * held. */
+static void flush_locked(struct worker *w)
 {
 	size_t off = 0;
 
@@ -101,6 +125,122 @@ static void flush(struct worker *w)
 		off += (size_t)n;
 	}
 	buf_reset(&w->out);
+	w->held_since = 0;
+}
+
+/* out, to put frames in (out_send() or out_result() gives it back). */
+static struct buf *out_take(struct worker *w)
+{
+	pthread_mutex_lock(&w->out_mu);
+	return &w->out;
+}
+
+/* Sends what out holds now. */
+static void out_send(struct worker *w)
+{
+	flush_locked(w);
+	pthread_mutex_unlock(&w->out_mu);
+}
+
+static void flush(struct worker *w)
+{
+	out_take(w);
+	out_send(w);
+}
+
+static void *flusher_main(void *arg)
+{
+	struct worker *w = arg;
+
+	pthread_mutex_lock(&w->out_mu);
+	while (!w->flusher_quit) {
+		int64_t now = clock_mono_us();
+
+		if (w->held_since && now - w->held_since >= HOLD_US) {
+			flush_locked(w);
+		} else if (w->held_since) {
+			int64_t at = w->held_since + HOLD_US;
+			struct timespec ts = { (time_t)(at / 1000000), (long)(at % 1000000) * 1000 };
+
+			pthread_cond_timedwait(&w->out_cv, &w->out_mu, &ts);
+		} else {
+			pthread_cond_wait(&w->out_cv, &w->out_mu);
+		}
+	}
+	pthread_mutex_unlock(&w->out_mu);
+	return NULL;
+}
+
+/* Starts the flusher, with every signal blocked (they are the main
+ * thread's) and a small stack. 0, or -1: results are then never held. */
+static int flusher_start(struct worker *w)
+{
+	pthread_attr_t attr;
+	sigset_t all, old;
+	int rc;
+
+	if (w->flusher)
+		return w->flusher > 0 ? 0 : -1;
+	w->flusher = -1;
+	if (pthread_attr_init(&attr) != 0)
+		return -1;
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&w->flusher_thread, &attr, flusher_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		LOG_WARN("cannot start the result flusher; results go one by one",
+			 LF_S("error", strerror(rc)));
+		return -1;
+	}
+	w->flusher = 1;
+	return 0;
+}
+
+static void flusher_stop(struct worker *w)
+{
+	if (w->flusher <= 0)
+		return;
+	pthread_mutex_lock(&w->out_mu);
+	w->flusher_quit = 1;
+	pthread_cond_signal(&w->out_cv);
+	pthread_mutex_unlock(&w->out_mu);
+	pthread_join(w->flusher_thread, NULL);
+	w->flusher = 0;
+}
+
+/* Gives out back with a result just put in it: sends it, or holds it for
+ * the batch when its task took dur_us and the rules above allow. */
+static void out_result(struct worker *w, int64_t dur_us)
+{
+	int64_t now;
+
+	if (dur_us >= HOLD_TASK_US || !w->head || w->out.len >= HOLD_BYTES ||
+	    w->flusher < 0) {
+		out_send(w);
+		return;
+	}
+	now = clock_mono_us();
+	if (w->held_since && now - w->held_since >= HOLD_US) {
+		out_send(w);
+		return;
+	}
+	if (!w->flusher) {
+		/* Started outside the lock: the thread takes it first thing. */
+		pthread_mutex_unlock(&w->out_mu);
+		if (flusher_start(w) < 0) {
+			flush(w);
+			return;
+		}
+		pthread_mutex_lock(&w->out_mu);
+	}
+	if (!w->held_since) {
+		w->held_since = now;
+		pthread_cond_signal(&w->out_cv);
+	}
+	pthread_mutex_unlock(&w->out_mu);
 }
 
 /* Reads whatever the server has sent, waiting for it when block is set.
@@ -179,9 +319,9 @@ static int receive(struct worker *w, int block)
 
 static void send_progress(struct batchd_task *t)
 {
-	frame_put_progress(&t->w->out, t->job, t->idx, t->ppm, t->msg.data,
+	frame_put_progress(out_take(t->w), t->job, t->idx, t->ppm, t->msg.data,
 			   t->msg.len);
-	flush(t->w);
+	out_send(t->w);
 	t->pending = 0;
 	t->sent_us = clock_mono_us();
 }
@@ -302,8 +442,8 @@ static void init_failed(struct worker *w, int id, const struct handler *h,
 	free(s->error);
 	utf8_sanitize(&b, err, strlen(err));
 	s->error = buf_detach(&b, NULL);
-	frame_put_init(&w->out, (uint16_t)id, INIT_FAILED, s->error, strlen(s->error));
-	flush(w);
+	frame_put_init(out_take(w), (uint16_t)id, INIT_FAILED, s->error, strlen(s->error));
+	out_send(w);
 	LOG_WARN("handler failed to initialize", LF_S("handler", h->name),
 		 LF_S("error", s->error));
 	buf_addf(&b, "handler \"%s\" failed to initialize: %s", h->name, s->error);
@@ -314,8 +454,8 @@ void worker_setup_start(struct batchd_task *t)
 {
 	if (t->setup)
 		return;
-	frame_put_init(&t->w->out, (uint16_t)t->handler, INIT_STARTING, "", 0);
-	flush(t->w);
+	frame_put_init(out_take(t->w), (uint16_t)t->handler, INIT_STARTING, "", 0);
+	out_send(t->w);
 	t->setup = 1;
 }
 
@@ -323,8 +463,8 @@ void worker_setup_done(struct batchd_task *t)
 {
 	if (!t->setup)
 		return;
-	frame_put_init(&t->w->out, (uint16_t)t->handler, INIT_READY, "", 0);
-	flush(t->w);
+	frame_put_init(out_take(t->w), (uint16_t)t->handler, INIT_READY, "", 0);
+	out_send(t->w);
 	t->setup = 0;
 }
 
@@ -447,9 +587,9 @@ static void run_task(struct worker *w, struct wtask *wt)
 			len = fixed.len;
 		}
 	}
-	frame_put_result(&w->out, wt->job, wt->idx, ok ? RESULT_OK : RESULT_FAILED,
+	frame_put_result(out_take(w), wt->job, wt->idx, ok ? RESULT_OK : RESULT_FAILED,
 			 dur > UINT32_MAX ? UINT32_MAX : (uint32_t)dur, data, len);
-	flush(w);
+	out_result(w, dur);
 	buf_release(&fixed);
 	buf_release(&t.msg);
 	free(res);
@@ -492,6 +632,7 @@ int worker_main(int sock, int id, const struct registry *reg)
 {
 	struct worker w = { .sock = sock, .id = id, .reg = reg };
 	int n = registry_count(reg);
+	pthread_condattr_t ca;
 
 	signal(SIGPIPE, SIG_IGN);
 	log_set_context("worker", id);
@@ -500,10 +641,17 @@ int worker_main(int sock, int id, const struct registry *reg)
 		abort();
 	buf_init(&w.in);
 	buf_init(&w.out);
+	pthread_mutex_init(&w.out_mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);	/* clock_mono_us's */
+	pthread_cond_init(&w.out_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	frame_put_hello(&w.out, (uint32_t)getpid());
 	flush(&w);
 
 	for (;;) {
+		if (!w.head)
+			flush(&w);	/* nothing left to run: a held batch goes */
 		if (receive(&w, !w.head && !w.stopping) < 0)
 			break;
 		if (w.stopping)
@@ -516,13 +664,15 @@ int worker_main(int sock, int id, const struct registry *reg)
 		if (!w.head)
 			w.tail = NULL;
 		if (t->skip) {
-			frame_put_result(&w.out, t->job, t->idx, RESULT_SKIPPED, 0, "", 0);
-			flush(&w);
+			frame_put_result(out_take(&w), t->job, t->idx, RESULT_SKIPPED, 0, "", 0);
+			out_send(&w);
 		} else {
 			run_task(&w, t);
 		}
 		free(t);
 	}
+	flush(&w);
+	flusher_stop(&w);
 	for (int i = 0; i < n; i++) {
 		const struct handler *h = registry_get(reg, i);
 
@@ -543,5 +693,7 @@ int worker_main(int sock, int id, const struct registry *reg)
 	free(w.hs);
 	buf_release(&w.in);
 	buf_release(&w.out);
+	pthread_cond_destroy(&w.out_cv);
+	pthread_mutex_destroy(&w.out_mu);
 	return 0;
 }
