@@ -34,6 +34,12 @@
  * worker gets no more until it is done. */
 #define STUCK_FACTOR 10
 #define STUCK_MIN_US 50000
+/* A worker with room in its window gets up to this many consecutive tasks
+ * of a job at a time, rather than one each in turn: the results then come
+ * back as runs of consecutive tasks, which the store records with one
+ * UPDATE each (store_task_finish). Never more than the job's waiting tasks
+ * shared among the workers, so that a small job still spreads. */
+#define DISPATCH_RUN 32
 /* After the store fails, stop dispatching this long. */
 #define STORE_PAUSE_US 1000000
 
@@ -478,6 +484,26 @@ static void hand_out(struct sched *s, int slot, struct ljob *j)
 		sched_became_head(s, w);
 }
 
+/* Tasks of j not yet handed out, nor finished, nor waiting for a retry. */
+static int64_t ljob_waiting(const struct ljob *j)
+{
+	return j->row.total - j->row.succeeded - j->row.failed - j->row.cancelled -
+	       j->out - j->delayed;
+}
+
+/* How many tasks of j worker slot, with room for free more, gets now: the
+ * workers from slot on share what is waiting. */
+static int run_length(const struct sched *s, const struct ljob *j, int slot, int free)
+{
+	int others = s->nslots - slot;
+	int64_t share = (ljob_waiting(j) + others - 1) / others;
+	int n = free < DISPATCH_RUN ? free : DISPATCH_RUN;
+
+	if (share < n)
+		n = share > 1 ? (int)share : 1;
+	return n;
+}
+
 void sched_dispatch(struct sched *s)
 {
 	int64_t now = clock_mono_us();
@@ -490,6 +516,7 @@ void sched_dispatch(struct sched *s)
 		for (int i = 0; i < s->nslots; i++) {
 			struct wslot *w = &s->slots[i];
 			struct ljob *j;
+			int win, n;
 
 			if (!w->ready || w->kill || w->stop_until_us || head_stuck(s, w, now) ||
 			    !pool_accepts(s->pool, i, w->len))
@@ -497,9 +524,14 @@ void sched_dispatch(struct sched *s)
 			j = next_job(s);
 			if (!j)
 				goto out;
-			if ((int)w->len >= window(s, j->handler))
+			win = window(s, j->handler);
+			if ((int)w->len >= win)
 				continue;
+			n = run_length(s, j, i, win - (int)w->len);
 			hand_out(s, i, j);
+			for (int k = 1; k < n && pool_accepts(s->pool, i, w->len) &&
+			     next_job(s) == j; k++)
+				hand_out(s, i, j);
 			progress = 1;
 		}
 	}

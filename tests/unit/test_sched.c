@@ -19,42 +19,48 @@
 #include "../../server/sched.h"
 #include "../../workers/registry.h"
 
-/* ---- a pool of one worker that never runs anything ---- */
+/* ---- a pool of workers that never run anything ---- */
 
-static struct pool_info info = { .id = 1, .pid = 1, .ready = 1 };
+#define SLOTS 2
+
+static struct pool_info info[SLOTS] = { { .id = 1, .pid = 1, .ready = 1 },
+					{ .id = 2, .pid = 2, .ready = 1 } };
 static uint8_t handlers[64];
-static struct buf out = BUF_INIT;
+static struct buf out[SLOTS], sent[SLOTS];	/* sent: what each flush sent */
+static int nslots = 1;		/* the pool's size */
+static size_t accepts = 1;	/* tasks a worker may hold */
 static int kills;
 
 int __wrap_pool_size(const struct pool *p)
 {
 	(void)p;
-	return 1;
+	return nslots;
 }
 
 const struct pool_info *__wrap_pool_info(const struct pool *p, int slot)
 {
-	(void)p, (void)slot;
-	info.handlers = handlers;
-	return &info;
+	(void)p;
+	info[slot].handlers = handlers;
+	return &info[slot];
 }
 
 struct buf *__wrap_pool_out(struct pool *p, int slot)
 {
-	(void)p, (void)slot;
-	return &out;
+	(void)p;
+	return &out[slot];
 }
 
 void __wrap_pool_flush(struct pool *p, int slot)
 {
-	(void)p, (void)slot;
-	buf_reset(&out);
+	(void)p;
+	buf_add(&sent[slot], out[slot].data, out[slot].len);
+	buf_reset(&out[slot]);
 }
 
 size_t __wrap_pool_pending(const struct pool *p, int slot)
 {
-	(void)p, (void)slot;
-	return out.len;
+	(void)p;
+	return out[slot].len;
 }
 
 void __wrap_pool_kill(struct pool *p, int slot)
@@ -66,7 +72,7 @@ void __wrap_pool_kill(struct pool *p, int slot)
 int __wrap_pool_accepts(const struct pool *p, int slot, size_t queued)
 {
 	(void)p, (void)slot;
-	return queued < 1;
+	return queued < accepts;
 }
 
 int64_t __wrap_pool_memory_limit(const struct pool *p)
@@ -144,19 +150,118 @@ static int teardown(void **state)
 	sched_free(f->sched);
 	store_close(f->store);
 	registry_free(f->reg);
+	for (int i = 0; i < SLOTS; i++) {
+		buf_release(&out[i]);
+		buf_release(&sent[i]);
+	}
+	nslots = 1;
+	accepts = 1;
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
 	assert_int_equal(system(cmd), 0);
 	free(f);
 	return 0;
 }
 
+/* The result frame worker slot would send for a task it ran in dur_us. */
+static void result_from(struct fixture *f, int slot, int64_t job, uint32_t idx,
+			uint32_t dur_us)
+{
+	struct frame fr = { .type = FRAME_RESULT, .job = (uint64_t)job, .idx = idx, .ok = 1,
+			    .duration_us = dur_us, .data = "\"done\"", .len = 6 };
+
+	sched_pool_events()->frame(f->sched, slot, &fr);
+}
+
 /* The result frame the worker would send for the task it runs. */
 static void result(struct fixture *f, int64_t job, uint32_t idx)
 {
-	struct frame fr = { .type = FRAME_RESULT, .job = (uint64_t)job, .idx = idx, .ok = 1,
-			    .duration_us = 5000, .data = "\"done\"", .len = 6 };
+	result_from(f, 0, job, idx, 5000);
+}
 
-	sched_pool_events()->frame(f->sched, 0, &fr);
+/* The indexes of the RUN frames sent to slot so far, into idx; how many. */
+static int runs_sent(int slot, int64_t *idx, int max)
+{
+	size_t off = 0;
+	int n = 0;
+	char err[128];
+	struct frame fr;
+	ssize_t used;
+
+	while ((used = frame_decode(sent[slot].data + off, sent[slot].len - off, &fr, err,
+				    sizeof(err))) > 0) {
+		off += (size_t)used;
+		if (fr.type == FRAME_RUN && n < max)
+			idx[n++] = fr.idx;
+	}
+	assert_int_equal(used, 0);
+	return n;
+}
+
+/* Tiny tasks go to each worker as runs of consecutive tasks (which the
+ * store records with one UPDATE a run), and the job is still shared
+ * evenly. */
+static void test_dispatch_in_runs(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job job = { .handler = "noop", .timeout_ms = 60000, .max_attempts = 1,
+				 .created_at = 1, .total = 100 };
+	int64_t idx[SLOTS][128];
+	int n[SLOTS], breaks = 0;
+	char err[256];
+
+	nslots = 2;
+	accepts = 1000;
+	assert_int_equal(store_job_insert(f->store, &job, numbered, NULL), 0);
+	assert_int_equal(sched_load(f->sched, err, sizeof(err)), 0);
+	sched_set_pool(f->sched, (struct pool *)f);
+	sched_pool_events()->ready(f->sched, 0);
+	sched_pool_events()->ready(f->sched, 1);
+	/* The handler's time is not known yet: one task each. */
+	sched_dispatch(f->sched);
+	/* Now it is (2 us): the window opens to many tasks. */
+	result_from(f, 0, job.id, 0, 2);
+	sched_dispatch(f->sched);
+	for (int i = 0; i < SLOTS; i++) {
+		n[i] = runs_sent(i, idx[i], 128);
+		for (int k = 1; k < n[i]; k++)
+			breaks += idx[i][k] != idx[i][k - 1] + 1;
+	}
+	assert_int_equal(n[0] + n[1], 100);
+	/* Each worker's tasks are a few runs (one each in turn made every
+	 * task a run of its own: 98 breaks)... */
+	assert_true(breaks <= 8);
+	/* ...and neither worker has the whole job. */
+	assert_true(n[0] >= 40 && n[1] >= 40);
+}
+
+/* A job of 4 tiny tasks on 2 workers: 2 each, not 4 on one. */
+static void test_small_job_spreads(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job warm = { .handler = "noop", .timeout_ms = 60000, .max_attempts = 1,
+				  .created_at = 1, .total = 1 };
+	struct store_job job = { .handler = "noop", .timeout_ms = 60000, .max_attempts = 1,
+				 .created_at = 1, .total = 4 };
+	int64_t idx[SLOTS][8];
+	char err[256];
+
+	nslots = 2;
+	accepts = 1000;
+	assert_int_equal(store_job_insert(f->store, &warm, numbered, NULL), 0);
+	assert_int_equal(sched_load(f->sched, err, sizeof(err)), 0);
+	sched_set_pool(f->sched, (struct pool *)f);
+	sched_pool_events()->ready(f->sched, 0);
+	sched_pool_events()->ready(f->sched, 1);
+	sched_dispatch(f->sched);
+	result_from(f, 0, warm.id, 0, 2);	/* the handler is tiny */
+	assert_int_equal(sched_flush(f->sched), 0);
+	buf_reset(&sent[0]);
+	buf_reset(&sent[1]);
+	assert_int_equal(store_job_insert(f->store, &job, numbered, NULL), 0);
+	sched_submitted(f->sched, &job);
+	sched_dispatch(f->sched);
+	assert_int_equal(runs_sent(0, idx[0], 8), 2);
+	assert_int_equal(runs_sent(1, idx[1], 8), 2);
 }
 
 /* A write fails in the middle of a group; the job's counts, written after
@@ -213,6 +318,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_failed_group_does_not_land, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dispatch_in_runs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_small_job_spreads, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("sched", tests, NULL, NULL);
