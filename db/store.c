@@ -162,6 +162,10 @@ static const char *const sql[Q_COUNT] = {
 		" attempts = max(attempts - 1, 0), worker = NULL,"
 		" started_at = NULL, progress = NULL, message = NULL"
 		" WHERE job_id = ?1 AND state = 1",
+	[Q_TASKS_SUCCEED] = "UPDATE tasks SET state = 2, attempts = ?4, worker = ?5,"
+		" started_at = ?6, finished_at = ?7, result = ?8, error = NULL,"
+		" not_before = NULL, progress = 1.0"
+		" WHERE job_id = ?1 AND idx BETWEEN ?2 AND ?3",
 	[Q_THROUGHPUT] = "SELECT (finished_at - ?2) / ?3, count(*) FROM tasks"
 		" WHERE job_id = ?1 AND state IN (2, 3) AND finished_at IS NOT NULL"
 		" GROUP BY 1",
@@ -224,8 +228,11 @@ int store_errcode(struct store *s)
 /* The prepared statement i, reset and with bindings cleared. */
 sqlite3_stmt *store_stmt(struct store *s, int i)
 {
-	sqlite3_stmt *st = s->q[i];
+	sqlite3_stmt *st;
 
+	if (s->run_open && i != Q_TASKS_SUCCEED && store_run_write(s) < 0)
+		return NULL;
+	st = s->q[i];
 	if (!st) {
 		const char *text = i == Q_TASK_INSERT_MANY ? insert_many_sql() : sql[i];
 
@@ -578,6 +585,8 @@ void store_rollback_now(struct store *s)
 
 	/* The error that led here is the one to report, not the rollback's. */
 	memcpy(msg, s->errmsg, sizeof(msg));
+	s->run_open = 0;	/* its tasks are rolled back with the rest */
+	s->run_failed = 0;
 	st = store_stmt(s, Q_ROLLBACK);
 	if (!sqlite3_get_autocommit(s->db) && st)
 		store_exec(s, st);
@@ -638,8 +647,8 @@ int store_commit(struct store *s)
 
 	if (!s->in_txn)
 		return 0;
-	st = store_stmt(s, Q_COMMIT);
-	rc = st ? store_exec(s, st) : -1;
+	st = store_stmt(s, Q_COMMIT);	/* writes the open run first */
+	rc = st && !s->run_failed ? store_exec(s, st) : -1;
 	if (s->on_commit)
 		s->on_commit(s->on_commit_ctx, clock_mono_us() - t0, rc == 0);
 	if (rc < 0) {

@@ -19,6 +19,9 @@
 /* Tasks per multi-row INSERT statement (Q_TASK_INSERT_MANY). */
 #define INSERT_ROWS 64
 
+/* Results up to this size can join a run (struct finish_run). */
+#define RUN_RESULT_MAX 64
+
 /* The statements, prepared once each; their text is sql[] in store.c. */
 enum {
 	Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
@@ -30,8 +33,24 @@ enum {
 	Q_TASK_GET, Q_TASKS_QUEUED, Q_TASK_QUEUED, Q_TASK_RUNNING,
 	Q_TASK_PROGRESS, Q_TASK_FINISH, Q_TASK_RETRY, Q_TASK_REQUEUE,
 	Q_TASKS_CANCEL, Q_TASKS_FAILED, Q_TASKS_RETRY, Q_REQUEUE_RUNNING,
-	Q_THROUGHPUT, Q_TASK_INSERT_MANY, Q_JOBS_EXPIRED,
+	Q_THROUGHPUT, Q_TASK_INSERT_MANY, Q_JOBS_EXPIRED, Q_TASKS_SUCCEED,
 	Q_COUNT
+};
+
+/*
+ * Successes of consecutive tasks of one job with the same result, attempt,
+ * worker and times (a worker's tiny tasks, handed out in runs and finished
+ * within the same millisecond): store_task_finish() gathers them here, in
+ * the open transaction, and one UPDATE of the range writes them all when
+ * the next statement runs (store_stmt) or the transaction commits. On
+ * noop, one UPDATE per task was most of the server's time.
+ */
+struct finish_run {
+	int64_t job, first, last;
+	int attempts, worker;
+	int64_t started_at, finished_at;
+	size_t rlen;
+	char result[RUN_RESULT_MAX];
 };
 
 struct store {
@@ -40,6 +59,9 @@ struct store {
 	char *path;
 	int lock_fd;
 	int in_txn;
+	int run_open;		/* run holds tasks not yet written */
+	int run_failed;		/* writing a run failed: the commit must fail */
+	struct finish_run run;
 	int errcode;
 	char errmsg[512];
 	store_commit_fn on_commit;
@@ -70,8 +92,12 @@ struct store {
  * on. */
 int store_fail(struct store *s);
 /* Statement i, prepared on first use, reset and with bindings cleared;
- * NULL (error recorded) if it cannot be prepared. */
+ * NULL (error recorded) if it cannot be prepared, or if the run of
+ * successes it writes first (every statement but the run's own) fails. */
 sqlite3_stmt *store_stmt(struct store *s, int i);
+/* Writes the open run of successes, if any. 0, or -1 (and the transaction
+ * can no longer commit). */
+int store_run_write(struct store *s);
 /* Runs a statement that returns no rows, then resets it. 0 or -1. */
 int store_exec(struct store *s, sqlite3_stmt *st);
 /* Binds v, or NULL for 0; t[0..n), or NULL for a NULL t. */

@@ -144,9 +144,33 @@ int store_task_finish(struct store *s, int64_t job, int64_t idx, int state,
 		      size_t result_len, const char *error, size_t error_len,
 		      double progress, const char *message)
 {
-	sqlite3_stmt *st = task_stmt(s, Q_TASK_FINISH, job, idx);
+	struct finish_run *r = &s->run;
+	sqlite3_stmt *st;
 
 	assert(state_final(state));
+	if (s->in_txn && state == ST_SUCCEEDED && result && result_len <= RUN_RESULT_MAX &&
+	    !error && !message) {
+		if (s->run_open && r->job == job && r->last + 1 == idx &&
+		    r->attempts == attempts && r->worker == worker &&
+		    r->started_at == started_at && r->finished_at == finished_at &&
+		    r->rlen == result_len && memcmp(r->result, result, result_len) == 0) {
+			r->last = idx;
+			return 0;
+		}
+		if (s->run_open && store_run_write(s) < 0)
+			return -1;
+		r->job = job;
+		r->first = r->last = idx;
+		r->attempts = attempts;
+		r->worker = worker;
+		r->started_at = started_at;
+		r->finished_at = finished_at;
+		r->rlen = result_len;
+		memcpy(r->result, result, result_len);
+		s->run_open = 1;
+		return 0;
+	}
+	st = task_stmt(s, Q_TASK_FINISH, job, idx);
 	if (!st)
 		return -1;
 	sqlite3_bind_int(st, 3, state);
@@ -160,6 +184,30 @@ int store_task_finish(struct store *s, int64_t job, int64_t idx, int state,
 		sqlite3_bind_double(st, 10, progress);
 	store_bind_text(st, 11, message, message ? strlen(message) : 0);
 	return store_exec(s, st);
+}
+
+int store_run_write(struct store *s)
+{
+	const struct finish_run *r = &s->run;
+	sqlite3_stmt *st;
+
+	s->run_open = 0;
+	st = store_stmt(s, Q_TASKS_SUCCEED);
+	if (st) {
+		sqlite3_bind_int64(st, 1, r->job);
+		sqlite3_bind_int64(st, 2, r->first);
+		sqlite3_bind_int64(st, 3, r->last);
+		sqlite3_bind_int(st, 4, r->attempts);
+		store_bind_int(st, 5, r->worker);
+		store_bind_int(st, 6, r->started_at);
+		sqlite3_bind_int64(st, 7, r->finished_at);
+		store_bind_text(st, 8, r->result, r->rlen);
+	}
+	if (!st || store_exec(s, st) < 0) {
+		s->run_failed = 1;
+		return -1;
+	}
+	return 0;
 }
 
 int store_task_retry(struct store *s, int64_t job, int64_t idx, int attempts,

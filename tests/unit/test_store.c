@@ -19,6 +19,7 @@
 #include <sqlite3.h>
 
 #include "../../db/store.h"
+#include "../../db/store_int.h"	/* the connection, to count statements */
 
 struct fixture {
 	char dir[64];
@@ -193,6 +194,142 @@ static void test_task_life(void **state)
 
 	assert_int_equal(store_tasks_list(f->s, id, ST_QUEUED, 0, 10, 0, count_tasks, &n), 2);
 	assert_int_equal(n, 2);
+}
+
+/* Counts the UPDATEs the store's connection runs. */
+static int count_updates(unsigned type, void *ctx, void *p, void *x)
+{
+	(void)type, (void)x;
+	if (strncmp(sqlite3_sql(p), "UPDATE tasks", 12) == 0)
+		(*(int *)ctx)++;
+	return 0;
+}
+
+static void expect_task(struct fixture *f, int64_t id, int64_t idx, int state,
+			int worker, int64_t finished_at, const char *result)
+{
+	struct store_task t;
+
+	assert_int_equal(store_task_get(f->s, id, idx, keep_task, &t), 0);
+	assert_int_equal(t.state, state);
+	assert_int_equal(t.worker, worker);
+	assert_int_equal(t.finished_at, finished_at);
+	if (result)
+		assert_string_equal(t.result, result);
+	else
+		assert_null(t.result);
+	if (state == ST_SUCCEEDED) {
+		assert_int_equal(t.attempts, 1);
+		assert_int_equal(t.started_at, 2000);
+		assert_float_equal(t.progress, 1.0, 1e-9);
+		assert_null(t.error);
+	}
+	free_task(&t);
+}
+
+/* Successes of consecutive tasks alike in all but their index are written
+ * by one UPDATE; anything different starts a new one; every task ends as
+ * if written alone. */
+static void test_finish_runs(void **state)
+{
+	struct fixture *f = *state;
+	int64_t id = add_job(f->s, 12, NULL);
+	int updates = 0;
+	char big[RUN_RESULT_MAX + 2];
+
+	memset(big, '1', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	sqlite3_trace_v2(f->s->db, SQLITE_TRACE_STMT, count_updates, &updates);
+	assert_int_equal(store_begin(f->s), 0);
+	for (int i = 0; i < 6; i++)	/* 0..5: one run */
+		assert_int_equal(store_task_finish(f->s, id, i, ST_SUCCEEDED, 1, 7, 2000, 3000,
+						   "null", 4, NULL, 0, -1, NULL), 0);
+	assert_int_equal(updates, 0);	/* not written yet... */
+	/* ...but any statement writes it first: a read sees it. */
+	expect_task(f, id, 3, ST_SUCCEEDED, 7, 3000, "null");
+	assert_int_equal(updates, 1);
+	updates = 0;
+	/* 6: another worker; 7: another result; 8: a later finish; 9: not
+	 * next to 8 (10 is); 11: too big a result to be kept. */
+	assert_int_equal(store_task_finish(f->s, id, 6, ST_SUCCEEDED, 1, 8, 2000, 3000,
+					   "null", 4, NULL, 0, -1, NULL), 0);
+	assert_int_equal(store_task_finish(f->s, id, 7, ST_SUCCEEDED, 1, 8, 2000, 3000,
+					   "[7]", 3, NULL, 0, -1, NULL), 0);
+	assert_int_equal(store_task_finish(f->s, id, 8, ST_SUCCEEDED, 1, 8, 2000, 3001,
+					   "[7]", 3, NULL, 0, -1, NULL), 0);
+	assert_int_equal(store_task_finish(f->s, id, 10, ST_SUCCEEDED, 1, 8, 2000, 3001,
+					   "[7]", 3, NULL, 0, -1, NULL), 0);
+	assert_int_equal(store_task_finish(f->s, id, 11, ST_SUCCEEDED, 1, 8, 2000, 3001,
+					   big, strlen(big), NULL, 0, -1, NULL), 0);
+	/* A failure is written on its own. */
+	assert_int_equal(store_task_finish(f->s, id, 9, ST_FAILED, 1, 8, 2000, 3002,
+					   NULL, 0, "bad", 3, -1, NULL), 0);
+	assert_int_equal(store_commit(f->s), 0);
+	assert_int_equal(updates, 6);
+	sqlite3_trace_v2(f->s->db, 0, NULL, NULL);
+
+	for (int i = 0; i < 6; i++)
+		expect_task(f, id, i, ST_SUCCEEDED, 7, 3000, "null");
+	expect_task(f, id, 6, ST_SUCCEEDED, 8, 3000, "null");
+	expect_task(f, id, 7, ST_SUCCEEDED, 8, 3000, "[7]");
+	expect_task(f, id, 8, ST_SUCCEEDED, 8, 3001, "[7]");
+	expect_task(f, id, 9, ST_FAILED, 8, 3002, NULL);
+	expect_task(f, id, 10, ST_SUCCEEDED, 8, 3001, "[7]");
+	expect_task(f, id, 11, ST_SUCCEEDED, 8, 3001, big);
+}
+
+/* A run not yet written goes with a rollback, and is not written after. */
+static void test_finish_run_rolled_back(void **state)
+{
+	struct fixture *f = *state;
+	int64_t id = add_job(f->s, 4, NULL);
+	int64_t counts[ST_COUNT];
+
+	assert_int_equal(store_begin(f->s), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(store_task_finish(f->s, id, i, ST_SUCCEEDED, 1, 7, 2000, 3000,
+						   "null", 4, NULL, 0, -1, NULL), 0);
+	store_rollback(f->s);
+	assert_int_equal(store_begin(f->s), 0);
+	assert_int_equal(store_commit(f->s), 0);
+	assert_int_equal(store_job_recount(f->s, id, counts), 0);
+	assert_int_equal(counts[ST_QUEUED], 4);
+	assert_int_equal(counts[ST_SUCCEEDED], 0);
+}
+
+/* A run whose UPDATE fails (here a trigger refuses task 3) fails the read
+ * that wrote it first and, later, the commit: the transaction cannot land
+ * without it. And a rollback with such a run open still rolls back. */
+static void test_finish_run_fails(void **state)
+{
+	struct fixture *f = *state;
+	int64_t id = add_job(f->s, 4, NULL);
+	int64_t counts[ST_COUNT];
+	struct store_task t;
+
+	assert_int_equal(sqlite3_exec(f->s->db, "CREATE TEMP TRIGGER refuse BEFORE UPDATE"
+				      " ON main.tasks WHEN NEW.idx = 3 AND NEW.state = 2"
+				      " BEGIN SELECT RAISE(ABORT, 'refused'); END",
+				      NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(store_begin(f->s), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(store_task_finish(f->s, id, i, ST_SUCCEEDED, 1, 7, 2000, 3000,
+						   "null", 4, NULL, 0, -1, NULL), 0);
+	assert_int_equal(store_task_get(f->s, id, 0, keep_task, &t), -1);
+	assert_non_null(strstr(store_errmsg(f->s), "refused"));
+	assert_int_equal(store_commit(f->s), -1);
+	assert_int_equal(store_job_recount(f->s, id, counts), 0);
+	assert_int_equal(counts[ST_SUCCEEDED], 0);
+
+	assert_int_equal(store_begin(f->s), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(store_task_finish(f->s, id, i, ST_SUCCEEDED, 1, 7, 2000, 3000,
+						   "null", 4, NULL, 0, -1, NULL), 0);
+	store_rollback(f->s);
+	assert_int_equal(store_begin(f->s), 0);	/* nothing was left open */
+	assert_int_equal(store_commit(f->s), 0);
+	assert_int_equal(store_job_recount(f->s, id, counts), 0);
+	assert_int_equal(counts[ST_QUEUED], 4);
 }
 
 static void test_cancel_and_retry(void **state)
@@ -663,6 +800,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_insert_get_scan, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_task_life, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_finish_runs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_finish_run_rolled_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_finish_run_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel_and_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_requeue_running, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jobs_lists_delete_totals, setup, teardown),
