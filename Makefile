@@ -160,7 +160,7 @@ $(A)/tests/unit/test_%: $(A)/tests/unit/test_%.o $(CORE_A)
 # The scheduler's tests pretend to be the pool, and fail a store write.
 $(A)/tests/unit/test_sched: WRAP = $(patsubst %,-Wl$(comma)--wrap=%,pool_size pool_info \
 	pool_out pool_flush pool_pending pool_kill pool_accepts pool_memory_limit \
-	store_task_finish)
+	pool_running store_task_finish)
 comma = ,
 
 $(A)/tests/integration/test_%: $(A)/tests/integration/test_%.o $(HARNESS) $(A)/lib/buf.o $(A)/lib/xalloc.o

@@ -65,6 +65,8 @@ struct pool {
 	 * groups too, so that a program's own children do not outlive it. */
 	volatile pid_t *groups;
 	int stride;		/* 1 + the handlers: a co-process at most each */
+	/* Shared too: the task each slot's worker is in (worker.h). */
+	volatile struct worker_running *running;
 };
 
 static volatile pid_t *groups_of(struct pool *p, int i)
@@ -129,6 +131,10 @@ struct pool *pool_new(struct loop *l, const struct registry *reg,
 			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (p->groups == MAP_FAILED)
 		abort();
+	p->running = mmap(NULL, sizeof(*p->running) * (size_t)cfg->size,
+			  PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p->running == MAP_FAILED)
+		abort();
 	return p;
 }
 
@@ -188,6 +194,7 @@ static void become_worker(struct pool *p, int sock, int id, int slot)
 	close_range(4, ~0U, 0);
 	worker_set_memory_limit(p->cfg.max_rss);
 	worker_set_group_slots(groups_of(p, slot), p->stride);
+	worker_set_running(&p->running[slot]);
 	_exit(worker_main(3, id, p->reg));
 }
 
@@ -204,6 +211,7 @@ static int spawn(struct pool *p, int i, char *err, size_t errlen)
 		return -1;
 	}
 	clear_groups(p, i);
+	p->running[i].on = 0;
 	/* No signal handler may run in the child before it has reset them. */
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
@@ -479,6 +487,17 @@ int pool_accepts(const struct pool *p, int slot, size_t queued)
 	return !p->cfg.max_tasks || s->info.tasks_done + queued < (uint64_t)p->cfg.max_tasks;
 }
 
+int pool_running(const struct pool *p, int slot, int64_t *job, int64_t *idx)
+{
+	const volatile struct worker_running *r = &p->running[slot];
+
+	if (!r->on)
+		return 0;
+	*job = (int64_t)r->job;
+	*idx = (int64_t)r->idx;
+	return 1;
+}
+
 int64_t pool_memory_limit(const struct pool *p)
 {
 	return p->cfg.max_rss;
@@ -665,5 +684,6 @@ void pool_free(struct pool *p)
 	}
 	free(p->slots);
 	munmap((void *)p->groups, sizeof(pid_t) * (size_t)p->cfg.size * (size_t)p->stride);
+	munmap((void *)p->running, sizeof(*p->running) * (size_t)p->cfg.size);
 	free(p);
 }

@@ -89,6 +89,9 @@ size_t pool_pending(const struct pool *p, int slot);
 int pool_accepts(const struct pool *p, int slot, size_t queued);
 /* --worker-memory-limit in bytes, 0 for none. */
 int64_t pool_memory_limit(const struct pool *p);
+/* The task slot's worker is in, as it recorded it (worker.h): 1 and the
+ * task, or 0 if it is between tasks. Read when it has died. */
+int pool_running(const struct pool *p, int slot, int64_t *job, int64_t *idx);
 
 /* Kills the worker in slot and its children (SIGKILL to its group). Its
  * exit is reported later through events->exited. */

@@ -272,6 +272,26 @@ static void describe_exit(struct sched *s, int slot, struct buf *b, int status,
 	}
 }
 
+/* Which of a dead worker's tasks was running: the one it said it was in
+ * (pool_running), which may lie behind tasks whose results it held for a
+ * batch and took with it; those run again, as tasks that never started do.
+ * Without its word (it was between tasks), the head. */
+static size_t running_at(struct sched *s, int slot)
+{
+	struct wslot *w = &s->slots[slot];
+	int64_t job, idx;
+
+	if (!pool_running(s->pool, slot, &job, &idx))
+		return 0;
+	for (size_t k = 0; k < w->len; k++) {
+		const struct inflight *e = wslot_at(w, k);
+
+		if (e->job->row.id == job && e->idx == idx)
+			return k;
+	}
+	return 0;
+}
+
 static void ev_exited(void *ctx, int slot, int status)
 {
 	struct sched *s = ctx;
@@ -282,12 +302,13 @@ static void ev_exited(void *ctx, int slot, int status)
 	 * exit(0), say) failed that task. */
 	int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
 		    pool_info(s->pool, slot)->stop_sent;
+	size_t blame = running_at(s, slot);
 
-	for (int k = 0; w->len; k++) {
+	for (size_t k = 0; w->len; k++) {
 		struct inflight *e = wslot_at(w, 0);
 
 		if (!e->dead) {
-			if (k == 0 && !clean && why != KILL_SHUTDOWN) {
+			if (k == blame && !clean && why != KILL_SHUTDOWN) {
 				struct buf msg = BUF_INIT;
 
 				describe_exit(s, slot, &msg, status, why, e);

@@ -381,6 +381,14 @@ int batchd_task_should_stop(struct batchd_task *t)
 	return worker_stop_asked(t);
 }
 
+static volatile struct worker_running running_none;
+static volatile struct worker_running *running = &running_none;
+
+void worker_set_running(volatile struct worker_running *r)
+{
+	running = r ? r : &running_none;
+}
+
 static volatile pid_t group_none;
 static volatile pid_t *groups = &group_none;
 static int ngroups = 1;
@@ -523,6 +531,9 @@ static void run_task(struct worker *w, struct wtask *wt)
 
 	buf_init(&t.msg);
 	t.sent_us = start - PROGRESS_EVERY_US;
+	running->job = wt->job;
+	running->idx = wt->idx;
+	running->on = 1;
 	if (!h) {
 		res = strdup("unknown handler");
 	} else if (ensure_init(w, wt->handler, h, &t, &res) == 0) {
@@ -587,6 +598,7 @@ static void run_task(struct worker *w, struct wtask *wt)
 			len = fixed.len;
 		}
 	}
+	running->on = 0;
 	frame_put_result(out_take(w), wt->job, wt->idx, ok ? RESULT_OK : RESULT_FAILED,
 			 dur > UINT32_MAX ? UINT32_MAX : (uint32_t)dur, data, len);
 	out_result(w, dur);

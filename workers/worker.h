@@ -72,6 +72,21 @@ int worker_stop_asked(struct batchd_task *task);
  * no slot to claim.
  */
 void worker_set_group_slots(volatile pid_t *slots, int n);
+
+/*
+ * The task a worker is in (its set-up, its run, its result's checks), in
+ * memory it shares with the server (see pool.c): on is set once job and
+ * idx are, and cleared before the result is sent. When a worker dies the
+ * server reads it to know which task was running: results held for a
+ * batch may leave the server's own view on a task that had finished.
+ */
+struct worker_running {
+	uint64_t job;
+	uint32_t idx;
+	uint32_t on;
+};
+/* Where this worker records it; without it, nowhere. */
+void worker_set_running(volatile struct worker_running *r);
 volatile pid_t *worker_group_slot(void);
 volatile pid_t *worker_group_claim(void);
 

@@ -210,6 +210,37 @@ static void test_task_failure(void **state)
 	buf_release(&h);
 }
 
+/* A worker holds the results of tiny tasks to send them in a batch. When
+ * it dies in the task after them, the dead one is the task it was in (it
+ * says so in memory it shares with the server), not the first whose result
+ * was held: those run again and succeed, and only the task that ended the
+ * worker fails. Blaming the first held task failed innocent tasks and put
+ * the fatal one back in the queue uncounted, to end the next worker too. */
+static void test_death_blamed_on_its_task(void **state)
+{
+	struct server *s = *state;
+	struct buf h = BUF_INIT, body = BUF_INIT;
+	cJSON *j;
+
+	buf_addf(&h, "{\"handlers\": {\"tp\": {\"plugin\": \"%s/tplugin.so\"}}}", plugin_dir());
+	start_with(s, 1, h.data);
+	buf_adds(&body, "{\"handler\": \"tp\", \"max_attempts\": 1, \"tasks\": [");
+	for (int i = 0; i < 601; i++)
+		buf_addf(&body, "%s%s", i ? ", " : "", i == 300 ? "\"kill\"" : "1");
+	buf_adds(&body, "]}");
+	j = wait_job(s, submit(s, body.data), "failed", 60);
+	assert_int_equal(jnum(j, "progress.failed"), 1);
+	assert_int_equal(jnum(j, "progress.succeeded"), 600);
+	cJSON_Delete(j);
+	j = api(s, "GET", "/api/jobs/1/tasks?state=failed", NULL, 200);
+	assert_int_equal(jnum(j, "total"), 1);
+	assert_int_equal(jnum(j, "tasks.0.index"), 300);
+	assert_int_equal(strncmp(jstr(j, "tasks.0.error"), "worker died: killed by signal 9", 31), 0);
+	cJSON_Delete(j);
+	buf_release(&h);
+	buf_release(&body);
+}
+
 /* A plugin that ends its worker with exit() fails the task it was running,
  * whatever the status: exit(0) is not a result.  The task queued behind it
  * runs on the fresh worker that replaces it. */
@@ -434,6 +465,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_init_fails, setup, server_teardown),
 		cmocka_unit_test_setup_teardown(test_task_failure, setup, server_teardown),
 		cmocka_unit_test_setup_teardown(test_plugin_exits, setup, server_teardown),
+		cmocka_unit_test_setup_teardown(test_death_blamed_on_its_task, setup,
+						server_teardown),
 		cmocka_unit_test_setup_teardown(test_stop, setup, server_teardown),
 		cmocka_unit_test_setup_teardown(test_example_plugin, setup, server_teardown),
 		cmocka_unit_test_setup_teardown(test_refused_at_start, setup, server_teardown),

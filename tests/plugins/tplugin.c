@@ -9,12 +9,14 @@
  * file to exist, deaf to a stop; "until:/path" does the same, but
  * returns "stopped" (failing) when batchd_task_should_stop() says so;
  * "fail:text" fails with text; "exit:N" ends the worker
- * process with exit(N), as a careless library might; anything else succeeds.
+ * process with exit(N), as a careless library might; "kill" ends it at
+ * once with SIGKILL, as the OOM killer would; anything else succeeds.
  * result: {"pid": P, "calls": N, "input": <input>}, N counting the tasks
  * this worker's instance has run.
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +96,8 @@ static int t_run(void *state, struct batchd_task *task, const char *input, char 
 	}
 	if (!strncmp(input, "\"exit:", 6))
 		exit(atoi(input + 6));
+	if (!strcmp(input, "\"kill\""))
+		raise(SIGKILL);	/* dies at once, as under the OOM killer */
 	if (!strncmp(input, "\"wait:", 6) && strlen(input) - 7 < sizeof(path)) {
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
 
