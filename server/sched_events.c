@@ -119,6 +119,15 @@ static void on_result(struct sched *s, int slot, const struct frame *f)
 		pool_kill(s->pool, slot);
 		return;
 	}
+	if (w->stop_until_us && w->stop_why == KILL_TIMEOUT &&
+	    (int64_t)f->duration_us * 2 < e->job->row.timeout_ms * 1000) {
+		/* Not the answer to the stop: the task ran for well under its
+		 * timeout (one stopped for it ran at least that long, give or
+		 * take the frames' transit), and its result came late, held
+		 * for a batch while the task behind it ran (worker.c). It
+		 * stands; that task is timed from now. */
+		w->stop_until_us = 0;
+	}
 	if (w->stop_until_us) {
 		/* The answer to a stop: the task ended in its worker, which
 		 * stays. A cancelled task's is ignored; a timed-out one failed

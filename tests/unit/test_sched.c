@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "../../db/store.h"
+#include "../../lib/clock.h"
 #include "../../server/pool.h"
 #include "../../server/sched.h"
 #include "../../workers/registry.h"
@@ -320,12 +321,46 @@ static void test_failed_group_does_not_land(void **state)
 	store_job_release(&row);
 }
 
+/* A task past its timeout by the server's clock, stopped, whose result
+ * then says it ran for 5 us: it finished in time and its result was held
+ * for a batch (worker.c) while the task behind it ran. It succeeded; it is
+ * not the answer to the stop, and the stop does not fail it. */
+static void test_late_result_is_not_a_timeout(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job job = { .handler = "noop", .timeout_ms = 50, .max_attempts = 1,
+				 .created_at = 1, .total = 2 };
+	int64_t counts[ST_COUNT];
+	char err[256];
+
+	assert_int_equal(store_job_insert(f->store, &job, numbered, NULL), 0);
+	assert_int_equal(sched_load(f->sched, err, sizeof(err)), 0);
+	sched_set_pool(f->sched, (struct pool *)f);
+	sched_pool_events()->ready(f->sched, 0);
+	sched_dispatch(f->sched);
+	sched_tick(f->sched, clock_mono_us() + 1000000);	/* a second on */
+	result_from(f, 0, job.id, 0, 5);
+	assert_int_equal(sched_flush(f->sched), 0);
+	assert_int_equal(store_job_recount(f->store, job.id, counts), 0);
+	assert_int_equal(counts[ST_SUCCEEDED], 1);
+	assert_int_equal(counts[ST_FAILED], 0);
+	assert_int_equal(kills, 0);
+	/* A task that ran its full time when it was stopped did time out. */
+	sched_dispatch(f->sched);
+	sched_tick(f->sched, clock_mono_us() + 1000000);
+	result_from(f, 0, job.id, 1, 60000);
+	assert_int_equal(sched_flush(f->sched), 0);
+	assert_int_equal(store_job_recount(f->store, job.id, counts), 0);
+	assert_int_equal(counts[ST_FAILED], 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_failed_group_does_not_land, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dispatch_in_runs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_small_job_spreads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_late_result_is_not_a_timeout, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("sched", tests, NULL, NULL);
