@@ -204,6 +204,21 @@ static int runs_sent(int slot, int64_t *idx, int max)
 	return n;
 }
 
+/* Inserts job, loads the scheduler and readies two workers that take
+ * many tasks each. */
+static void two_workers(struct fixture *f, struct store_job *job)
+{
+	char err[256];
+
+	nslots = 2;
+	accepts = 1000;
+	assert_int_equal(store_job_insert(f->store, job, numbered, NULL), 0);
+	assert_int_equal(sched_load(f->sched, err, sizeof(err)), 0);
+	sched_set_pool(f->sched, (struct pool *)f);
+	sched_pool_events()->ready(f->sched, 0);
+	sched_pool_events()->ready(f->sched, 1);
+}
+
 /* Tiny tasks go to each worker as runs of consecutive tasks (which the
  * store records with one UPDATE a run), and the job is still shared
  * evenly. */
@@ -214,15 +229,8 @@ static void test_dispatch_in_runs(void **state)
 				 .created_at = 1, .total = 100 };
 	int64_t idx[SLOTS][128];
 	int n[SLOTS], breaks = 0;
-	char err[256];
 
-	nslots = 2;
-	accepts = 1000;
-	assert_int_equal(store_job_insert(f->store, &job, numbered, NULL), 0);
-	assert_int_equal(sched_load(f->sched, err, sizeof(err)), 0);
-	sched_set_pool(f->sched, (struct pool *)f);
-	sched_pool_events()->ready(f->sched, 0);
-	sched_pool_events()->ready(f->sched, 1);
+	two_workers(f, &job);
 	/* The handler's time is not known yet: one task each. */
 	sched_dispatch(f->sched);
 	/* Now it is (2 us): the window opens to many tasks. */
@@ -250,15 +258,8 @@ static void test_small_job_spreads(void **state)
 	struct store_job job = { .handler = "noop", .timeout_ms = 60000, .max_attempts = 1,
 				 .created_at = 1, .total = 4 };
 	int64_t idx[SLOTS][8];
-	char err[256];
 
-	nslots = 2;
-	accepts = 1000;
-	assert_int_equal(store_job_insert(f->store, &warm, numbered, NULL), 0);
-	assert_int_equal(sched_load(f->sched, err, sizeof(err)), 0);
-	sched_set_pool(f->sched, (struct pool *)f);
-	sched_pool_events()->ready(f->sched, 0);
-	sched_pool_events()->ready(f->sched, 1);
+	two_workers(f, &warm);
 	sched_dispatch(f->sched);
 	result_from(f, 0, warm.id, 0, 2);	/* the handler is tiny */
 	assert_int_equal(sched_flush(f->sched), 0);
