@@ -159,13 +159,10 @@ int store_task_finish(struct store *s, int64_t job, int64_t idx, int state,
 		}
 		if (s->run_open && store_run_write(s) < 0)
 			return -1;
-		r->job = job;
-		r->first = r->last = idx;
-		r->attempts = attempts;
-		r->worker = worker;
-		r->started_at = started_at;
-		r->finished_at = finished_at;
-		r->rlen = result_len;
+		*r = (struct finish_run){ .job = job, .first = idx, .last = idx,
+					  .attempts = attempts, .worker = worker,
+					  .started_at = started_at,
+					  .finished_at = finished_at, .rlen = result_len };
 		memcpy(r->result, result, result_len);
 		s->run_open = 1;
 		return 0;

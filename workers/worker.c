@@ -172,15 +172,14 @@ static void *flusher_main(void *arg)
 }
 
 /* Starts the flusher, with every signal blocked (they are the main
- * thread's) and a small stack. 0, or -1: results are then never held. */
+ * thread's) and a small stack. 0, or -1: results are then never held. With
+ * out_mu held: the thread takes it first thing, so it waits for it. */
 static int flusher_start(struct worker *w)
 {
 	pthread_attr_t attr;
 	sigset_t all, old;
 	int rc;
 
-	if (w->flusher)
-		return w->flusher > 0 ? 0 : -1;
 	w->flusher = -1;
 	if (pthread_attr_init(&attr) != 0)
 		return -1;
@@ -212,29 +211,15 @@ static void flusher_stop(struct worker *w)
 }
 
 /* Gives out back with a result just put in it: sends it, or holds it for
- * the batch when its task took dur_us and the rules above allow. */
-static void out_result(struct worker *w, int64_t dur_us)
+ * the batch when its task, ended at now (clock_mono_us), took dur_us and
+ * the rules above allow. */
+static void out_result(struct worker *w, int64_t dur_us, int64_t now)
 {
-	int64_t now;
-
 	if (dur_us >= HOLD_TASK_US || !w->head || w->out.len >= HOLD_BYTES ||
-	    w->flusher < 0) {
+	    (w->held_since && now - w->held_since >= HOLD_US) ||
+	    (!w->flusher && flusher_start(w) < 0) || w->flusher < 0) {
 		out_send(w);
 		return;
-	}
-	now = clock_mono_us();
-	if (w->held_since && now - w->held_since >= HOLD_US) {
-		out_send(w);
-		return;
-	}
-	if (!w->flusher) {
-		/* Started outside the lock: the thread takes it first thing. */
-		pthread_mutex_unlock(&w->out_mu);
-		if (flusher_start(w) < 0) {
-			flush(w);
-			return;
-		}
-		pthread_mutex_lock(&w->out_mu);
 	}
 	if (!w->held_since) {
 		w->held_since = now;
@@ -601,7 +586,7 @@ static void run_task(struct worker *w, struct wtask *wt)
 	running->on = 0;
 	frame_put_result(out_take(w), wt->job, wt->idx, ok ? RESULT_OK : RESULT_FAILED,
 			 dur > UINT32_MAX ? UINT32_MAX : (uint32_t)dur, data, len);
-	out_result(w, dur);
+	out_result(w, dur, start + dur);
 	buf_release(&fixed);
 	buf_release(&t.msg);
 	free(res);
