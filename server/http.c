@@ -366,6 +366,37 @@ static void route(struct request *q, struct reply *r)
 
 /* ---- libmicrohttpd ---- */
 
+/* A streamed body, with the socket it goes out on. */
+struct stream {
+	reply_read_fn read;
+	void (*done)(void *ctx);
+	void *ctx;
+	int fd;
+};
+
+/* When a reader cuts its answer short, libmicrohttpd marks the connection
+ * closed but, polling with epoll, frees it and closes the socket only at
+ * the socket's next event. A client waiting for the rest sends none, so it
+ * would wait until the idle timeout (--connection-timeout) for the end. A
+ * shutdown() is that event, and ends the answer for the client now. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct stream *s = cls;
+	ssize_t n = s->read(s->ctx, pos, buf, max);
+
+	if (n == REPLY_STREAM_ERROR && s->fd >= 0)
+		shutdown(s->fd, SHUT_RDWR);
+	return n;
+}
+
+static void stream_done(void *cls)
+{
+	struct stream *s = cls;
+
+	s->done(s->ctx);
+	free(s);
+}
+
 static enum MHD_Result send_reply(const struct http *h, struct MHD_Connection *c,
 				  struct reply *r)
 {
@@ -374,10 +405,20 @@ static enum MHD_Result send_reply(const struct http *h, struct MHD_Connection *c
 	const char *origin = cors_allowed(h->app->cfg, c);
 
 	if (r->stream) {
-		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, r->stream,
-							 r->stream_ctx, r->stream_done);
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		struct stream *st = malloc(sizeof(*st));
+
+		if (!st)
+			abort();
+		*st = (struct stream){ r->stream, r->stream_done, r->stream_ctx,
+				       ci ? ci->connect_fd : -1 };
+		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read,
+							 st, stream_done);
 		if (resp)
 			r->stream = NULL;	/* the response frees it */
+		else
+			free(st);
 	} else if (r->body) {
 		resp = MHD_create_response_from_buffer_with_free_callback(
 			r->len, r->body, free);
