@@ -314,9 +314,23 @@ static int is_preflight(const struct request *q)
 	       req_header(q, "Access-Control-Request-Method");
 }
 
-static void route(struct request *q, struct reply *r)
+/* A request that needs the token and lacks it: puts the 401 in r and
+ * returns 1. */
+static int unauthorized(const struct request *q, struct reply *r)
 {
 	const struct config *cfg = q->app->cfg;
+	const char *auth = req_header(q, "Authorization");
+
+	if (is_preflight(q) || !needs_token(cfg, q->path) || token_ok(auth, cfg->token))
+		return 0;
+	reply_error(r, 401, "unauthorized", auth ? "wrong token" :
+		    "this server needs \"Authorization: Bearer <token>\"");
+	reply_header(r, "WWW-Authenticate", "Bearer realm=\"batchd\"");
+	return 1;
+}
+
+static void route(struct request *q, struct reply *r)
+{
 	struct buf allow = BUF_INIT;
 	int path_known = 0;
 
@@ -328,14 +342,8 @@ static void route(struct request *q, struct reply *r)
 		reply_header(r, "Access-Control-Max-Age", "600");
 		return;
 	}
-	if (needs_token(cfg, q->path) &&
-	    !token_ok(req_header(q, "Authorization"), cfg->token)) {
-		reply_error(r, 401, "unauthorized",
-			    req_header(q, "Authorization") ?
-			    "wrong token" : "this server needs \"Authorization: Bearer <token>\"");
-		reply_header(r, "WWW-Authenticate", "Bearer realm=\"batchd\"");
+	if (unauthorized(q, r))
 		return;
-	}
 	for (size_t i = 0; i < route_count; i++) {
 		if (!match(routes[i].pattern, q->path, q))
 			continue;
@@ -511,21 +519,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		buf_init(&rs->body);
 		rs->start_us = clock_mono_us();
 		*con_cls = rs;
+		/* A client without the token is answered now, its body
+		 * unread: it learns nothing of what follows (the limits), and
+		 * is not left waiting for the end of a body it never sends. */
+		if (unauthorized(&q, &r))
+			return answer(h, c, &q, &r, rs->start_us);
 		/* MHD hands over the target decoded, as a C string: a %00 in
 		 * it would cut the path or a parameter short unseen
 		 * ("/api/jobs/1%00x" read as job 1). */
-		if (k && k->nul_in_uri && (!needs_token(h->app->cfg, url) ||
-		    token_ok(req_header(&q, "Authorization"), h->app->cfg->token))) {
+		if (k && k->nul_in_uri) {
 			reply_error(&r, 400, "invalid_request",
 				    "the request target holds an encoded NUL (%%00)");
 			return answer(h, c, &q, &r, rs->start_us);
 		}
-		/* Refuse an oversized body before reading any of it (but
-		 * an unauthorized client learns nothing of the limits). */
+		/* Refuse an oversized body before reading any of it. */
 		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-		if (cl && strtoll(cl, NULL, 10) > h->app->cfg->max_body &&
-		    (!needs_token(h->app->cfg, url) ||
-		     token_ok(req_header(&q, "Authorization"), h->app->cfg->token))) {
+		if (cl && strtoll(cl, NULL, 10) > h->app->cfg->max_body) {
 			reply_error(&r, 413, "too_large",
 				    "the body is %s bytes; this server takes at most %lld (--max-body)",
 				    cl, (long long)h->app->cfg->max_body);

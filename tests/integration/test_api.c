@@ -559,8 +559,10 @@ static void test_token(void **state)
 	}
 	const char *huge[] = { "Content-Length: 999999999999", NULL };
 
+	/* Answered at once, the body unread, not left to wait for the
+	 * rest of a body that never comes. */
 	http_request(&t, "POST", "/api/jobs", "{}", huge, &r);
-	assert_true(r.status == 401 || r.status == -1);
+	assert_int_equal(r.status, 401);
 	resp_free(&r);
 	cJSON_Delete(api(&t, "GET", "/healthz", NULL, 200));
 
