@@ -57,7 +57,10 @@ static void attempt_failed(struct sched *s, struct inflight *e, int slot,
 	struct ljob *j = e->job;
 
 	if (e->attempt < e->limit) {
-		int64_t backoff = (int64_t)BACKOFF_FIRST_MS << (e->attempt - 1 < 20 ? e->attempt - 1 : 20);
+		/* 1 s, 2 s, 4 s, ... from the first attempt of its set: a retry
+		 * from the API grants a fresh set, its backoff included. */
+		int n = e->attempt - (e->limit - j->row.max_attempts) - 1;
+		int64_t backoff = (int64_t)BACKOFF_FIRST_MS << (n < 0 ? 0 : n < 20 ? n : 20);
 		int64_t at;
 
 		if (backoff > BACKOFF_MAX_MS)

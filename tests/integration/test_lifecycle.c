@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static cJSON *task(const struct server *s, int64_t job, int idx)
@@ -187,15 +188,32 @@ static void test_cancel_running(void **state)
 
 struct retry_seen {
 	int64_t job;
+	int attempts;		/* made when it waits */
+	int64_t wait_ms;	/* then: from now to its retry_at */
 };
+
+/* An API time ("2026-11-29T06:01:36.495Z") in ms since the epoch. */
+static int64_t api_time_ms(const char *text)
+{
+	struct tm tm = { 0 };
+	const char *rest = strptime(text, "%Y-%m-%dT%H:%M:%S", &tm);
+
+	assert_non_null(rest);
+	return (int64_t)timegm(&tm) * 1000 + (*rest == '.' ? atoi(rest + 1) : 0);
+}
 
 static int queued_for_retry(const struct server *s, void *ctx)
 {
 	struct retry_seen *r = ctx;
 	cJSON *t = task(s, r->job, 0);
-	int ok = !strcmp(jstr(t, "state"), "queued") && jnum(t, "attempts") == 1 &&
+	struct timespec now;
+	int ok = !strcmp(jstr(t, "state"), "queued") && jnum(t, "attempts") == r->attempts &&
 		 jstr(t, "retry_at") && jstr(t, "error");
 
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (ok)
+		r->wait_ms = api_time_ms(jstr(t, "retry_at")) -
+			     ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
 	cJSON_Delete(t);
 	return ok;
 }
@@ -206,15 +224,16 @@ static void test_retries(void **state)
 {
 	const char *args[] = { "--workers", "1", NULL };
 	struct server *s = server_new(args);
-	struct retry_seen r;
+	struct retry_seen r = { 0, 1, 0 };
 	cJSON *j, *t;
 
 	(void)state;
 	r.job = submit(s, "{\"handler\": \"fail\", \"max_attempts\": 3, "
 		       "\"tasks\": [{\"message\": \"flaky\"}]}");
 	/* Between attempts the task waits in the queue with its retry time
-	 * and the last error. */
+	 * (1 s after the first failure) and the last error. */
 	assert_true(wait_until(queued_for_retry, s, &r, 30));
+	assert_true(r.wait_ms <= 1000);
 	t = task(s, r.job, 0);
 	assert_string_equal(jstr(t, "error"), "flaky");
 	cJSON_Delete(t);
@@ -228,6 +247,12 @@ static void test_retries(void **state)
 	cJSON_Delete(t);
 
 	cJSON_Delete(apif(s, "POST", 200, NULL, "/api/jobs/%lld/retry", (long long)r.job));
+	/* The fresh set's backoff starts over at 1 s, not at the 8 s a
+	 * fourth attempt would otherwise wait. */
+	r.attempts = 4;
+	assert_true(wait_until(queued_for_retry, s, &r, 30));
+	print_message("after the API retry: retry_at in %lld ms\n", (long long)r.wait_ms);
+	assert_true(r.wait_ms <= 1000);
 	j = wait_job(s, r.job, "failed", 60);
 	cJSON_Delete(j);
 	t = task(s, r.job, 0);
