@@ -375,7 +375,7 @@ int cli_submit(int argc, char **argv)
 	common_defaults(&c);
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
 		case O_URL: c.url = optarg; break;
 		case O_TOKEN: c.token = optarg; break;
@@ -408,7 +408,10 @@ int cli_submit(int argc, char **argv)
 		}
 	}
 	if (optind != argc - 1) {
-		submit_usage(stderr);
+		fprintf(stderr, optind == argc ?
+			"batchd submit: which file? Give one, or - for stdin (see batchd submit --help)\n" :
+			"batchd submit: one file, not %d arguments (see batchd submit --help)\n",
+			argc - optind);
 		return EXIT_USAGE;
 	}
 	text = read_all(argv[optind], &len);
@@ -523,7 +526,7 @@ static int parse_common(int argc, char **argv, struct common *c, void (*usage)(F
 	common_defaults(c);
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
 		case O_URL: c->url = optarg; break;
 		case O_TOKEN: c->token = optarg; break;
@@ -546,6 +549,32 @@ static long long parse_id(const char *s)
 	errno = 0;
 	v = strtoll(s, &end, 10);
 	return !*s || *end || errno || v <= 0 ? -1 : v;
+}
+
+/* The job id that cmd takes, left by getopt at argv[optind]; or, after
+ * saying what is wrong with the arguments, -1. With optional set, no id
+ * at all gives 0. */
+static long long job_id_arg(int argc, char **argv, const char *cmd, int optional)
+{
+	long long id;
+
+	if (optind == argc) {
+		if (optional)
+			return 0;
+		fprintf(stderr, "batchd %s: which job? Give its id (see batchd %s --help)\n",
+			cmd, cmd);
+		return -1;
+	}
+	if (optind < argc - 1) {
+		fprintf(stderr, "batchd %s: one job id, not %d arguments (see batchd %s --help)\n",
+			cmd, argc - optind, cmd);
+		return -1;
+	}
+	id = parse_id(argv[optind]);
+	if (id < 0)
+		fprintf(stderr, "batchd %s: \"%s\" is not a job id (a whole number from 1)\n",
+			cmd, argv[optind]);
+	return id;
 }
 
 static void status_usage(FILE *out)
@@ -587,10 +616,8 @@ int cli_status(int argc, char **argv)
 
 	if (rc)
 		return rc > 0 ? 0 : EXIT_USAGE;
-	if (optind < argc - 1 || (optind == argc - 1 && (id = parse_id(argv[optind])) < 0)) {
-		status_usage(stderr);
+	if ((id = job_id_arg(argc, argv, "status", 1)) < 0)
 		return EXIT_USAGE;
-	}
 	cl = client_new(c.url, c.token);
 	if (!cl)
 		return EXIT_FAILED;
@@ -657,10 +684,8 @@ static int job_action(int argc, char **argv, const char *cmd, const char *action
 
 	if (rc)
 		return rc > 0 ? 0 : EXIT_USAGE;
-	if (optind != argc - 1 || (id = parse_id(argv[optind])) < 0) {
-		usage(stderr);
+	if ((id = job_id_arg(argc, argv, cmd, 0)) < 0)
 		return EXIT_USAGE;
-	}
 	cl = client_new(c.url, c.token);
 	if (!cl)
 		return EXIT_FAILED;
@@ -708,10 +733,8 @@ int cli_wait(int argc, char **argv)
 
 	if (rc)
 		return rc > 0 ? 0 : EXIT_USAGE;
-	if (optind != argc - 1 || (id = parse_id(argv[optind])) < 0) {
-		wait_usage(stderr);
+	if ((id = job_id_arg(argc, argv, "wait", 0)) < 0)
 		return EXIT_USAGE;
-	}
 	cl = client_new(c.url, c.token);
 	if (!cl)
 		return EXIT_FAILED;
@@ -843,7 +866,7 @@ int cli_results(int argc, char **argv)
 	common_defaults(&c);
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
 		case O_URL: c.url = optarg; break;
 		case O_TOKEN: c.token = optarg; break;
@@ -857,10 +880,8 @@ int cli_results(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc - 1 || (id = parse_id(argv[optind])) < 0) {
-		results_usage(stderr);
+	if ((id = job_id_arg(argc, argv, "results", 0)) < 0)
 		return EXIT_USAGE;
-	}
 	if (state && !known_state(state)) {
 		fprintf(stderr, "batchd results: --state must be queued, running, succeeded,"
 			" failed or cancelled\n");
@@ -964,7 +985,8 @@ int cli_health(int argc, char **argv)
 	if (rc)
 		return rc > 0 ? 0 : EXIT_USAGE;
 	if (optind != argc) {
-		health_usage(stderr);
+		fprintf(stderr, "batchd health: no argument expected, got \"%s\" "
+			"(see batchd health --help)\n", argv[optind]);
 		return EXIT_USAGE;
 	}
 	common_defaults(&defaults);

@@ -446,11 +446,25 @@ static void test_wait(void **state)
 	assert_non_null(strstr(out.data, "only a queued or running job can be paused (HTTP 409)"));
 	assert_int_equal(run(&out, "cancel --url %s 3", s.url), 0);
 
-	/* Refusals and usage. */
+	/* Options may follow the file or the id, as in most tools. */
+	assert_int_equal(run(&out, "status 4 --url %s", s.url), 0);
+	assert_non_null(strstr(out.data, "state: cancelled"));
+	assert_int_equal(run(&out, "submit %s --handler echo --url %s", path, s.url), 0);
+	assert_non_null(strstr(out.data, "job 5 submitted"));
+
+	/* Refusals and usage: each says what is wrong. */
 	assert_int_equal(run(&out, "wait --url %s 99", s.url), 1);
 	assert_non_null(strstr(out.data, "no job 99 (HTTP 404)"));
 	assert_int_equal(run(&out, "wait --url %s", s.url), 2);
+	assert_non_null(strstr(out.data, "batchd wait: which job? Give its id"));
 	assert_int_equal(run(&out, "wait --url %s 1x", s.url), 2);
+	assert_non_null(strstr(out.data, "batchd wait: \"1x\" is not a job id"));
+	assert_int_equal(run(&out, "cancel --url %s 1 2", s.url), 2);
+	assert_non_null(strstr(out.data, "batchd cancel: one job id, not 2 arguments"));
+	assert_int_equal(run(&out, "submit --url %s", s.url), 2);
+	assert_non_null(strstr(out.data, "batchd submit: which file?"));
+	assert_int_equal(run(&out, "health --url %s now", s.url), 2);
+	assert_non_null(strstr(out.data, "batchd health: no argument expected, got \"now\""));
 	assert_int_equal(run(&out, "wait --url http://127.0.0.1:1 1"), 3);
 	assert_int_equal(run(&out, "wait --help"), 0);
 	assert_non_null(strstr(out.data, "usage: batchd wait"));
