@@ -193,6 +193,9 @@ struct list_ctx {
 	cJSON *arr;
 	int64_t last;
 	int64_t now;
+	int limit;		/* jobs to show; the store is asked for one more */
+	int shown;
+	int more;		/* that one more exists: there is a next page */
 };
 
 static int list_one(void *ctx, const struct store_job *row)
@@ -200,6 +203,11 @@ static int list_one(void *ctx, const struct store_job *row)
 	struct list_ctx *l = ctx;
 	struct sched_live live;
 
+	if (l->shown == l->limit) {
+		l->more = 1;
+		return 0;
+	}
+	l->shown++;
 	if (sched_live(l->app->sched, row->id, l->now, &live))
 		cJSON_AddItemToArray(l->arr, view_job(live.row, &live, l->now));
 	else
@@ -214,7 +222,7 @@ void api_jobs_list(struct request *q, struct reply *r)
 	int64_t limit = req_int(q, "limit", LIST_MAX);
 	int64_t cursor = req_int(q, "cursor", INT64_MAX);
 	int state = -1, n;
-	struct list_ctx l = { q->app, NULL, 0, clock_wall_ms() };
+	struct list_ctx l = { .app = q->app, .now = clock_wall_ms() };
 	cJSON *doc;
 
 	if (st && (state = state_parse(st)) < 0) {
@@ -234,16 +242,17 @@ void api_jobs_list(struct request *q, struct reply *r)
 	}
 	if (limit < 0)
 		limit = LIST_DEFAULT;
+	l.limit = (int)limit;
 	doc = cJSON_CreateObject();
 	l.arr = cJSON_AddArrayToObject(doc, "jobs");
-	n = store_jobs_list(q->app->store, state, cursor > 0 ? cursor : 0, (int)limit,
+	n = store_jobs_list(q->app->store, state, cursor > 0 ? cursor : 0, l.limit + 1,
 			    list_one, &l);
 	if (n < 0) {
 		cJSON_Delete(doc);
 		reply_db_error(r, q->app);
 		return;
 	}
-	if (n == limit) {
+	if (l.more) {
 		char next[32];
 
 		snprintf(next, sizeof(next), "%lld", (long long)l.last);

@@ -121,12 +121,24 @@ static void test_list_and_paginate(void **state)
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "jobs")), 1);
 	assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "next")));
 	cJSON_Delete(j);
+	/* A page that ends exactly at the last job has no next page. */
+	j = api(s, "GET", "/api/jobs?limit=5", NULL, 200);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "jobs")), 5);
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "next")));
+	cJSON_Delete(j);
+	j = api(s, "GET", "/api/jobs?limit=4", NULL, 200);
+	assert_string_equal(jstr(j, "next"), "2");
+	cJSON_Delete(j);
 
 	submit(s, "{\"handler\": \"fail\", \"tasks\": [{}]}");
 	cJSON_Delete(wait_job(s, 6, "failed", 30));
 	j = api(s, "GET", "/api/jobs?state=failed", NULL, 200);
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "jobs")), 1);
 	assert_int_equal(jnum(j, "jobs.0.id"), 6);
+	cJSON_Delete(j);
+	j = api(s, "GET", "/api/jobs?state=failed&limit=1", NULL, 200);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "jobs")), 1);
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "next")));
 	cJSON_Delete(j);
 	expect_error(s, "GET", "/api/jobs?state=bogus", NULL, 400, "invalid_request", "state");
 	expect_error(s, "GET", "/api/jobs?limit=0", NULL, 400, "invalid_request", "limit");
