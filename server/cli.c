@@ -275,32 +275,64 @@ static void submit_usage(FILE *out)
 	      "  --token TOKEN      API token (default $BATCHD_TOKEN)\n", out);
 }
 
+/* How long a wait goes on through an outage of a server that had answered
+ * it: a restart, an upgrade, a crash and its service manager's restart. */
+#define WAIT_OUTAGE_MS 60000
+
 /* Waits for job id to finish, drawing its bar on stderr; with json, the
- * finished job's object goes to stdout. */
+ * finished job's object goes to stdout. Once the server has answered, a
+ * server that stops answering (or answers 503) is asked again every half
+ * second for up to WAIT_OUTAGE_MS: the job is durable, so the wait is
+ * too. */
 static int wait_job(struct client *cl, long long id, int json)
 {
 	int tty = isatty(STDERR_FILENO);
 	struct buf body = BUF_INIT;
 	char path[64], line[1024];
-	int64_t last_print = 0;
-	int rc = EXIT_FAILED;
+	int64_t last_print = 0, lost_at = 0;
+	int rc = EXIT_FAILED, answered = 0;
 	struct sigaction sa = { .sa_handler = on_interrupt };
 
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	snprintf(path, sizeof(path), "/api/jobs/%lld", id);
 	for (;;) {
-		long status = request(cl, "GET", path, NULL, 0, NULL, &body);
+		long status = client_request(cl, "GET", path, NULL, 0, NULL, &body);
 		cJSON *job;
 		const char *state;
 		int done;
 
 		if (interrupted)
 			break;
+		if (answered && (status < 0 || status == 503)) {
+			int64_t now = clock_mono_ms();
+
+			if (!lost_at) {
+				lost_at = now;
+				fprintf(stderr, "%sbatchd: lost the server (%s); job %lld is safe in it, "
+					"waiting up to %d s for it to come back\n", tty ? "\r\033[K" : "",
+					status < 0 ? client_error(cl) : "HTTP 503", id,
+					WAIT_OUTAGE_MS / 1000);
+			}
+			if (now - lost_at < WAIT_OUTAGE_MS) {
+				for (int i = 0; i < 50 && !interrupted; i++)
+					usleep(10000);
+				if (interrupted)
+					break;
+				continue;
+			}
+		}
 		if (status < 0) {
+			fprintf(stderr, "batchd: cannot reach the server: %s\n", client_error(cl));
 			rc = EXIT_UNREACHABLE;
 			goto out;
 		}
+		if (lost_at && status != 503) {
+			fprintf(stderr, "batchd: the server is back after %.1f s\n",
+				(double)(clock_mono_ms() - lost_at) / 1000);
+			lost_at = 0;
+		}
+		answered = 1;
 		if (status != 200) {
 			print_error("cannot follow the job", status, &body);
 			goto out;
@@ -718,6 +750,9 @@ static void wait_usage(FILE *out)
 	      "Draws job ID's progress bar on stderr until the job finishes, from any\n"
 	      "terminal, whoever submitted it (as submit --wait does for its own job).\n"
 	      "With --json, the finished job's object is printed on stdout.\n"
+	      "\n"
+	      "The wait outlives a restart of the server: once it has answered, it\n"
+	      "is asked again for up to 60 s while it does not.\n"
 	      "\n"
 	      "Exits 0 when every task succeeded; 1 when some failed or were\n"
 	      "cancelled, or the server refuses (no such job); 3 when the server\n"

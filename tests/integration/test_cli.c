@@ -493,6 +493,75 @@ static void test_token_from_env(void **state)
 	server_free(&s);
 }
 
+struct child {
+	pid_t pid;
+	int status;
+};
+
+static int child_exited(const struct server *s, void *ctx)
+{
+	struct child *c = ctx;
+
+	(void)s;
+	return waitpid(c->pid, &c->status, WNOHANG) == c->pid;
+}
+
+/* A wait outlives the server's crash and restart: it says it lost the
+ * server, keeps asking, and ends as the job does. */
+static void test_wait_outlives_restart(void **state)
+{
+	struct server s;
+	const char *args[] = { "--workers", "1", NULL };
+	char log[450], out[450], listen[64], bin[512];
+	const char *look[2] = { log, "job 1 sleep:" };
+	struct child c = { 0, 0 };
+	char *text;
+	cJSON *j;
+
+	(void)state;
+	server_init(&s);
+	server_start(&s, args);
+	assert_int_equal(submit(&s, "{\"handler\": \"sleep\", \"tasks\": [{\"ms\": 400},"
+				    " {\"ms\": 400}, {\"ms\": 400}, {\"ms\": 400}]}"), 1);
+	snprintf(log, sizeof(log), "%s/wait.log", s.dir);
+	snprintf(out, sizeof(out), "%s/wait.out", s.dir);
+	snprintf(bin, sizeof(bin), "%s", batchd_bin());
+	c.pid = fork();
+	assert_true(c.pid >= 0);
+	if (c.pid == 0) {
+		if (!freopen(log, "w", stderr) || !freopen(out, "w", stdout))
+			_exit(127);
+		execl(bin, bin, "wait", "--json", "--url", s.url, "1", (char *)NULL);
+		_exit(127);
+	}
+	assert_true(wait_until(file_has, &s, look, 30));
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", s.port);
+	server_kill(&s);
+	look[1] = "batchd: lost the server (";
+	assert_true(wait_until(file_has, &s, look, 30));
+	look[1] = "job 1 is safe in it, waiting up to 60 s for it to come back";
+	assert_true(file_has(&s, look));
+
+	const char *again[] = { "--workers", "1", "--listen", listen, NULL };
+
+	server_start(&s, again);
+	assert_true(wait_until(child_exited, &s, &c, 60));
+	assert_true(WIFEXITED(c.status));
+	assert_int_equal(WEXITSTATUS(c.status), 0);
+	look[1] = "batchd: the server is back after ";
+	assert_true(file_has(&s, look));
+	look[1] = "job 1 succeeded";
+	assert_true(file_has(&s, look));
+	text = file_text(out);
+	assert_non_null(text);
+	j = cJSON_Parse(text);
+	free(text);
+	assert_string_equal(jstr(j, "state"), "succeeded");
+	assert_int_equal(jnum(j, "progress.succeeded"), 4);
+	cJSON_Delete(j);
+	server_free(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -501,6 +570,7 @@ int main(void)
 		cmocka_unit_test(test_submit_wait_status_cancel),
 		cmocka_unit_test(test_results),
 		cmocka_unit_test(test_wait),
+		cmocka_unit_test(test_wait_outlives_restart),
 		cmocka_unit_test(test_token_from_env),
 	};
 
