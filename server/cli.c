@@ -25,6 +25,9 @@
 #define EXIT_UNREACHABLE 3
 #define EXIT_INTERRUPTED 130
 
+/* Jobs per request when listing: the API's most. */
+#define LIST_PAGE 1000
+
 struct common {
 	const char *url;
 	const char *token;
@@ -609,12 +612,32 @@ static long long job_id_arg(int argc, char **argv, const char *cmd, int optional
 	return id;
 }
 
+static int known_state(const char *s)
+{
+	static const char *const states[] = { "queued", "running", "succeeded", "failed",
+					      "cancelled" };
+
+	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+		if (!strcmp(s, states[i]))
+			return 1;
+	return 0;
+}
+
 static void status_usage(FILE *out)
 {
-	fputs("usage: batchd status [--json] [--url URL] [--token TOKEN] [ID]\n"
+	fputs("usage: batchd status [--state STATE] [--limit N | --all] [--json]\n"
+	      "                     [--url URL] [--token TOKEN] [ID]\n"
 	      "\n"
-	      "Without ID: the most recent jobs, one line each. With ID: that job's\n"
-	      "progress and its first failed tasks.\n", out);
+	      "Without ID: the most recent jobs, newest first, one line each; when\n"
+	      "there are more, stderr says so. With ID: that job's progress and its\n"
+	      "first failed tasks.\n"
+	      "\n"
+	      "  --state STATE  only jobs in this state: queued, running, succeeded,\n"
+	      "                 failed or cancelled\n"
+	      "  --limit N      list at most N jobs (default 20)\n"
+	      "  --all          list every job\n"
+	      "  --json         print the API's objects: with ID the job, without it\n"
+	      "                 {\"jobs\": [...], \"next\": cursor or null}\n", out);
 }
 
 static void print_job_line(const cJSON *job)
@@ -636,44 +659,164 @@ static void print_job_line(const cJSON *job)
 	       isnan(num(p, "eta_s")) ? "-" : eta, str(job, "name") ? str(job, "name") : "");
 }
 
-int cli_status(int argc, char **argv)
+/* Lists up to limit jobs (0: all), of one state unless state is NULL,
+ * paging through GET /api/jobs with its cursor. */
+static int list_jobs(struct client *cl, const char *state, long long limit, int json)
 {
-	struct common c;
-	struct client *cl;
-	struct buf body = BUF_INIT;
-	char path[96];
-	long status;
-	int rc = parse_common(argc, argv, &c, status_usage, "status");
-	long long id = 0;
+	struct buf path = BUF_INIT, body = BUF_INIT;
+	cJSON *all = cJSON_CreateArray(), *doc = NULL, *next = NULL;
+	long long shown = 0;
+	int rc = 0;
 
-	if (rc)
-		return rc > 0 ? 0 : EXIT_USAGE;
-	if ((id = job_id_arg(argc, argv, "status", 1)) < 0)
-		return EXIT_USAGE;
-	cl = client_new(c.url, c.token);
-	if (!cl)
-		return EXIT_FAILED;
-	if (id)
-		snprintf(path, sizeof(path), "/api/jobs/%lld", id);
-	else
-		snprintf(path, sizeof(path), "/api/jobs?limit=20");
-	status = request(cl, "GET", path, NULL, 0, NULL, &body);
-	if (status < 0) {
-		rc = EXIT_UNREACHABLE;
-	} else if (status != 200) {
-		print_error(id ? "cannot show the job" : "cannot list jobs", status, &body);
-		rc = EXIT_FAILED;
-	} else if (c.json) {
-		printf("%s\n", body.data);
-	} else if (!id) {
-		cJSON *doc = cJSON_Parse(body.data);
+	for (;;) {
+		long long want = limit ? limit - shown : LIST_PAGE;
+		cJSON *page;
+
+		buf_reset(&path);
+		buf_addf(&path, "/api/jobs?limit=%lld", want < LIST_PAGE ? want : LIST_PAGE);
+		if (state)
+			buf_addf(&path, "&state=%s", state);
+		if (next)
+			buf_addf(&path, "&cursor=%s", next->valuestring);
+		long status = request(cl, "GET", path.data, NULL, 0, NULL, &body);
+
+		if (status < 0) {
+			rc = EXIT_UNREACHABLE;
+			goto out;
+		}
+		if (status != 200) {
+			print_error("cannot list jobs", status, &body);
+			rc = EXIT_FAILED;
+			goto out;
+		}
+		cJSON_Delete(doc);
+		doc = cJSON_Parse(body.data);
+		page = cJSON_GetObjectItemCaseSensitive(doc, "jobs");
+		while (cJSON_IsArray(page) && page->child) {
+			cJSON_AddItemToArray(all, cJSON_DetachItemViaPointer(page, page->child));
+			shown++;
+		}
+		next = cJSON_GetObjectItemCaseSensitive(doc, "next");
+		if (!cJSON_IsString(next)) {
+			next = NULL;
+			break;
+		}
+		if (limit && shown >= limit)
+			break;
+	}
+	if (json) {
+		cJSON *o = cJSON_CreateObject();
+		char *text;
+
+		cJSON_AddItemToObject(o, "jobs", all);
+		all = NULL;
+		if (next)
+			cJSON_AddStringToObject(o, "next", next->valuestring);
+		else
+			cJSON_AddNullToObject(o, "next");
+		text = cJSON_PrintUnformatted(o);
+		printf("%s\n", text);
+		free(text);
+		cJSON_Delete(o);
+	} else {
 		const cJSON *j;
 
 		printf("%6s  %-9s  %-12s  %19s %6s  %11s  %8s  %s\n", "ID", "STATE",
 		       "HANDLER", "DONE/TOTAL", "", "RATE", "ETA", "NAME");
-		cJSON_ArrayForEach(j, cJSON_GetObjectItemCaseSensitive(doc, "jobs"))
+		cJSON_ArrayForEach(j, all)
 			print_job_line(j);
-		cJSON_Delete(doc);
+		if (!shown)
+			fprintf(stderr, "batchd: no %s%sjobs\n", state ? state : "", state ? " " : "");
+		if (next)
+			fprintf(stderr, "batchd: the newest %lld%s%s jobs shown; there are more "
+				"(--limit N, or --all)\n", shown, state ? " " : "",
+				state ? state : "");
+	}
+out:
+	cJSON_Delete(all);
+	cJSON_Delete(doc);
+	buf_release(&path);
+	buf_release(&body);
+	return rc;
+}
+
+int cli_status(int argc, char **argv)
+{
+	enum { O_URL = 1, O_TOKEN, O_JSON, O_STATE, O_LIMIT, O_ALL, O_HELP };
+	static const struct option opts[] = {
+		{ "url", required_argument, NULL, O_URL },
+		{ "token", required_argument, NULL, O_TOKEN },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "state", required_argument, NULL, O_STATE },
+		{ "limit", required_argument, NULL, O_LIMIT },
+		{ "all", no_argument, NULL, O_ALL },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct common c;
+	struct client *cl;
+	struct buf body = BUF_INIT;
+	const char *state = NULL;
+	long long id, limit = 20;
+	int opt, all = 0, listing = 0, rc = 0;
+	char path[96];
+	long status;
+
+	common_defaults(&c);
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case O_URL: c.url = optarg; break;
+		case O_TOKEN: c.token = optarg; break;
+		case O_JSON: c.json = 1; break;
+		case O_STATE: state = optarg; listing = 1; break;
+		case O_LIMIT:
+			limit = parse_id(optarg);
+			if (limit < 0) {
+				fprintf(stderr, "batchd status: --limit: expected a whole number from 1,"
+					" got \"%s\"\n", optarg);
+				return EXIT_USAGE;
+			}
+			listing = 1;
+			break;
+		case O_ALL: all = 1; listing = 1; break;
+		case O_HELP: status_usage(stdout); return 0;
+		default:
+			fprintf(stderr, "batchd status: bad option %s (see batchd status --help)\n",
+				argv[optind - 1]);
+			return EXIT_USAGE;
+		}
+	}
+	if ((id = job_id_arg(argc, argv, "status", 1)) < 0)
+		return EXIT_USAGE;
+	if (id && listing) {
+		fprintf(stderr, "batchd status: --state, --limit and --all are for the list of"
+			" jobs, not for one job\n");
+		return EXIT_USAGE;
+	}
+	if (state && !known_state(state)) {
+		fprintf(stderr, "batchd status: --state must be queued, running, succeeded,"
+			" failed or cancelled\n");
+		return EXIT_USAGE;
+	}
+	cl = client_new(c.url, c.token);
+	if (!cl)
+		return EXIT_FAILED;
+	if (!id) {
+		rc = list_jobs(cl, state, all ? 0 : limit, c.json);
+		client_free(cl);
+		return rc;
+	}
+	snprintf(path, sizeof(path), "/api/jobs/%lld", id);
+	status = request(cl, "GET", path, NULL, 0, NULL, &body);
+	if (status < 0) {
+		rc = EXIT_UNREACHABLE;
+	} else if (status != 200) {
+		print_error("cannot show the job", status, &body);
+		rc = EXIT_FAILED;
+	} else if (c.json) {
+		printf("%s\n", body.data);
 	} else {
 		cJSON *job = cJSON_Parse(body.data);
 		char line[1024];
@@ -866,16 +1009,6 @@ static void results_usage(FILE *out)
 	      "cannot be reached.\n", out);
 }
 
-static int known_state(const char *s)
-{
-	static const char *const states[] = { "queued", "running", "succeeded", "failed",
-					      "cancelled" };
-
-	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
-		if (!strcmp(s, states[i]))
-			return 1;
-	return 0;
-}
 
 int cli_results(int argc, char **argv)
 {

@@ -493,6 +493,71 @@ static void test_token_from_env(void **state)
 	server_free(&s);
 }
 
+/* status lists the newest jobs, says when there are more, and pages
+ * through the API's cursor for --limit and --all past its 1,000 a page. */
+static void test_status_list(void **state)
+{
+	struct server s;
+	const char *args[] = { "--workers", "2", NULL };
+	struct buf out = BUF_INIT;
+	const cJSON *jobs, *job;
+	int64_t prev = INT64_MAX;
+	cJSON *j;
+
+	(void)state;
+	server_init(&s);
+	server_start(&s, args);
+	assert_int_equal(run(&out, "status --url %s", s.url), 0);
+	assert_non_null(strstr(out.data, "batchd: no jobs\n"));
+	for (int i = 0; i < 1001; i++)
+		submit(&s, "{\"handler\": \"noop\", \"tasks\": [null]}");
+	submit(&s, "{\"handler\": \"fail\", \"tasks\": [{}]}");
+	submit(&s, "{\"handler\": \"fail\", \"tasks\": [{}]}");
+	cJSON_Delete(wait_job(&s, 1003, "failed", 60));
+
+	assert_int_equal(run(&out, "status --url %s", s.url), 0);
+	assert_int_equal(lines(&out), 1 + 20 + 1);
+	assert_non_null(strstr(out.data, "  1003  failed "));
+	assert_non_null(strstr(out.data, "batchd: the newest 20 jobs shown; there are more"));
+	assert_int_equal(run(&out, "status --url %s --limit 1003", s.url), 0);
+	assert_int_equal(lines(&out), 1 + 1003);
+	assert_null(strstr(out.data, "there are more"));
+	assert_int_equal(run(&out, "status --url %s --limit 1002", s.url), 0);
+	assert_int_equal(lines(&out), 1 + 1002 + 1);
+	assert_non_null(strstr(out.data, "the newest 1002 jobs shown; there are more"));
+
+	/* --all --json: every job once, newest first, and no next page. */
+	assert_int_equal(run(&out, "status --url %s --all --json", s.url), 0);
+	j = cJSON_Parse(out.data);
+	assert_non_null(j);
+	jobs = cJSON_GetObjectItem(j, "jobs");
+	assert_int_equal(cJSON_GetArraySize(jobs), 1003);
+	cJSON_ArrayForEach(job, jobs) {
+		assert_true(jnum(job, "id") < prev);
+		prev = jnum(job, "id");
+	}
+	assert_int_equal(prev, 1);
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "next")));
+	cJSON_Delete(j);
+
+	assert_int_equal(run(&out, "status --url %s --state failed", s.url), 0);
+	assert_int_equal(lines(&out), 1 + 2);
+	assert_int_equal(run(&out, "status --url %s --state failed --limit 1", s.url), 0);
+	assert_non_null(strstr(out.data, "  1003  failed "));
+	assert_non_null(strstr(out.data, "the newest 1 failed jobs shown; there are more"));
+	assert_int_equal(run(&out, "status --url %s --state running", s.url), 0);
+	assert_non_null(strstr(out.data, "batchd: no running jobs\n"));
+
+	assert_int_equal(run(&out, "status --url %s --state done", s.url), 2);
+	assert_non_null(strstr(out.data, "--state must be queued, running, succeeded"));
+	assert_int_equal(run(&out, "status --url %s --limit 0", s.url), 2);
+	assert_non_null(strstr(out.data, "--limit: expected a whole number from 1, got \"0\""));
+	assert_int_equal(run(&out, "status --url %s --all 3", s.url), 2);
+	assert_non_null(strstr(out.data, "are for the list of jobs, not for one job"));
+	buf_release(&out);
+	server_free(&s);
+}
+
 struct child {
 	pid_t pid;
 	int status;
@@ -571,6 +636,7 @@ int main(void)
 		cmocka_unit_test(test_results),
 		cmocka_unit_test(test_wait),
 		cmocka_unit_test(test_wait_outlives_restart),
+		cmocka_unit_test(test_status_list),
 		cmocka_unit_test(test_token_from_env),
 	};
 
