@@ -183,6 +183,30 @@ class Batchd:
             raise RuntimeError("job %d: %d of %d tasks committed as succeeded"
                                % (job, done, n))
 
+    def export(self, job, n):
+        """Streams every result of the job (GET /api/jobs/{id}/results, as
+        batchd results does) on a fresh connection: its wall seconds, from
+        the request to the last line."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        try:
+            t0 = time.perf_counter()
+            conn.request("GET", "/api/jobs/%d/results" % job)
+            r = conn.getresponse()
+            if r.status != 200:
+                raise RuntimeError("results answered %d" % r.status)
+            lines = 0
+            while True:
+                chunk = r.read(1 << 20)
+                if not chunk:
+                    break
+                lines += chunk.count(b"\n")
+            wall = time.perf_counter() - t0
+        finally:
+            conn.close()
+        if lines != n:
+            raise RuntimeError("results of job %d: %d lines, not %d" % (job, lines, n))
+        return wall
+
     def status(self):
         out = {}
         with open("/proc/%d/status" % self.proc.pid) as f:
@@ -587,6 +611,7 @@ class Bench:
                 st = sv.status()
                 r["peak_rss"] = st["VmHWM"]
                 r["rss_done"] = st["VmRSS"]
+                r["export"] = sv.export(r["job"], n)
             finally:
                 sv.stop()
             size = sum(os.path.getsize(sv.db + s) for s in ("", "-wal")
@@ -605,6 +630,9 @@ class Bench:
                  % (acc, peak / 2**20, done / 2**20, bpt),
                  target="201 < 5 s; RSS < 256 MiB peak, < 64 MiB done; < 150 B/task",
                  met=acc < 5 and peak < 256 * 2**20 and done < 64 * 2**20 and bpt < 150)
+        exp = median([r["export"] for r in runs])
+        self.row(workload="scale: its results, streamed (GET /api/jobs/{id}/results)", n=n,
+                 tool="batchd", wall=exp, rate=n / exp, ratio="", target="", met=None)
 
     # Latency: from the POST to the task running, on an idle server.
     def latency(self):

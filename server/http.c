@@ -800,6 +800,13 @@ int64_t http_deadline(struct http *h, int64_t now_us)
 	return at;
 }
 
+int http_pending(struct http *h)
+{
+	MHD_UNSIGNED_LONG_LONG ms;
+
+	return MHD_get_timeout(h->d, &ms) == MHD_YES && ms == 0;
+}
+
 int http_connections(const struct http *h)
 {
 	return h->nconns;

@@ -128,6 +128,9 @@ void http_run(struct http *h);
 /* When the daemon next needs http_run() without an event (monotonic
  * us), or 0. */
 int64_t http_deadline(struct http *h, int64_t now_us);
+/* Whether a response has more to send right now (an export mid-way, its
+ * client keeping up): the loop should come round again without waiting. */
+int http_pending(struct http *h);
 /* Client connections open now. */
 int http_connections(const struct http *h);
 /* Stops accepting connections (shutdown); open ones are still served. */

@@ -307,7 +307,11 @@ static int run(struct server *sv)
 			next = earliest(next, sv->stop_deadline);
 		if (next && next <= now) {
 			http_run(sv->http);
-			next = now + 1000;
+			/* A response with more to send comes round again at once
+			 * (the timer fires as the other sockets are looked at);
+			 * anything else due is looked at a millisecond on, so a
+			 * deadline that stays due cannot spin the loop. */
+			next = http_pending(sv->http) ? now : now + 1000;
 		}
 		/* An open group young enough to wait: wake up when it is old
 		 * enough; an older one: only look whether anything is ready. */
