@@ -24,6 +24,24 @@ static cJSON *number_or_null(double v)
 	return isfinite(v) && v >= 0 ? cJSON_CreateNumber(v) : cJSON_CreateNull();
 }
 
+/* A whole number, printed here: cJSON prints every number with "%1.15g"
+ * and reads it back with sscanf, which was most of the time an export of
+ * a job's tasks took. The item is for printing only (raw JSON text). */
+static cJSON *view_int(int64_t v)
+{
+	char text[24], *p = text + sizeof(text) - 1;
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+	*p = '\0';
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	return cJSON_CreateRaw(p);
+}
+
 /* Rounds to 3 significant decimals, so polls do not carry noise. */
 static double round3(double v)
 {
@@ -111,13 +129,14 @@ cJSON *view_task(struct app *app, const struct store_task *t, int with_input)
 
 	if (t->state == ST_RUNNING)
 		sched_task_live(app->sched, t->job_id, t->idx, &progress, &message);
-	cJSON_AddNumberToObject(o, "index", (double)t->idx);
+	cJSON_AddItemToObject(o, "index", view_int(t->idx));
 	cJSON_AddStringToObject(o, "state", state_name(t->state));
-	cJSON_AddNumberToObject(o, "attempts", t->attempts);
-	cJSON_AddItemToObject(o, "progress", number_or_null(progress));
+	cJSON_AddItemToObject(o, "attempts", view_int(t->attempts));
+	cJSON_AddItemToObject(o, "progress", progress == 0 || progress == 1 ?
+			      view_int((int64_t)progress) : number_or_null(progress));
 	cJSON_AddItemToObject(o, "message", message ? cJSON_CreateString(message)
 						   : cJSON_CreateNull());
-	cJSON_AddItemToObject(o, "worker", t->worker ? cJSON_CreateNumber(t->worker)
+	cJSON_AddItemToObject(o, "worker", t->worker ? view_int(t->worker)
 						   : cJSON_CreateNull());
 	cJSON_AddItemToObject(o, "started_at", view_time(t->started_at));
 	cJSON_AddItemToObject(o, "finished_at", view_time(t->finished_at));
