@@ -85,7 +85,7 @@ A = build/asan
 CORE_R = $(CORE_SRC:%.c=$(R)/%.o)
 CORE_A = $(CORE_SRC:%.c=$(A)/%.o)
 
-UNIT_TESTS = store jobreq frame meter config metrics sched cli worker clock
+UNIT_TESTS = store jobreq frame meter config metrics sched cli worker clock views
 INTEGRATION_TESTS = api lifecycle cli metrics openapi ops web persistent \
 	plugins examples abuse workers security crash storage results
 UNIT_BINS = $(UNIT_TESTS:%=$(A)/tests/unit/test_%)

@@ -19,33 +19,68 @@ cJSON *view_time(int64_t ms)
 	return cJSON_CreateString(ts);
 }
 
+/* A fraction a handler reported, or null: whole ones (0 and 1, mostly)
+ * printed by view_int, others as cJSON prints them. */
 static cJSON *number_or_null(double v)
 {
-	return isfinite(v) && v >= 0 ? cJSON_CreateNumber(v) : cJSON_CreateNull();
+	if (!isfinite(v) || v < 0)
+		return cJSON_CreateNull();
+	return v == floor(v) && v < 1e15 ? view_int((int64_t)v) : cJSON_CreateNumber(v);
 }
 
-/* A whole number, printed here: cJSON prints every number with "%1.15g"
- * and reads it back with sscanf, which was most of the time an export of
- * a job's tasks took. The item is for printing only (raw JSON text). */
-static cJSON *view_int(int64_t v)
+/* Writes u's digits ending at end (exclusive); returns the first. */
+static char *put_digits(char *end, uint64_t u)
 {
-	char text[24], *p = text + sizeof(text) - 1;
-	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-
-	*p = '\0';
 	do {
-		*--p = (char)('0' + u % 10);
+		*--end = (char)('0' + u % 10);
 		u /= 10;
 	} while (u);
+	return end;
+}
+
+cJSON *view_int(int64_t v)
+{
+	char text[24], *p = text + sizeof(text) - 1;
+
+	*p = '\0';
+	p = put_digits(p, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
 	if (v < 0)
 		*--p = '-';
 	return cJSON_CreateRaw(p);
 }
 
-/* Rounds to 3 significant decimals, so polls do not carry noise. */
-static double round3(double v)
+cJSON *view_dec(double v, int decimals)
 {
-	return round(v * 1000) / 1000;
+	static const double scale[] = { 1, 10, 100, 1000, 10000 };
+	char text[40], *p = text + sizeof(text) - 1;
+	double m;
+	uint64_t u, div;
+	int neg = v < 0;
+
+	if (decimals < 0 || decimals > 4 || !isfinite(v))
+		return cJSON_CreateNumber(v);
+	m = round(fabs(v) * scale[decimals]);
+	if (m >= 1e15)		/* beyond 15 digits "%1.15g" would round */
+		return cJSON_CreateNumber(v);
+	u = (uint64_t)m;
+	div = (uint64_t)scale[decimals];
+	*p = '\0';
+	if (u % div) {
+		uint64_t frac = u % div;
+		int n = decimals;
+
+		while (frac % 10 == 0) {	/* no trailing zeros, as %g */
+			frac /= 10;
+			n--;
+		}
+		for (; n > 0; n--, frac /= 10)
+			*--p = (char)('0' + frac % 10);
+		*--p = '.';
+	}
+	p = put_digits(p, u / div);
+	if (neg && u)
+		*--p = '-';
+	return cJSON_CreateRaw(p);
 }
 
 cJSON *view_job(const struct store_job *row, const struct sched_live *live,
@@ -56,32 +91,31 @@ cJSON *view_job(const struct store_job *row, const struct sched_live *live,
 	int64_t fin = row->succeeded + row->failed + row->cancelled;
 	double rate, eta;
 
-	cJSON_AddNumberToObject(j, "id", (double)row->id);
+	cJSON_AddItemToObject(j, "id", view_int(row->id));
 	cJSON_AddItemToObject(j, "name", row->name ? cJSON_CreateString(row->name)
 						   : cJSON_CreateNull());
 	cJSON_AddStringToObject(j, "handler", row->handler);
 	cJSON_AddStringToObject(j, "state", state_name(row->state));
 	cJSON_AddBoolToObject(j, "paused", row->paused && !state_final(row->state));
-	cJSON_AddNumberToObject(j, "priority", row->priority);
-	cJSON_AddNumberToObject(j, "timeout_s", (double)row->timeout_ms / 1000);
-	cJSON_AddNumberToObject(j, "max_attempts", row->max_attempts);
+	cJSON_AddItemToObject(j, "priority", view_int(row->priority));
+	cJSON_AddItemToObject(j, "timeout_s", view_dec((double)row->timeout_ms / 1000, 3));
+	cJSON_AddItemToObject(j, "max_attempts", view_int(row->max_attempts));
 	cJSON_AddItemToObject(j, "created_at", view_time(row->created_at));
 	cJSON_AddItemToObject(j, "started_at", view_time(row->started_at));
 	cJSON_AddItemToObject(j, "finished_at", view_time(row->finished_at));
 
 	p = cJSON_AddObjectToObject(j, "progress");
-	cJSON_AddNumberToObject(p, "total", (double)row->total);
+	cJSON_AddItemToObject(p, "total", view_int(row->total));
 	if (live) {
-		cJSON_AddNumberToObject(p, "queued", (double)live->queued);
-		cJSON_AddNumberToObject(p, "running", (double)live->running);
-		cJSON_AddNumberToObject(p, "running_progress",
-					round(live->running_progress * 10000) / 10000);
+		cJSON_AddItemToObject(p, "queued", view_int(live->queued));
+		cJSON_AddItemToObject(p, "running", view_int(live->running));
+		cJSON_AddItemToObject(p, "running_progress", view_dec(live->running_progress, 4));
 		rate = live->rate;
 		eta = live->eta_s;
 	} else {
-		cJSON_AddNumberToObject(p, "queued", (double)(row->total - fin));
-		cJSON_AddNumberToObject(p, "running", 0);
-		cJSON_AddNumberToObject(p, "running_progress", 0);
+		cJSON_AddItemToObject(p, "queued", view_int(row->total - fin));
+		cJSON_AddItemToObject(p, "running", view_int(0));
+		cJSON_AddItemToObject(p, "running_progress", view_int(0));
 		/* A finished job's rate is its average over its life. */
 		int64_t ms = row->finished_at - row->started_at;
 
@@ -89,14 +123,13 @@ cJSON *view_job(const struct store_job *row, const struct sched_live *live,
 			(double)(row->succeeded + row->failed) * 1000.0 / (double)ms : 0;
 		eta = state_final(row->state) ? 0 : -1;
 	}
-	cJSON_AddNumberToObject(p, "succeeded", (double)row->succeeded);
-	cJSON_AddNumberToObject(p, "failed", (double)row->failed);
-	cJSON_AddNumberToObject(p, "cancelled", (double)row->cancelled);
-	cJSON_AddNumberToObject(p, "fraction",
-				row->total ? round((double)fin * 10000.0 / (double)row->total) / 10000 : 0);
-	cJSON_AddNumberToObject(p, "rate", round3(rate));
-	cJSON_AddItemToObject(p, "eta_s", eta >= 0 ? cJSON_CreateNumber(round3(eta))
-						   : cJSON_CreateNull());
+	cJSON_AddItemToObject(p, "succeeded", view_int(row->succeeded));
+	cJSON_AddItemToObject(p, "failed", view_int(row->failed));
+	cJSON_AddItemToObject(p, "cancelled", view_int(row->cancelled));
+	cJSON_AddItemToObject(p, "fraction", view_dec(row->total ? (double)fin /
+						       (double)row->total : 0, 4));
+	cJSON_AddItemToObject(p, "rate", view_dec(rate, 3));
+	cJSON_AddItemToObject(p, "eta_s", eta >= 0 ? view_dec(eta, 3) : cJSON_CreateNull());
 	(void)now_ms;
 	return j;
 }
@@ -132,8 +165,7 @@ cJSON *view_task(struct app *app, const struct store_task *t, int with_input)
 	cJSON_AddItemToObject(o, "index", view_int(t->idx));
 	cJSON_AddStringToObject(o, "state", state_name(t->state));
 	cJSON_AddItemToObject(o, "attempts", view_int(t->attempts));
-	cJSON_AddItemToObject(o, "progress", progress == 0 || progress == 1 ?
-			      view_int((int64_t)progress) : number_or_null(progress));
+	cJSON_AddItemToObject(o, "progress", number_or_null(progress));
 	cJSON_AddItemToObject(o, "message", message ? cJSON_CreateString(message)
 						   : cJSON_CreateNull());
 	cJSON_AddItemToObject(o, "worker", t->worker ? view_int(t->worker)

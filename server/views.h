@@ -13,6 +13,13 @@
 #include "http.h"
 #include "sched.h"
 
+/* Numbers printed here rather than by cJSON, which prints every number
+ * with "%1.15g" and reads it back with sscanf (most of the time an export
+ * of tasks took): the same text, as raw JSON items, for printing only.
+ * view_dec prints v rounded to decimals (0 to 4) places, without trailing
+ * zeros. */
+cJSON *view_int(int64_t v);
+cJSON *view_dec(double v, int decimals);
 /* An RFC 3339 string for ms since the epoch, or null for 0. */
 cJSON *view_time(int64_t ms);
 /* A job; live is its scheduler view when it is active, else NULL. */
