@@ -1010,6 +1010,32 @@ static void results_usage(FILE *out)
 }
 
 
+/* results --output's temporary file while it is being written: a signal
+ * that ends the command removes it first, so nothing half-written stays
+ * beside the output (timeout(1), Ctrl-C, a closed terminal). */
+static char results_tmp[4096];
+
+static void on_results_signal(int sig)
+{
+	unlink(results_tmp);
+	raise(sig);	/* SA_RESETHAND: now as if never caught */
+}
+
+static void results_cleanup_on_signals(const char *tmp)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+	struct sigaction sa = { .sa_handler = on_results_signal, .sa_flags = SA_RESETHAND };
+
+	snprintf(results_tmp, sizeof(results_tmp), "%s", tmp);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		struct sigaction old;
+
+		/* One the shell made us ignore (a background job's SIGINT) stays so. */
+		if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+			sigaction(sigs[i], &sa, NULL);
+	}
+}
+
 int cli_results(int argc, char **argv)
 {
 	enum { O_URL = 1, O_TOKEN, O_STATE, O_INPUT, O_OUTPUT, O_HELP };
@@ -1063,12 +1089,21 @@ int cli_results(int argc, char **argv)
 		int fd;
 
 		buf_addf(&tmp, "%s.tmp.%ld", output, (long)getpid());
+		if (tmp.len >= sizeof(results_tmp)) {
+			fprintf(stderr, "batchd results: cannot write %s: %s\n", output,
+				strerror(ENAMETOOLONG));
+			goto done;
+		}
+		results_cleanup_on_signals(tmp.data);
 		fd = open(tmp.data, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 		if (fd < 0 || !(out = fdopen(fd, "w"))) {
 			fprintf(stderr, "batchd results: cannot write %s: %s\n", output,
 				strerror(errno));
-			if (fd >= 0)
+			if (fd >= 0) {
 				close(fd);
+				unlink(tmp.data);
+			}
+			results_tmp[0] = '\0';
 			goto done;
 		}
 	}
@@ -1102,6 +1137,7 @@ int cli_results(int argc, char **argv)
 		}
 		if (rc != 0)
 			unlink(tmp.data);
+		results_tmp[0] = '\0';
 	}
 done:
 	client_free(cl);

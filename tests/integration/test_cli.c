@@ -6,6 +6,7 @@
  */
 #include "harness.h"
 
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -270,6 +271,35 @@ static void test_submit_wait_status_cancel(void **state)
 
 /* results: every task as a JSON line, to stdout or to a file that is
  * written whole or not at all. */
+struct child {
+	pid_t pid;
+	int status;
+};
+
+static int child_exited(const struct server *s, void *ctx)
+{
+	struct child *c = ctx;
+
+	(void)s;
+	return waitpid(c->pid, &c->status, WNOHANG) == c->pid;
+}
+
+/* Whether directory ctx[0] holds a file whose name starts with ctx[1]. */
+static int dir_has(const struct server *s, void *ctx)
+{
+	const char *const *what = ctx;
+	DIR *d = opendir(what[0]);
+	struct dirent *e;
+	int found = 0;
+
+	(void)s;
+	while (d && !found && (e = readdir(d)))
+		found = !strncmp(e->d_name, what[1], strlen(what[1]));
+	if (d)
+		closedir(d);
+	return found;
+}
+
 static void test_results(void **state)
 {
 	struct server s;
@@ -336,6 +366,35 @@ static void test_results(void **state)
 		assert_int_equal(unmount(full), 0);
 	} else {
 		print_message("not root: the full-disk case is not tried\n");
+	}
+	/* Ended by a signal while the answer is awaited (the server stopped):
+	 * the command dies of it, and nothing is left beside the output. */
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		const char *look[2] = { s.dir, "results.part.tmp." };
+		char bin[512];
+		struct child c = { 0, 0 };
+
+		snprintf(file, sizeof(file), "%s/results.part", s.dir);
+		snprintf(bin, sizeof(bin), "%s", batchd_bin());
+		kill(s.pid, SIGSTOP);
+		c.pid = fork();
+		assert_true(c.pid >= 0);
+		if (c.pid == 0) {
+			signal(SIGINT, SIG_DFL);
+			execl(bin, bin, "results", "--url", s.url, "--output", file, "1",
+			      (char *)NULL);
+			_exit(127);
+		}
+		assert_true(wait_until(dir_has, &s, look, 30));
+		kill(c.pid, sigs[i]);
+		assert_true(wait_until(child_exited, &s, &c, 30));
+		kill(s.pid, SIGCONT);
+		assert_true(WIFSIGNALED(c.status));
+		assert_int_equal(WTERMSIG(c.status), sigs[i]);
+		assert_false(dir_has(&s, look));
+		assert_int_equal(access(file, F_OK), -1);
 	}
 	assert_int_equal(run(&out, "results --help"), 0);
 	assert_non_null(strstr(out.data, "--output FILE"));
@@ -558,18 +617,6 @@ static void test_status_list(void **state)
 	server_free(&s);
 }
 
-struct child {
-	pid_t pid;
-	int status;
-};
-
-static int child_exited(const struct server *s, void *ctx)
-{
-	struct child *c = ctx;
-
-	(void)s;
-	return waitpid(c->pid, &c->status, WNOHANG) == c->pid;
-}
 
 /* A wait outlives the server's crash and restart: it says it lost the
  * server, keeps asking, and ends as the job does. */
