@@ -273,7 +273,8 @@ static void submit_usage(FILE *out)
 	      "                     first job instead of creating another\n"
 	      "  --wait             show a progress bar until the job finishes; exit 0\n"
 	      "                     only if every task succeeded\n"
-	      "  --json             print the job object instead of its id\n"
+	      "  --json             print the job object instead of its id (with\n"
+	      "                     --wait, the finished job's)\n"
 	      "  --url URL          server (default $BATCHD_URL or http://127.0.0.1:8080)\n"
 	      "  --token TOKEN      API token (default $BATCHD_TOKEN)\n", out);
 }
@@ -521,9 +522,10 @@ int cli_submit(int argc, char **argv)
 	cJSON *job = cJSON_Parse(body.data);
 	long long id = (long long)num(job, "id");
 
-	if (c.json)
+	/* With --wait, --json prints the finished job, as batchd wait does. */
+	if (c.json && !wait)
 		printf("%s\n", body.data);
-	else
+	else if (!c.json)
 		printf("%lld\n", id);
 	fflush(stdout);
 	if (!wait)
@@ -531,7 +533,7 @@ int cli_submit(int argc, char **argv)
 			num(cJSON_GetObjectItemCaseSensitive(job, "progress"), "total"),
 			str(job, "handler"), status == 200 ? " (already submitted with this key)" : "");
 	cJSON_Delete(job);
-	rc = wait ? wait_job(cl, id, 0) : 0;
+	rc = wait ? wait_job(cl, id, c.json) : 0;
 out:
 	cJSON_Delete(doc);
 	cJSON_Delete(req);

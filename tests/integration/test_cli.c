@@ -511,6 +511,18 @@ static void test_wait(void **state)
 	assert_int_equal(run(&out, "submit %s --handler echo --url %s", path, s.url), 0);
 	assert_non_null(strstr(out.data, "job 5 submitted"));
 
+	/* submit --wait --json: the finished job, not the one just queued. */
+	write_file(&s, "two.json", "[{\"ms\": 50}, {\"ms\": 50}]", 0644, path, sizeof(path));
+	assert_int_equal(run(&out, "submit --url %s --handler sleep --wait --json %s", s.url,
+			     path), 0);
+	assert_non_null(strstr(out.data, "job 6 succeeded"));
+	j = cJSON_Parse(strstr(out.data, "{\"id\":6,"));
+	assert_non_null(j);
+	assert_string_equal(jstr(j, "state"), "succeeded");
+	assert_int_equal(jnum(j, "progress.succeeded"), 2);
+	cJSON_Delete(j);
+	assert_null(strstr(out.data, "\"state\":\"queued\""));
+
 	/* Refusals and usage: each says what is wrong. */
 	assert_int_equal(run(&out, "wait --url %s 99", s.url), 1);
 	assert_non_null(strstr(out.data, "no job 99 (HTTP 404)"));
