@@ -29,9 +29,10 @@
 #define APPLICATION_ID_S "1651794788"
 #define WAL_KEEP_BYTES_S "16777216"
 _Static_assert(STORE_WAL_KEEP_BYTES == 16777216, "WAL_KEEP_BYTES_S is its string");
-/* 2: jobs.paused. A database of schema 1 is brought up to 2 when opened. */
-#define SCHEMA_VERSION 2
-#define SCHEMA_VERSION_S "2"
+/* 2: jobs.paused. 3: jobs.idem_hash. A database of an older schema is
+ * brought up to this one when opened. */
+#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION_S "3"
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS jobs("
@@ -50,7 +51,9 @@ static const char schema[] =
 	" failed INTEGER NOT NULL DEFAULT 0,"
 	" cancelled INTEGER NOT NULL DEFAULT 0,"
 	" idem_key TEXT UNIQUE,"
-	" paused INTEGER NOT NULL DEFAULT 0);"
+	" paused INTEGER NOT NULL DEFAULT 0,"
+	/* A hash of the request that came with idem_key; NULL before schema 3. */
+	" idem_hash INTEGER);"
 	"CREATE INDEX IF NOT EXISTS jobs_active ON jobs(state) WHERE state < 2;"
 	"CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finished_at) WHERE state >= 2;"
 	/* attempt_limit: NULL means the job's max_attempts; a retry from the
@@ -88,11 +91,11 @@ static const char *const sql[Q_COUNT] = {
 	[Q_COMMIT] = "COMMIT",
 	[Q_ROLLBACK] = "ROLLBACK",
 	[Q_JOB_INSERT] = "INSERT INTO jobs(name, handler, state, priority,"
-		" timeout_ms, max_attempts, created_at, total, idem_key, paused)"
-		" VALUES(?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+		" timeout_ms, max_attempts, created_at, total, idem_key, paused, idem_hash)"
+		" VALUES(?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 	[Q_TASK_INSERT] = "INSERT INTO tasks(job_id, idx, input) VALUES(?1, ?2, ?3)",
 	[Q_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
-	[Q_JOB_BY_KEY] = "SELECT id FROM jobs WHERE idem_key = ?1",
+	[Q_JOB_BY_KEY] = "SELECT id, idem_hash FROM jobs WHERE idem_key = ?1",
 	[Q_JOBS_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE id < ?1"
 		" ORDER BY id DESC LIMIT ?2",
 	[Q_JOBS_LIST_STATE] = "SELECT " JOB_COLS " FROM jobs WHERE id < ?1"
@@ -390,6 +393,12 @@ static int migrate(struct store *s)
 		      &has) < 0)
 		return -1;
 	if (!has && pragma(s, "ALTER TABLE jobs ADD COLUMN paused INTEGER NOT NULL DEFAULT 0") < 0)
+		return -1;
+	/* 2 -> 3: jobs.idem_hash; the keys of older jobs replay as before. */
+	if (query_int(s, "SELECT count(*) FROM pragma_table_info('jobs')"
+		      " WHERE name = 'idem_hash'", &has) < 0)
+		return -1;
+	if (!has && pragma(s, "ALTER TABLE jobs ADD COLUMN idem_hash INTEGER") < 0)
 		return -1;
 	return 0;
 }

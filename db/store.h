@@ -65,6 +65,8 @@ struct store_job {
 	int64_t cancelled;
 	char *idem_key;		/* may be NULL */
 	int paused;		/* no task of it starts until resumed */
+	int64_t idem_hash;	/* with idem_key, a hash of its request; 0: none
+				 * (store_job_insert only, not read back) */
 };
 
 struct store_task {
@@ -163,8 +165,9 @@ int store_job_insert(struct store *s, struct store_job *job,
 /* Fills *job (release it). 0, STORE_NOT_FOUND or -1. */
 int store_job_get(struct store *s, int64_t id, struct store_job *job);
 void store_job_release(struct store_job *job);
-/* The id of the job submitted with this idempotency key, or 0. */
-int64_t store_job_by_key(struct store *s, const char *key);
+/* The id of the job submitted with this idempotency key, or 0; with
+ * hash, the hash of that request (0 when none was kept). */
+int64_t store_job_by_key(struct store *s, const char *key, int64_t *hash);
 /* Jobs newest first: state -1 for any, before_id 0 for the start. */
 int store_jobs_list(struct store *s, int state, int64_t before_id, int limit,
 		    store_job_fn fn, void *ctx);

@@ -34,6 +34,10 @@ int store_job_insert(struct store *s, struct store_job *job,
 	sqlite3_bind_int64(st, 7, job->total);
 	store_bind_text(st, 8, job->idem_key, job->idem_key ? strlen(job->idem_key) : 0);
 	sqlite3_bind_int(st, 9, !!job->paused);
+	if (job->idem_key && job->idem_hash)
+		sqlite3_bind_int64(st, 10, job->idem_hash);
+	else
+		sqlite3_bind_null(st, 10);
 	if (store_exec(s, st) < 0)
 		goto fail;
 	job->id = sqlite3_last_insert_rowid(s->db);
@@ -112,16 +116,21 @@ void store_job_release(struct store_job *job)
 	job->name = job->handler = job->idem_key = NULL;
 }
 
-int64_t store_job_by_key(struct store *s, const char *key)
+int64_t store_job_by_key(struct store *s, const char *key, int64_t *hash)
 {
 	sqlite3_stmt *st = store_stmt(s, Q_JOB_BY_KEY);
 	int64_t id = 0;
 
+	if (hash)
+		*hash = 0;
 	if (!st)
 		return 0;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW)
+	if (sqlite3_step(st) == SQLITE_ROW) {
 		id = sqlite3_column_int64(st, 0);
+		if (hash)
+			*hash = sqlite3_column_int64(st, 1);
+	}
 	sqlite3_reset(st);
 	return id;
 }

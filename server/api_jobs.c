@@ -103,6 +103,19 @@ static int valid_key(const char *k)
 	return 1;
 }
 
+/* What a replay is checked against: FNV-1a over the request's bytes,
+ * never 0 (0 is "none kept"). A retry sends the same bytes. */
+static int64_t request_hash(const char *body, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)body[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h ? (int64_t)h : 1;
+}
+
 static void create(struct request *q, struct reply *r)
 {
 	struct app *app = q->app;
@@ -120,7 +133,7 @@ static void create(struct request *q, struct reply *r)
 		return;
 	}
 	if (key) {
-		int64_t id;
+		int64_t id, was;
 
 		if (!valid_key(key)) {
 			reply_error(r, 400, "invalid_request",
@@ -128,7 +141,14 @@ static void create(struct request *q, struct reply *r)
 				    IDEM_KEY_MAX);
 			return;
 		}
-		id = store_job_by_key(app->store, key);
+		job.idem_hash = request_hash(q->body, q->body_len);
+		id = store_job_by_key(app->store, key, &was);
+		if (id && was && was != job.idem_hash) {
+			reply_error(r, 422, "idempotency_key_reused",
+				    "Idempotency-Key \"%s\" was used for job %lld with another request;"
+				    " a retry must send the same request", key, (long long)id);
+			return;
+		}
 		if (id) {
 			reply_header(r, "Idempotent-Replayed", "true");
 			set_location(r, id);

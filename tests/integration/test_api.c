@@ -277,6 +277,26 @@ static void test_idempotency_key(void **state)
 	assert_int_equal(job_count(s), 1);
 	resp_free(&r1);
 	resp_free(&r2);
+
+	/* The same key with another request: refused, not the first job. */
+	http_request(s, "POST", "/api/jobs", "{\"handler\": \"noop\", \"tasks\": [1, 2, 3]}",
+		     h, &r2);
+	assert_int_equal(r2.status, 422);
+	assert_string_equal(jstr(r2.json, "error.code"), "idempotency_key_reused");
+	assert_non_null(strstr(jstr(r2.json, "error.message"),
+			       "Idempotency-Key \"order-42\" was used for job 1 with another request"));
+	assert_int_equal(job_count(s), 1);
+	resp_free(&r2);
+	/* The first request still replays; a key never used still creates. */
+	http_request(s, "POST", "/api/jobs", body, h, &r2);
+	assert_int_equal(r2.status, 200);
+	resp_free(&r2);
+	h[0] = "Idempotency-Key: order-43";
+	http_request(s, "POST", "/api/jobs", "{\"handler\": \"noop\", \"tasks\": [1, 2, 3]}",
+		     h, &r2);
+	assert_int_equal(r2.status, 201);
+	assert_int_equal(job_count(s), 2);
+	resp_free(&r2);
 }
 
 struct watch {

@@ -395,8 +395,20 @@ static void test_jobs_lists_delete_totals(void **state)
 	int64_t jobs[ST_COUNT], tasks[ST_COUNT];
 	int n = 0;
 
-	assert_int_equal(store_job_by_key(f->s, "k1"), a);
-	assert_int_equal(store_job_by_key(f->s, "k2"), 0);
+	assert_int_equal(store_job_by_key(f->s, "k1", NULL), a);
+	assert_int_equal(store_job_by_key(f->s, "k2", NULL), 0);
+	{
+		struct store_job h = { .handler = "echo", .timeout_ms = 1, .max_attempts = 1,
+				       .total = 1, .idem_key = "hashed", .idem_hash = -42 };
+		int64_t hash = 7;
+
+		assert_int_equal(store_job_insert(f->s, &h, numbered_input, NULL), 0);
+		assert_int_equal(store_job_by_key(f->s, "hashed", &hash), h.id);
+		assert_int_equal(hash, -42);
+		assert_int_equal(store_job_by_key(f->s, "k1", &hash), a);
+		assert_int_equal(hash, 0);	/* none kept */
+		assert_int_equal(store_job_delete(f->s, h.id), 0);
+	}
 	assert_int_equal(store_jobs_active(f->s, count_jobs, &n), 2);
 
 	assert_int_equal(store_job_get(f->s, a, &j), 0);
@@ -705,6 +717,7 @@ static void test_migrates_schema_1(void **state)
 	struct fixture *f = *state;
 	char err[512], path[256];
 	struct store_job j;
+	int64_t hash;
 	struct store *s;
 	sqlite3 *db;
 
@@ -726,7 +739,7 @@ static void test_migrates_schema_1(void **state)
 		" input TEXT NOT NULL, result TEXT, error TEXT,"
 		" PRIMARY KEY(job_id, idx)) WITHOUT ROWID;"
 		"INSERT INTO jobs(name, handler, state, priority, timeout_ms, max_attempts,"
-		" created_at, total) VALUES('old', 'echo', 0, 0, 1000, 1, 5, 1);"
+		" created_at, total, idem_key) VALUES('old', 'echo', 0, 0, 1000, 1, 5, 1, 'ok');"
 		"INSERT INTO tasks(job_id, idx, input) VALUES(1, 0, '7');",
 		NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
@@ -740,19 +753,22 @@ static void test_migrates_schema_1(void **state)
 	assert_int_equal(store_job_save(s, &j), 0);
 	store_job_release(&j);
 	store_close(s);
-	assert_int_equal(user_version(path), 2);
+	assert_int_equal(user_version(path), 3);
 	s = store_open(path, err, sizeof(err));	/* once is enough */
 	assert_non_null(s);
 	assert_int_equal(store_job_get(s, 1, &j), 0);
 	assert_int_equal(j.paused, 1);
 	store_job_release(&j);
+	/* Its key is kept, with no request hash: it replays as before. */
+	assert_int_equal(store_job_by_key(s, "ok", &hash), 1);
+	assert_int_equal(hash, 0);
 	store_close(s);
 
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=3", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=4", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	assert_null(store_open(path, err, sizeof(err)));
-	assert_non_null(strstr(err, "made by a newer batchd (schema 3)"));
+	assert_non_null(strstr(err, "made by a newer batchd (schema 4)"));
 }
 
 static void long_input(void *ctx, int64_t idx, const char **text, size_t *len)
