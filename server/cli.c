@@ -528,10 +528,13 @@ int cli_submit(int argc, char **argv)
 	else if (!c.json)
 		printf("%lld\n", id);
 	fflush(stdout);
-	if (!wait)
-		fprintf(stderr, "job %lld submitted: %.0f tasks for \"%s\"%s\n", id,
-			num(cJSON_GetObjectItemCaseSensitive(job, "progress"), "total"),
-			str(job, "handler"), status == 200 ? " (already submitted with this key)" : "");
+	if (!wait) {
+		double total = num(cJSON_GetObjectItemCaseSensitive(job, "progress"), "total");
+
+		fprintf(stderr, "job %lld submitted: %.0f task%s for \"%s\"%s\n", id, total,
+			total == 1 ? "" : "s", str(job, "handler"),
+			status == 200 ? " (already submitted with this key)" : "");
+	}
 	cJSON_Delete(job);
 	rc = wait ? wait_job(cl, id, c.json) : 0;
 out:

@@ -495,7 +495,7 @@ static void test_wait(void **state)
 	assert_false(cJSON_IsTrue(cJSON_GetObjectItem(j, "paused")));
 	cJSON_Delete(j);
 	assert_int_equal(run(&out, "submit --url %s --handler echo --paused %s", s.url, path), 0);
-	assert_non_null(strstr(out.data, "job 4 submitted"));
+	assert_non_null(strstr(out.data, "job 4 submitted: 1 task for \"echo\"\n"));
 	assert_int_equal(run(&out, "status --url %s 4", s.url), 0);
 	assert_non_null(strstr(out.data, "state: paused"));
 	assert_int_equal(run(&out, "cancel --url %s 4", s.url), 0);
