@@ -247,13 +247,23 @@ static int apply(struct config *c, int opt, const char *v, const char *name,
 	int64_t n;
 
 	switch (opt) {
-	case O_LISTEN:
-		if (!strchr(v, ':')) {
+	case O_LISTEN: {
+		const char *port = strrchr(v, ':');
+		size_t digits = port ? strspn(port + 1, "0123456789") : 0;
+
+		if (!port) {
 			snprintf(err, errlen, "%s: expected HOST:PORT, got \"%s\"", name, v);
+			return -1;
+		}
+		/* getaddrinfo would take 99999 as 34463: a typo, served elsewhere. */
+		if (!digits || port[1 + digits] || digits > 5 || atoi(port + 1) > 65535) {
+			snprintf(err, errlen, "%s: expected HOST:PORT with a PORT from 0 to 65535,"
+				 " got \"%s\"", name, v);
 			return -1;
 		}
 		set_str(&c->listen, v);
 		return 0;
+	}
 	case O_DB:
 		if (!*v) {
 			snprintf(err, errlen, "%s: empty path", name);

@@ -104,6 +104,12 @@ static void test_errors(void **state)
 	bad("--workers: expected a whole number from 1 to 1024, got \"0\"", "--workers", "0", NULL);
 	bad("--workers", "--workers", "two", NULL);
 	bad("--listen: expected HOST:PORT", "--listen", "8080", NULL);
+	bad("--listen: expected HOST:PORT with a PORT from 0 to 65535, got \"127.0.0.1:99999\"",
+	    "--listen", "127.0.0.1:99999", NULL);
+	bad("with a PORT from 0 to 65535", "--listen", "0.0.0.0:http", NULL);
+	bad("with a PORT from 0 to 65535", "--listen", "127.0.0.1:", NULL);
+	bad("with a PORT from 0 to 65535", "--listen", "[::1]:-1", NULL);
+	bad("with a PORT from 0 to 65535", "--listen", "[::1]:000080808", NULL);
 	bad("--grace", "--grace", "-1", NULL);
 	bad("--max-body", "--max-body", "12X", NULL);
 	bad("--log-level", "--log-level", "loud", NULL);
