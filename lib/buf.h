@@ -34,6 +34,10 @@ void buf_addc(struct buf *b, char c);
 void buf_addf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void buf_vaddf(struct buf *b, const char *fmt, va_list ap);
+/* Appends a name from someone's input for an error message: at most max
+ * bytes (cut at a character, "..." after), control characters escaped, so
+ * that the message stays one line of valid UTF-8. */
+void buf_add_quoted(struct buf *b, const char *s, size_t max);
 /* Little-endian fixed-width integers, for frames. */
 void buf_add_u8(struct buf *b, uint8_t v);
 void buf_add_u16(struct buf *b, uint16_t v);

@@ -14,32 +14,6 @@ static const char *const fields[] = {
 	"handler", "tasks", "name", "timeout_s", "max_attempts", "priority", "paused", NULL
 };
 
-/* Appends a key or name from the request for an error message: at most
- * max bytes (cut at a character), control characters escaped, so that the
- * message stays one line of valid UTF-8. */
-static void add_quoted(struct buf *b, const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	if (n > max) {
-		n = max;
-		while (n && ((unsigned char)s[n] & 0xc0) == 0x80)
-			n--;
-	}
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '\n')
-			buf_adds(b, "\\n");
-		else if (c < 0x20 || c == 0x7f)
-			buf_addf(b, "\\x%02x", c);
-		else
-			buf_addc(b, (char)c);
-	}
-	if (n < strlen(s))
-		buf_adds(b, "...");
-}
-
 /* Finds the first number in v that JSON cannot carry back (1e999 parses as
  * infinity); writes its path after prefix into path. */
 static int bad_number(const cJSON *v, struct buf *path)
@@ -56,7 +30,7 @@ static int bad_number(const cJSON *v, struct buf *path)
 		else
 		{
 			buf_addc(path, '.');
-			add_quoted(path, c->string, 100);
+			buf_add_quoted(path, c->string, 100);
 		}
 		if (bad_number(c, path))
 			return 1;
@@ -149,7 +123,7 @@ static int parse(struct jobreq *r, const char *body, size_t len,
 		if (!known) {
 			struct buf q = BUF_INIT;
 
-			add_quoted(&q, f->string, 100);
+			buf_add_quoted(&q, f->string, 100);
 			snprintf(msg, msglen, "unknown field \"%s\"", q.data);
 			buf_release(&q);
 			goto fail400;
@@ -175,7 +149,7 @@ static int parse(struct jobreq *r, const char *body, size_t len,
 		*code = "unknown_handler";
 		struct buf q = BUF_INIT;
 
-		add_quoted(&q, r->handler, 100);
+		buf_add_quoted(&q, r->handler, 100);
 		snprintf(msg, msglen, "unknown handler \"%s\"; this server has: %s",
 			 q.data, names.data);
 		buf_release(&q);

@@ -319,7 +319,11 @@ static int load_one(struct handler *h, const cJSON *spec, const char *dir,
 		for (int i = 0; known_keys[i]; i++)
 			known |= !strcmp(k->string, known_keys[i]);
 		if (!known) {
-			snprintf(err, errlen, "unknown field \"%s\"", k->string);
+			struct buf q = BUF_INIT;
+
+			buf_add_quoted(&q, k->string, 100);
+			snprintf(err, errlen, "unknown field \"%s\"", q.data);
+			buf_release(&q);
 			return -1;
 		}
 	}
@@ -422,6 +426,19 @@ int registry_load_file(struct registry *r, const char *path, char *err,
 		cJSON_Delete(doc);
 		return -1;
 	}
+	/* Strict, as each handler's fields are: a misspelt key is an error. */
+	for (const cJSON *k = doc->child; k; k = k->next) {
+		if (strcmp(k->string, "handlers")) {
+			struct buf q = BUF_INIT;
+
+			buf_add_quoted(&q, k->string, 100);
+			snprintf(err, errlen, "handlers file %s: unknown field \"%s\" (only"
+				 " \"handlers\" belongs at the top)", path, q.data);
+			buf_release(&q);
+			cJSON_Delete(doc);
+			return -1;
+		}
+	}
 	dir = xstrdup(path);
 	slash = strrchr(dir, '/');
 	if (slash)
@@ -433,9 +450,13 @@ int registry_load_file(struct registry *r, const char *path, char *err,
 		struct handler *h;
 
 		if (!valid_name(spec->string)) {
+			struct buf q = BUF_INIT;
+
+			buf_add_quoted(&q, spec->string, 100);
 			snprintf(err, errlen,
 				 "handlers file %s: bad handler name \"%s\" (letters, digits, _ . -; at most 64)",
-				 path, spec->string);
+				 path, q.data);
+			buf_release(&q);
 			goto fail;
 		}
 		if (registry_find(r, spec->string, NULL)) {

@@ -455,6 +455,13 @@ static void test_handlers_file_checks(void **state)
 		snprintf(want, sizeof(want), "handler \"h\": %s", cases[i].want);
 		expect_refused(s, text, want);
 	}
+	/* The top level is as strict; a name with a newline stays on one line. */
+	expect_refused(s, "{\"handlers\": {\"h\": {\"argv\": [\"/bin/cat\"]}}, \"handler\": {}}",
+		       "unknown field \"handler\" (only \"handlers\" belongs at the top)");
+	expect_refused(s, "{\"handlers\": {\"h\": {\"argv\": [\"/bin/cat\"], \"a\\nb\": 1}}}",
+		       "handler \"h\": unknown field \"a\\nb\"");
+	expect_refused(s, "{\"handlers\": {\"a\\nb\": {\"argv\": [\"/bin/cat\"]}}}",
+		       "bad handler name \"a\\nb\" (letters, digits, _ . -; at most 64)");
 }
 
 int main(void)
