@@ -31,11 +31,18 @@ static int tasks_list(struct store *s, int q, int64_t job, int state, int64_t of
 	return n;
 }
 
+/* Running and failed tasks are in the index tasks_notable. */
+static int notable(int state)
+{
+	return state == ST_RUNNING || state == ST_FAILED;
+}
+
 int store_tasks_list(struct store *s, int64_t job, int state, int64_t offset,
 		     int limit, int with_input, store_task_fn fn, void *ctx)
 {
 	int q = state < 0 ? (with_input ? Q_TASKS_LIST_IN : Q_TASKS_LIST)
-			  : (with_input ? Q_TASKS_LIST_STATE_IN : Q_TASKS_LIST_STATE);
+		: notable(state) ? (with_input ? Q_TASKS_LIST_NOTABLE_IN : Q_TASKS_LIST_NOTABLE)
+		: (with_input ? Q_TASKS_LIST_STATE_IN : Q_TASKS_LIST_STATE);
 
 	return tasks_list(s, q, job, state, offset, limit, with_input, fn, ctx);
 }
@@ -44,7 +51,8 @@ int store_tasks_from(struct store *s, int64_t job, int state, int64_t from,
 		     int limit, int with_input, store_task_fn fn, void *ctx)
 {
 	int q = state < 0 ? (with_input ? Q_TASKS_LIST_IN : Q_TASKS_LIST)
-			  : (with_input ? Q_TASKS_FROM_STATE_IN : Q_TASKS_FROM_STATE);
+		: notable(state) ? (with_input ? Q_TASKS_FROM_NOTABLE_IN : Q_TASKS_FROM_NOTABLE)
+		: (with_input ? Q_TASKS_FROM_STATE_IN : Q_TASKS_FROM_STATE);
 
 	return tasks_list(s, q, job, state, from, limit, with_input, fn, ctx);
 }

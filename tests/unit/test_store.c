@@ -387,6 +387,62 @@ static int count_jobs(void *ctx, const struct store_job *j)
 	return 0;
 }
 
+/* VM steps run by all the store's statements since the last call. */
+static long vm_steps(struct store *s)
+{
+	long n = 0;
+
+	for (int i = 0; i < Q_COUNT; i++)
+		if (s->q[i])
+			n += sqlite3_stmt_status(s->q[i], SQLITE_STMTSTATUS_VM_STEP, 1);
+	return n;
+}
+
+static int last_idx(void *ctx, const struct store_task *t)
+{
+	*(int64_t *)ctx = t->idx;
+	return 0;
+}
+
+/* A big job's few running and failed tasks are found without reading its
+ * other tasks (the dashboard asks for the running ones every second):
+ * the work done does not grow with the job. */
+static void test_running_and_failed_found_directly(void **state)
+{
+	struct fixture *f = *state;
+	int64_t id = add_job(f->s, 50000, NULL), idx = -1;
+	long few, all;
+
+	assert_int_equal(store_begin(f->s), 0);
+	assert_int_equal(store_task_running(f->s, id, 49990, 1, 7, 2000), 0);
+	assert_int_equal(store_task_running(f->s, id, 49991, 1, 7, 2000), 0);
+	assert_int_equal(store_task_finish(f->s, id, 49991, ST_FAILED, 1, 7, 2000, 3000,
+					   NULL, 0, "bad", 3, -1, NULL), 0);
+	assert_int_equal(store_commit(f->s), 0);
+
+	vm_steps(f->s);
+	assert_int_equal(store_tasks_list(f->s, id, ST_RUNNING, 0, 50, 0, last_idx, &idx), 1);
+	assert_int_equal(idx, 49990);
+	assert_int_equal(store_tasks_list(f->s, id, ST_FAILED, 0, 50, 1, last_idx, &idx), 1);
+	assert_int_equal(idx, 49991);
+	assert_int_equal(store_tasks_from(f->s, id, ST_FAILED, 0, 50, 0, last_idx, &idx), 1);
+	assert_int_equal(store_tasks_from(f->s, id, ST_RUNNING, 49991, 50, 1, last_idx, &idx), 0);
+	few = vm_steps(f->s);
+	/* The cancelled are not indexed (a cancel would write an entry for
+	 * each): that query reads the job's tasks. */
+	assert_int_equal(store_tasks_list(f->s, id, ST_CANCELLED, 0, 50, 0, last_idx, &idx), 0);
+	all = vm_steps(f->s);
+	print_message("VM steps: %ld for four indexed queries, %ld for one that reads"
+		      " the job's 50,000 tasks\n", few, all);
+	assert_true(few < 2000);
+	assert_true(all > 50000);
+
+	/* A requeue at start-up finds the running one the same way. */
+	assert_int_equal(store_requeue_running(f->s, id), 1);
+	assert_true(vm_steps(f->s) < 2000);
+	assert_int_equal(store_tasks_list(f->s, id, ST_RUNNING, 0, 50, 0, last_idx, &idx), 0);
+}
+
 static void test_jobs_lists_delete_totals(void **state)
 {
 	struct fixture *f = *state;
@@ -821,6 +877,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_finish_run_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel_and_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_requeue_running, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_running_and_failed_found_directly, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_jobs_lists_delete_totals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jobs_expired, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrates_schema_1, setup, teardown),
