@@ -1,6 +1,7 @@
 // batchd's dashboard: polls GET /api/progress about once a second (with
 // If-None-Match, so an idle page costs a 304), draws a bar per job, the
-// workers, and a job's detail at #/jobs/{id}. Plain DOM, no framework:
+// workers, every job a page at a time at #/jobs, and a job's detail at
+// #/jobs/{id}. Plain DOM, no framework:
 // elements are built once and updated in place, and every text from the
 // server goes in through textContent, never as HTML.
 
@@ -11,7 +12,8 @@ import { draw as drawChart } from './chart.js';
 const POLL_MS = 1000;          // visible tab
 const POLL_HIDDEN_MS = 10000;  // hidden tab: slow down
 const RETRY_MS = [1000, 2000, 3000, 5000];  // while the server is unreachable
-const PAGE = 50;               // task table rows per page
+const PAGE = 50;               // task table rows and job list rows per page
+const LIST_STALE_MS = 15000;   // the job list is fetched again at least this often
 const STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
 const TEMPLATES = {
   sleep: '{"ms": 1500, "steps": 10}',
@@ -88,8 +90,9 @@ async function tick() {
   app.busy = true;
   clearTimeout(app.timer);
   try {
-    await pollProgress();
+    const changed = await pollProgress();
     if (app.route.view === 'job') await pollJob();
+    if (app.route.view === 'all') await pollList(changed);
     setOnline(true);
   } catch (e) {
     if (e instanceof api.ApiError && e.status === 401) {
@@ -109,13 +112,15 @@ async function tick() {
   schedule();
 }
 
+// Resolves to whether anything changed since the last poll.
 async function pollProgress() {
   const r = await api.get('/api/progress', { etag: app.etag });
-  if (r.status === 304) return;
+  if (r.status === 304) return false;
   app.etag = r.etag;
   app.progress = r.data;
   if (r.data.time) app.offset = Date.parse(r.data.time) - Date.now();
   renderProgress();
+  return true;
 }
 
 function setOnline(ok, why) {
@@ -309,8 +314,10 @@ function badge(el, state) {
 
 // ---- the job list ----
 
-function jobCard(j) {
-  let c = app.jobCards.get(j.id);
+// A job's card, kept in cards (id -> element) and updated in place. With
+// created, its figures end with the time it was submitted.
+function jobCard(j, cards = app.jobCards, created = false) {
+  let c = cards.get(j.id);
   if (!c) {
     const link = h('a', { class: 'job-link', href: `#/jobs/${j.id}` });
     const bar = makeBar(false);
@@ -324,7 +331,11 @@ function jobCard(j) {
         state),
       bar, fig.root);
     c._parts = { link, bar, fig, state, handler: c.querySelector('.job-handler') };
-    app.jobCards.set(j.id, c);
+    if (created) {
+      c._parts.created = h('span', { class: 'fig created' }, h('span', { class: 'k' }, 'created'), ' ', h('span'));
+      fig.root.append(c._parts.created);
+    }
+    cards.set(j.id, c);
   }
   const parts = c._parts;
   setText(parts.link, jobTitle(j));
@@ -332,7 +343,11 @@ function jobCard(j) {
   parts.handler.hidden = !j.name;
   badge(parts.state, shownState(j));
   c.dataset.state = j.state;
-  if (app.highlight === j.id) {
+  if (parts.created) {
+    setText(parts.created.lastChild, fmt.clock(j.created_at, serverNow()));
+    parts.created.title = new Date(j.created_at).toLocaleString();
+  }
+  if (cards === app.jobCards && app.highlight === j.id) {
     app.highlight = 0;
     c.classList.add('new');
   }
@@ -355,8 +370,8 @@ function renderJobs() {
   for (const j of p.jobs) (isActive(j) ? active : recent).push(j);
   const keep = new Set(p.jobs.map((j) => j.id));
   for (const id of app.jobCards.keys()) if (!keep.has(id)) app.jobCards.delete(id);
-  placeCards($('active-jobs'), active.map(jobCard));
-  placeCards($('recent-jobs'), recent.map(jobCard));
+  placeCards($('active-jobs'), active.map((j) => jobCard(j)));
+  placeCards($('recent-jobs'), recent.map((j) => jobCard(j)));
   $('recent-title').hidden = !recent.length;
   $('jobs-empty').hidden = p.jobs.length > 0;
   $('active-title').hidden = !p.jobs.length;
@@ -462,7 +477,205 @@ function renderProgress() {
   renderSummary();
   renderJobs();
   renderWorkers();
+  renderListFilters();
 }
+
+// ---- all jobs ----
+
+// Every job, newest first, a page at a time from GET /api/jobs, which pages
+// with a cursor: Older follows the page's next, and the cursors of the
+// pages on the way are kept here, so that Newer goes back. The filter and
+// the cursors are kept in the history entry too: back, forward and a
+// reload return to the same page.
+const list = {
+  filter: '',
+  cursors: [],        // the cursor of each page after the first, oldest last
+  key: '',            // the page shown: filter/cursor
+  at: 0,              // when it was fetched (Date.now())
+  page: null,         // {jobs, next}, as the API answered
+  cards: new Map(),   // id -> card element
+  toTop: false,
+};
+
+const listKey = () => `${list.filter}/${list.cursors.at(-1) || ''}`;
+
+// Keeps what a route comes back to in its history entry.
+function saveState(patch) {
+  history.replaceState({ ...(history.state || {}), ...patch }, '');
+}
+
+function saveList() {
+  saveState({ jobs: { filter: list.filter, cursors: list.cursors } });
+}
+
+// The page the history entry was on, if it has one; else the last one.
+function restoreList() {
+  const saved = history.state && history.state.jobs;
+  if (saved && Array.isArray(saved.cursors)) {
+    list.filter = STATES.includes(saved.filter) ? saved.filter : '';
+    list.cursors = saved.cursors.map(String);
+  }
+  saveList();
+}
+
+function goList(filter, cursors) {
+  list.filter = filter;
+  list.cursors = cursors;
+  list.toTop = true;
+  list.at = 0;          // fetched even when it is the page shown
+  saveList();
+  renderListFilters();
+  $('all-jobs').setAttribute('aria-busy', 'true');
+  tick();
+}
+
+async function pollList(changed) {
+  const key = listKey();
+  // Nothing changed (the progress poll said so): the page shown holds.
+  if (key === list.key && !changed && Date.now() - list.at < LIST_STALE_MS) return;
+  const q = new URLSearchParams({ limit: PAGE });
+  if (list.filter) q.set('state', list.filter);
+  if (list.cursors.length) q.set('cursor', list.cursors.at(-1));
+  let r;
+  try {
+    r = await api.get(`/api/jobs?${q}`);
+  } catch (e) {
+    // Refused: said here. Unreachable, or the token: as for the rest.
+    if (!(e instanceof api.ApiError) || e.status === 401 || e.status >= 502) throw e;
+    if (key !== listKey()) return;
+    setText($('all-error'), `Could not list the jobs: ${e.message}`);
+    $('all-jobs').setAttribute('aria-busy', 'false');
+    if (list.key !== key) {
+      clearList();
+      renderPager(null);
+    }
+    return;
+  }
+  if (key !== listKey() || app.route.view !== 'all') return;
+  // Past the end (the filter's jobs moved on): a page newer.
+  if (!r.data.jobs.length && list.cursors.length) {
+    list.cursors.pop();
+    saveList();
+    return pollList(true);
+  }
+  Object.assign(list, { key, at: Date.now(), page: r.data });
+  setText($('all-error'), '');
+  renderList();
+  if (list.toTop) {
+    list.toTop = false;
+    window.scrollTo(0, 0);
+  }
+}
+
+// No page shown (rather than another one than asked for).
+function clearList() {
+  Object.assign(list, { key: '', page: null });
+  list.cards.clear();
+  $('all-jobs').replaceChildren();
+  $('all-jobs').setAttribute('aria-busy', 'false');
+  $('all-empty').hidden = true;
+  $('all-pager').hidden = true;
+}
+
+function renderList() {
+  const jobs = list.page.jobs;
+  const box = $('all-jobs');
+  box.setAttribute('aria-busy', 'false');
+  const keep = new Set(jobs.map((j) => j.id));
+  for (const id of list.cards.keys()) if (!keep.has(id)) list.cards.delete(id);
+  placeCards(box, jobs.map((j) => jobCard(j, list.cards, true)));
+  $('all-empty').hidden = jobs.length > 0;
+  setText($('all-empty-title'), list.filter ? `No ${list.filter} jobs` : 'No jobs yet');
+  $('all-empty-text').hidden = Boolean(list.filter);
+  renderPager(list.page);
+}
+
+// The pager under a page ({jobs, next}), or under none when it could not
+// be loaded: then only newer pages are there to go to.
+function renderPager(pg) {
+  const n = list.cursors.length + 1;
+  const jobs = pg ? pg.jobs : [];
+  $('all-pager').hidden = Boolean(pg) && !jobs.length && n === 1;
+  setText($('all-info'), jobs.length ? `Page ${fmt.int(n)} · #${jobs[0].id}–#${jobs.at(-1).id}` : `Page ${fmt.int(n)}`);
+  const focused = document.activeElement;
+  $('all-newest').disabled = $('all-newer').disabled = n === 1;
+  $('all-older').disabled = !(pg && pg.next);
+  // A button that went off under the keyboard hands the focus on.
+  if (focused && focused.disabled && $('all-pager').contains(focused)) {
+    const other = ['all-older', 'all-newer'].map($).find((b) => !b.disabled);
+    if (other) other.focus();
+  }
+}
+
+function renderListFilters() {
+  const box = $('all-filters');
+  if (!box.children.length) {
+    for (const s of ['', ...STATES]) {
+      box.append(h('button', {
+        type: 'button', class: 'filter', dataset: { state: s },
+        onclick: () => goList(s, []),
+      }, h('span', { class: 'f-name' }, s || 'all'), ' ', h('span', { class: 'f-count' })));
+    }
+  }
+  // The counts of the header's totals: every job, by state.
+  const t = app.progress && app.progress.totals.jobs;
+  for (const b of box.children) {
+    const s = b.dataset.state;
+    const n = !t ? null : s ? t[s] : STATES.reduce((sum, x) => sum + (t[x] || 0), 0);
+    setText(b.querySelector('.f-count'), n == null ? '' : fmt.compact(n || 0));
+    b.setAttribute('aria-pressed', String(s === list.filter));
+  }
+}
+
+$('all-newest').addEventListener('click', () => goList(list.filter, []));
+$('all-newer').addEventListener('click', () => {
+  if (list.cursors.length) goList(list.filter, list.cursors.slice(0, -1));
+});
+// Older follows the page shown: not while another one loads.
+$('all-older').addEventListener('click', () => {
+  if (list.key === listKey() && list.page && list.page.next) {
+    goList(list.filter, [...list.cursors, String(list.page.next)]);
+  }
+});
+// From the main page, the list starts at the newest.
+$('all-jobs-link').addEventListener('click', () => {
+  list.filter = '';
+  list.cursors = [];
+});
+
+function gotoSay(text) {
+  setText($('goto-msg'), text);
+  $('goto-input').setAttribute('aria-invalid', String(Boolean(text)));
+}
+
+// Go to job #N: checked with GET /api/jobs/{id} before the page changes.
+$('goto-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const input = $('goto-input');
+  const raw = input.value.trim().replace(/^#\s*/, '');
+  const id = /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!(Number.isSafeInteger(id) && id >= 1)) {
+    gotoSay('A job id is a positive whole number, like 42.');
+    input.focus();
+    return;
+  }
+  const go = $('goto-go');
+  go.disabled = true;
+  try {
+    await api.get(`/api/jobs/${id}`);
+    gotoSay('');
+    input.value = '';
+    location.hash = `#/jobs/${id}`;
+  } catch (e) {
+    if (e instanceof api.ApiError && e.status === 401) askToken(e.message);
+    else if (e instanceof api.ApiError && e.status === 404) gotoSay(`There is no job ${id}.`);
+    else gotoSay(e instanceof api.NetworkError ? `The server is unreachable: ${e.message}` : e.message);
+    input.focus();
+  } finally {
+    go.disabled = false;
+  }
+});
+$('goto-input').addEventListener('input', () => gotoSay(''));
 
 // ---- the job detail ----
 
@@ -481,6 +694,7 @@ const detail = {
   chartData: null,
   figs: makeFigures(true),
   confirmTimer: 0,
+  from: 'jobs',        // the list it was opened from: 'jobs' or 'all'
 };
 $('job-figs').replaceWith(detail.figs.root);
 detail.figs.root.id = 'job-figs';
@@ -1007,25 +1221,55 @@ $('submit-form').addEventListener('submit', async (ev) => {
 
 // ---- routing ----
 
+// #/ the main page, #/jobs every job, #/jobs/{id} a job.
 function route() {
+  const prev = app.route.view;
   const m = location.hash.match(/^#\/jobs\/(\d+)/);
   if (m) {
     const id = Number(m[1]);
     if (app.route.view !== 'job' || app.route.id !== id) resetDetail(id);
     app.route = { view: 'job', id };
+    routeBack(prev);
+  } else if (/^#\/jobs\/?$/.test(location.hash)) {
+    app.route = { view: 'all' };
+    restoreList();
+    // Another page than the one shown last: not a glimpse of that one.
+    if (listKey() !== list.key) clearList();
+    list.at = 0;
+    renderListFilters();
+    document.title = 'All jobs — batchd';
   } else {
     app.route = { view: 'jobs' };
     document.title = 'batchd';
   }
   $('view-jobs').hidden = app.route.view !== 'jobs';
+  $('view-all').hidden = app.route.view !== 'all';
   $('view-job').hidden = app.route.view !== 'job';
   if (app.progress) renderProgress();
   tick();
 }
 
+// The detail's way back: to the list it was opened from, kept in its
+// history entry.
+function routeBack(prev) {
+  let from = history.state && history.state.from;
+  if (from !== 'all' && from !== 'jobs') {
+    from = prev === 'all' || (prev === 'job' && detail.from === 'all') ? 'all' : 'jobs';
+    saveState({ from });
+  }
+  detail.from = from;
+  const back = $('job-back');
+  back.setAttribute('href', from === 'all' ? '#/jobs' : '#/');
+  setText(back, from === 'all' ? '← All jobs' : '← Jobs');
+}
+
 window.addEventListener('hashchange', () => {
   route();
   window.scrollTo(0, 0);
+});
+// Two entries of #/jobs side by side: going between them changes no hash.
+window.addEventListener('popstate', () => {
+  if (app.route.view === 'all' && /^#\/jobs\/?$/.test(location.hash)) route();
 });
 $('conn-retry').addEventListener('click', () => tick());
 route();

@@ -411,6 +411,190 @@ test('a 100,000-task job pages without loading it whole', async (t) => {
   assert.ok(asked.length > 0 && asked.every((n) => n > 0 && n <= 100), `limits asked: ${asked}`);
 });
 
+// ---- all jobs ----
+
+const listIds = (page) => page.$$eval('#all-jobs .job', (els) => els.map((e) => Number(e.dataset.id)));
+// ids from hi down to lo
+const down = (hi, lo) => Array.from({ length: hi - lo + 1 }, (_, i) => hi - i);
+
+// Waits until the All jobs list shows exactly these jobs, in this order.
+async function listShows(page, ids, what) {
+  let got;
+  await until(what || `the list to show #${ids[0]}…#${ids.at(-1)}`, async () => {
+    got = await listIds(page);
+    return got.length === ids.length && got.every((id, i) => id === ids[i]);
+  }, 30000).catch((e) => {
+    throw new Error(`${e.message}; it shows ${JSON.stringify(got)}`);
+  });
+}
+
+test('all jobs: every job a page at a time, newest first, older and newer, by state', async (t) => {
+  const s = await new Server(['--workers', '2']).start();
+  // 57 one-task jobs; two of them fail, one on each page.
+  const failing = [3, 40];
+  for (let id = 1; id <= 57; id++) {
+    const got = failing.includes(id)
+      ? await s.submit({ handler: 'fail', name: `broken import ${id}`, tasks: [{ message: 'bad row' }] })
+      : await s.submit({ handler: 'noop', tasks: [null] });
+    assert.equal(got, id);
+  }
+  await until('the 57 jobs to finish', async () => {
+    const j = (await s.api('GET', '/api/progress')).totals.jobs;
+    return j.succeeded === 55 && j.failed === 2;
+  });
+  const page = await open(t, s);
+  await live(page);
+  // The main page lists ten finished jobs, and the way to all of them.
+  await page.waitForSelector(jobCard(57));
+  assert.equal(await page.$$eval('#recent-jobs .job', (els) => els.length), 10);
+  assert.equal(await text(page, '#all-jobs-link'), 'All jobs →');
+  await page.click('#all-jobs-link');
+  await page.waitForSelector('#view-all', { state: 'visible' });
+  assert.equal(new URL(page.url()).hash, '#/jobs');
+  assert.ok(await page.isHidden('#view-jobs'));
+  // The first page: 50 jobs, the newest first, each a card like the main
+  // page's, with a link to the job.
+  await listShows(page, down(57, 8));
+  const row = '#all-jobs .job[data-id="56"]';
+  assert.equal(await text(page, `${row} .job-name`), 'noop job');
+  assert.equal(await text(page, `${row} .badge`), 'succeeded');
+  assert.equal(await text(page, `${row} .fig.count`), '1/1');
+  assert.match(await text(page, `${row} .fig.elapsed`), /^took \d/);
+  assert.match(await text(page, `${row} .fig.created`), /^created ([A-Z][a-z]+ \d+, )?\d\d:\d\d(:\d\d)?$/);
+  assert.equal(await page.getAttribute(`${row} [role="progressbar"]`, 'aria-valuenow'), '100');
+  assert.equal(await page.getAttribute(`${row} a.job-link`, 'href'), '#/jobs/56');
+  assert.equal(await text(page, '#all-jobs .job[data-id="40"] .badge'), 'failed');
+  assert.match(await text(page, '#all-info'), /^Page 1 · #57–#8$/);
+  assert.ok(await page.isDisabled('#all-newer'));
+  assert.ok(!(await page.isDisabled('#all-older')));
+  await screenshot(page, 'all-jobs');
+  // Older, from the keyboard: the rest, and nothing older than that (the
+  // focus moves on to Newer).
+  await page.focus('#all-older');
+  await page.keyboard.press('Enter');
+  await listShows(page, down(7, 1));
+  await page.waitForSelector('#all-older:disabled');
+  assert.ok(!(await page.isDisabled('#all-newer')));
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'all-newer');
+  assert.match(await text(page, '#all-info'), /^Page 2 · #7–#1$/);
+  assert.equal(await text(page, '#all-jobs .job[data-id="3"] .badge'), 'failed');
+  // Newer: back to the first page.
+  await page.keyboard.press('Enter');
+  await listShows(page, down(57, 8));
+  await page.waitForSelector('#all-newer:disabled');
+  // The page is refreshed while shown, and stays where the user is: a
+  // new job does not move page 2, and page 1 shows it run, then stop.
+  await page.click('#all-older');
+  await listShows(page, down(7, 1));
+  const asked = [];
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname === '/api/jobs') asked.push(u.searchParams.get('cursor'));
+  });
+  const slow = await s.submit({ handler: 'sleep', name: 'slow one', tasks: [{ ms: 120000, steps: 120 }] });
+  assert.equal(slow, 58);
+  await until('page 2 to be fetched again twice', () => asked.filter((c) => c === '8').length >= 2);
+  assert.deepEqual(await listIds(page), down(7, 1));
+  assert.match(await text(page, '#all-info'), /^Page 2 /);
+  await page.click('#all-newer');
+  await listShows(page, down(58, 9));
+  await page.waitForSelector('#all-jobs .job[data-id="58"] .badge.running');
+  await s.api('POST', '/api/jobs/58/cancel');
+  await page.waitForSelector('#all-jobs .job[data-id="58"] .badge.cancelled');
+  // A row opens its job; back returns to the page it was on.
+  await page.click('#all-older');
+  await listShows(page, down(8, 1));
+  await page.click('#all-jobs .job[data-id="3"] .job-link');
+  await page.waitForSelector('#job-state.badge.failed');
+  assert.equal(new URL(page.url()).hash, '#/jobs/3');
+  assert.match(await text(page, '#job-title'), /broken import 3/);
+  assert.equal(await text(page, '#job-back'), '← All jobs');
+  await page.goBack();
+  await page.waitForSelector('#view-all', { state: 'visible' });
+  await listShows(page, down(8, 1));
+  assert.match(await text(page, '#all-info'), /^Page 2 /);
+  await page.goForward();
+  await page.waitForSelector('#job-title >> text=broken import 3');
+  await page.goBack();
+  await listShows(page, down(8, 1));
+  await page.goBack();	// the main page
+  await page.waitForSelector('#view-jobs', { state: 'visible' });
+  await page.goForward();
+  await listShows(page, down(8, 1));
+  // A reload keeps the page too.
+  await page.reload();
+  await live(page);
+  await listShows(page, down(8, 1));
+  // By state: the filter asks the server, from the newest.
+  await page.click('#all-filters .filter[data-state="failed"]');
+  await listShows(page, [40, 3]);
+  assert.equal(await page.getAttribute('#all-filters .filter[data-state="failed"]', 'aria-pressed'), 'true');
+  assert.equal(await text(page, '#all-filters .filter[data-state="failed"] .f-count'), '2');
+  assert.ok(await page.isDisabled('#all-newer'));
+  assert.ok(await page.isDisabled('#all-older'));
+  const states = await page.$$eval('#all-jobs .job .badge', (els) => els.map((e) => e.textContent));
+  assert.deepEqual(states, ['failed', 'failed']);
+  await screenshot(page, 'all-jobs-failed');
+  await page.click('#all-filters .filter[data-state="cancelled"]');
+  await listShows(page, [58]);
+  await page.click('#all-filters .filter[data-state="running"]');
+  await page.waitForSelector('#all-empty:not([hidden])');
+  assert.equal(await text(page, '#all-empty-title'), 'No running jobs');
+  assert.deepEqual(await listIds(page), []);
+  assert.ok(await page.isHidden('#all-pager'));
+  await page.click('#all-filters .filter[data-state=""]');
+  await listShows(page, down(58, 9));
+  // At a phone's width, it fits.
+  const phone = await open(t, s, { width: 390, height: 844, hash: '/#/jobs' });
+  await live(phone);
+  await listShows(phone, down(58, 9));
+  const width = await phone.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= 390, `the page is ${width}px wide at a 390px viewport`);
+  await screenshot(phone, 'phone-all-jobs');
+});
+
+test('all jobs: empty, go to a job by number, errors inline', async (t) => {
+  const s = await new Server(['--workers', '1']).start();
+  const page = await open(t, s, { hash: '/#/jobs' });
+  await live(page);
+  await page.waitForSelector('#all-empty:not([hidden])');
+  assert.equal(await text(page, '#all-empty-title'), 'No jobs yet');
+  assert.ok(await page.isHidden('#all-pager'));
+  assert.equal(await page.title(), 'All jobs — batchd');
+  // Go to job #: what is not a job id, and a job that is not there.
+  const say = async (value) => {
+    await page.fill('#goto-input', value);
+    await page.press('#goto-input', 'Enter');
+  };
+  for (const bad of ['abc', '0', '-3', '1.5', '']) {
+    await say(bad);
+    await page.waitForSelector('#goto-msg >> text=A job id is a positive whole number');
+    assert.equal(await page.getAttribute('#goto-input', 'aria-invalid'), 'true');
+    assert.equal(new URL(page.url()).hash, '#/jobs');
+  }
+  await say('1');
+  await page.waitForSelector('#goto-msg >> text=There is no job 1.');
+  await page.fill('#goto-input', '2');	// typing clears the message
+  await page.waitForSelector('#goto-msg:empty', { state: 'attached' });
+  const id = await s.submit({ handler: 'echo', name: 'found by number', tasks: [1] });
+  await say(`#${id}`);
+  await page.waitForSelector('#job-title >> text=found by number');
+  assert.equal(new URL(page.url()).hash, `#/jobs/${id}`);
+  // The list's own errors are said on the page: a cursor the server
+  // refuses (as a stale history entry might hold).
+  await page.goBack();
+  await listShows(page, [id]);
+  await page.evaluate(() => history.replaceState({ jobs: { filter: '', cursors: ['not-a-cursor'] } }, ''));
+  await page.reload();
+  await live(page);
+  await page.waitForSelector('#all-error >> text=Could not list the jobs: cursor must be');
+  await screenshot(page, 'all-jobs-error');
+  // The way back to the newest still works.
+  await page.click('#all-newest');
+  await listShows(page, [id]);
+  assert.equal(await text(page, '#all-error'), '');
+});
+
 test('the dashboard with running jobs (README screenshot), phone and dark', async (t) => {
   const s = await new Server(['--workers', '4']).start();
   await s.submit({ handler: 'echo', name: 'resize March photos',
