@@ -271,6 +271,30 @@ static void test_submit_wait_status_cancel(void **state)
 
 /* results: every task as a JSON line, to stdout or to a file that is
  * written whole or not at all. */
+/* Starts batchd with args (NULL-terminated, after the program's name) in
+ * the background, its stderr and stdout to files when named, SIGINT as by
+ * default (a test run from a shell may have it ignored); its pid. */
+static pid_t spawn_cli(const char *err, const char *out, const char *const *args)
+{
+	const char *argv[16] = { batchd_bin() };
+	pid_t pid;
+	int n = 1;
+
+	for (; args[n - 1] && n < 15; n++)
+		argv[n] = args[n - 1];
+	argv[n] = NULL;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		signal(SIGINT, SIG_DFL);
+		if ((err && !freopen(err, "w", stderr)) || (out && !freopen(out, "w", stdout)))
+			_exit(127);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
 struct child {
 	pid_t pid;
 	int status;
@@ -373,20 +397,12 @@ static void test_results(void **state)
 
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		const char *look[2] = { s.dir, "results.part.tmp." };
-		char bin[512];
+		const char *cmd[] = { "results", "--url", s.url, "--output", file, "1", NULL };
 		struct child c = { 0, 0 };
 
 		snprintf(file, sizeof(file), "%s/results.part", s.dir);
-		snprintf(bin, sizeof(bin), "%s", batchd_bin());
 		kill(s.pid, SIGSTOP);
-		c.pid = fork();
-		assert_true(c.pid >= 0);
-		if (c.pid == 0) {
-			signal(SIGINT, SIG_DFL);
-			execl(bin, bin, "results", "--url", s.url, "--output", file, "1",
-			      (char *)NULL);
-			_exit(127);
-		}
+		c.pid = spawn_cli(NULL, NULL, cmd);
 		assert_true(wait_until(dir_has, &s, look, 30));
 		kill(c.pid, sigs[i]);
 		assert_true(wait_until(child_exited, &s, &c, 30));
@@ -421,7 +437,7 @@ static void test_wait(void **state)
 	struct server s;
 	const char *args[] = { "--workers", "2", NULL };
 	struct buf out = BUF_INIT;
-	char path[400], log[450], bin[512], id[16];
+	char path[400], log[450];
 	const char *look[2] = { log, "job 3 sleep:" };
 	int status;
 	cJSON *j;
@@ -459,18 +475,7 @@ static void test_wait(void **state)
 	write_file(&s, "long.json", "[{\"ms\": 60000, \"steps\": 60}]", 0644, path, sizeof(path));
 	assert_int_equal(run(&out, "submit --url %s --handler sleep %s", s.url, path), 0);
 	snprintf(log, sizeof(log), "%s/wait.log", s.dir);
-	snprintf(bin, sizeof(bin), "%s", batchd_bin());
-	snprintf(id, sizeof(id), "3");
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		FILE *f = freopen(log, "w", stderr);
-
-		if (!f)
-			_exit(127);
-		execl(bin, bin, "wait", "--url", s.url, id, (char *)NULL);
-		_exit(127);
-	}
+	pid = spawn_cli(log, NULL, (const char *[]){ "wait", "--url", s.url, "3", NULL });
 	assert_true(wait_until(file_has, &s, look, 30));
 	kill(pid, SIGINT);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -636,7 +641,7 @@ static void test_wait_outlives_restart(void **state)
 {
 	struct server s;
 	const char *args[] = { "--workers", "1", NULL };
-	char log[450], out[450], listen[64], bin[512];
+	char log[450], out[450], listen[64];
 	const char *look[2] = { log, "job 1 sleep:" };
 	struct child c = { 0, 0 };
 	char *text;
@@ -649,15 +654,7 @@ static void test_wait_outlives_restart(void **state)
 				    " {\"ms\": 400}, {\"ms\": 400}, {\"ms\": 400}]}"), 1);
 	snprintf(log, sizeof(log), "%s/wait.log", s.dir);
 	snprintf(out, sizeof(out), "%s/wait.out", s.dir);
-	snprintf(bin, sizeof(bin), "%s", batchd_bin());
-	c.pid = fork();
-	assert_true(c.pid >= 0);
-	if (c.pid == 0) {
-		if (!freopen(log, "w", stderr) || !freopen(out, "w", stdout))
-			_exit(127);
-		execl(bin, bin, "wait", "--json", "--url", s.url, "1", (char *)NULL);
-		_exit(127);
-	}
+	c.pid = spawn_cli(log, out, (const char *[]){ "wait", "--json", "--url", s.url, "1", NULL });
 	assert_true(wait_until(file_has, &s, look, 30));
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", s.port);
 	server_kill(&s);
