@@ -46,6 +46,7 @@ struct http {
 	int quiesced;
 	int64_t timeout_us;
 	int nconns;
+	int requests;		/* begun and not yet answered in full */
 	struct conn *head, *tail;	/* waiting for a request */
 	uint64_t refused;
 };
@@ -448,6 +449,9 @@ static enum MHD_Result send_reply(const struct http *h, struct MHD_Connection *c
 	}
 	if (!has_cache)
 		MHD_add_response_header(resp, "Cache-Control", "no-store");
+	/* Shutting down: the client's next request is for the next server. */
+	if (h->quiesced)
+		MHD_add_response_header(resp, "Connection", "close");
 	/* No Access-Control-* header unless --cors-origin allows this one
 	 * origin; then caches must keep answers apart by Origin. */
 	if (h->app->cfg->cors_origin)
@@ -516,6 +520,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		rs = calloc(1, sizeof(*rs));
 		if (!rs)
 			return MHD_NO;
+		h->requests++;
 		buf_init(&rs->body);
 		rs->start_us = clock_mono_us();
 		*con_cls = rs;
@@ -590,6 +595,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		wait_append(h, k);
 	if (!rs)
 		return;
+	h->requests--;
 	buf_release(&rs->body);
 	free(rs);
 	*con_cls = NULL;
@@ -810,6 +816,11 @@ int http_pending(struct http *h)
 int http_connections(const struct http *h)
 {
 	return h->nconns;
+}
+
+int http_requests(const struct http *h)
+{
+	return h->requests;
 }
 
 void http_quiesce(struct http *h)

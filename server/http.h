@@ -133,6 +133,8 @@ int64_t http_deadline(struct http *h, int64_t now_us);
 int http_pending(struct http *h);
 /* Client connections open now. */
 int http_connections(const struct http *h);
+/* Requests begun and not yet answered in full (an export being sent). */
+int http_requests(const struct http *h);
 /* Stops accepting connections (shutdown); open ones are still served. */
 void http_quiesce(struct http *h);
 void http_free(struct http *h);

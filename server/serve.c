@@ -291,7 +291,11 @@ static int run(struct server *sv)
 		int64_t now = clock_mono_us(), next;
 		int n, ripe;
 
-		if (sv->stopping && pool_alive(sv->pool) == 0)
+		/* Stopped once the workers are gone and every answer begun is
+		 * sent (an export being read), unless the grace period is over
+		 * or a second signal came. */
+		if (sv->stopping && pool_alive(sv->pool) == 0 &&
+		    (http_requests(sv->http) == 0 || sv->aborted || now >= sv->stop_deadline))
 			break;
 		if (sv->stopping && !sv->aborted && now >= sv->stop_deadline) {
 			LOG_WARN("grace period over: stopping running tasks",

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,6 +232,96 @@ static void test_export_cut_short(void **state)
 	buf_release(&req);
 }
 
+/* A finished noop job of n tasks on s; its id. */
+static int64_t noop_job(const struct server *s, int n)
+{
+	struct buf b = BUF_INIT;
+	int64_t id;
+
+	buf_adds(&b, "{\"handler\": \"noop\", \"tasks\": [");
+	for (int i = 0; i < n; i++)
+		buf_addf(&b, "%s%d", i ? "," : "", i);
+	buf_adds(&b, "]}");
+	id = submit(s, b.data);
+	buf_release(&b);
+	cJSON_Delete(wait_job(s, id, "succeeded", 120));
+	return id;
+}
+
+/* Asks for job id's results on a connection of its own and reads the
+ * head of the answer; the connection. */
+static int export_begun(const struct server *s, int64_t id, struct buf *b)
+{
+	char req[128];
+	int fd = server_connect(s);
+
+	snprintf(req, sizeof(req), "GET /api/jobs/%lld/results HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+		 (long long)id);
+	assert_int_equal(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+	assert_true(read_some(fd, b, 4096, 60));
+	assert_non_null(strstr(b->data, "HTTP/1.1 200"));
+	return fd;
+}
+
+static int ended_whole(const struct buf *b)
+{
+	return b->len >= 5 && !memcmp(b->data + b->len - 5, "0\r\n\r\n", 5);
+}
+
+static int count_lines(const struct buf *b)
+{
+	int lines = 0;
+
+	for (size_t i = 1; i < b->len; i++)
+		lines += b->data[i] == '\n' && b->data[i - 1] == '}';
+	return lines;
+}
+
+/* A graceful stop lets an answer being sent finish, within the grace
+ * period: an export begun before the signal arrives whole, and the server
+ * then exits 0. A reader that stops reading is cut off when the grace
+ * period ends, not waited for. */
+static void test_export_outlives_shutdown(void **state)
+{
+	const char *args[] = { "--workers", "2", "--grace", "30", NULL };
+	const char *brief[] = { "--workers", "2", "--grace", "1", NULL };
+	const int tasks = 100000;
+	struct server s;
+	struct buf b = BUF_INIT;
+	int64_t id;
+	int fd;
+
+	(void)state;
+	server_init(&s);
+	server_start(&s, args);
+	id = noop_job(&s, tasks);
+	fd = export_begun(&s, id, &b);
+	kill(s.pid, SIGTERM);
+	assert_int_equal(read_some(fd, &b, SIZE_MAX, 60), 0);
+	close(fd);
+	print_message("after the signal: %d of %d lines, %s\n", count_lines(&b), tasks,
+		      ended_whole(&b) ? "whole" : "cut short");
+	assert_true(ended_whole(&b));
+	assert_int_equal(count_lines(&b), tasks);
+	assert_true(pids_gone_within(&s.pid, 1, 60));
+	assert_int_equal(server_stop(&s), 0);
+
+	/* The same export, read no further: cut when the second is over. */
+	buf_reset(&b);
+	server_start(&s, brief);
+	fd = export_begun(&s, id, &b);
+	kill(s.pid, SIGTERM);
+	assert_true(pids_gone_within(&s.pid, 1, 60));
+	assert_int_equal(server_stop(&s), 0);
+	assert_int_equal(read_some(fd, &b, SIZE_MAX, 60), 0);
+	close(fd);
+	assert_false(ended_whole(&b));
+	assert_true(count_lines(&b) < tasks);
+	assert_true(server_log_has(&s, "msg=stopped"));
+	buf_release(&b);
+	server_free(&s);
+}
+
 static int setup(void **state)
 {
 	const char *args[] = { "--workers", "2", NULL };
@@ -253,6 +344,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_export, setup, server_teardown),
 		cmocka_unit_test_setup_teardown(test_export_cut_short, setup_long_idle,
 						server_teardown),
+		cmocka_unit_test(test_export_outlives_shutdown),
 	};
 
 	return cmocka_run_group_tests_name("results", tests, NULL, NULL);
