@@ -277,6 +277,12 @@ static int count_lines(const struct buf *b)
 	return lines;
 }
 
+static int logged_stop(const struct server *s, void *ctx)
+{
+	(void)ctx;
+	return server_log_has(s, "msg=\"shutting down\"");
+}
+
 /* A graceful stop lets an answer being sent finish, within the grace
  * period: an export begun before the signal arrives whole, and the server
  * then exits 0. A reader that stops reading is cut off when the grace
@@ -287,9 +293,10 @@ static void test_export_outlives_shutdown(void **state)
 	const char *brief[] = { "--workers", "2", "--grace", "1", NULL };
 	const int tasks = 100000;
 	struct server s;
-	struct buf b = BUF_INIT;
+	const char *ping = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+	struct buf b = BUF_INIT, other = BUF_INIT;
 	int64_t id;
-	int fd;
+	int fd, idle;
 
 	(void)state;
 	server_init(&s);
@@ -306,11 +313,24 @@ static void test_export_outlives_shutdown(void **state)
 	assert_true(pids_gone_within(&s.pid, 1, 60));
 	assert_int_equal(server_stop(&s), 0);
 
-	/* The same export, read no further: cut when the second is over. */
+	/* The same export, read no further: cut when the second is over.
+	 * Meanwhile a kept-alive connection is answered, and told to close. */
 	buf_reset(&b);
 	server_start(&s, brief);
+	idle = server_connect(&s);
+	assert_int_equal(send(idle, ping, strlen(ping), MSG_NOSIGNAL), (ssize_t)strlen(ping));
+	assert_true(read_some(idle, &other, 1, 60));
+	assert_null(strstr(other.data, "Connection: close"));
 	fd = export_begun(&s, id, &b);
 	kill(s.pid, SIGTERM);
+	assert_true(wait_until(logged_stop, &s, NULL, 60));
+	buf_reset(&other);
+	assert_int_equal(send(idle, ping, strlen(ping), MSG_NOSIGNAL), (ssize_t)strlen(ping));
+	assert_int_equal(read_some(idle, &other, SIZE_MAX, 60), 0);	/* and closed */
+	close(idle);
+	assert_non_null(strstr(other.data, "HTTP/1.1 503"));	/* healthz: stopping */
+	assert_non_null(strstr(other.data, "\"status\":\"stopping\""));
+	assert_non_null(strstr(other.data, "Connection: close"));
 	assert_true(pids_gone_within(&s.pid, 1, 60));
 	assert_int_equal(server_stop(&s), 0);
 	assert_int_equal(read_some(fd, &b, SIZE_MAX, 60), 0);
@@ -319,6 +339,7 @@ static void test_export_outlives_shutdown(void **state)
 	assert_true(count_lines(&b) < tasks);
 	assert_true(server_log_has(&s, "msg=stopped"));
 	buf_release(&b);
+	buf_release(&other);
 	server_free(&s);
 }
 
