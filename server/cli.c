@@ -677,6 +677,7 @@ static int list_jobs(struct client *cl, const char *state, long long limit, int 
 	for (;;) {
 		long long want = limit ? limit - shown : LIST_PAGE;
 		cJSON *page;
+		long status;
 
 		buf_reset(&path);
 		buf_addf(&path, "/api/jobs?limit=%lld", want < LIST_PAGE ? want : LIST_PAGE);
@@ -684,8 +685,7 @@ static int list_jobs(struct client *cl, const char *state, long long limit, int 
 			buf_addf(&path, "&state=%s", state);
 		if (next)
 			buf_addf(&path, "&cursor=%s", next->valuestring);
-		long status = request(cl, "GET", path.data, NULL, 0, NULL, &body);
-
+		status = request(cl, "GET", path.data, NULL, 0, NULL, &body);
 		if (status < 0) {
 			rc = EXIT_UNREACHABLE;
 			goto out;
@@ -1014,7 +1014,6 @@ static void results_usage(FILE *out)
 	      "answer is cut short (the job was deleted meanwhile); 3 when the server\n"
 	      "cannot be reached.\n", out);
 }
-
 
 /* results --output's temporary file while it is being written: a signal
  * that ends the command removes it first, so nothing half-written stays
