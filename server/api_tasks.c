@@ -82,6 +82,7 @@ static int state_arg(struct request *q, struct reply *r)
 void api_tasks_list(struct request *q, struct reply *r)
 {
 	int64_t offset = req_int(q, "offset", INT64_MAX / 2);
+	int64_t from = req_int(q, "from", INT64_MAX / 2);
 	int64_t limit = req_int(q, "limit", TASKS_MAX);
 	struct store_job row;
 	struct tasks_ctx c = { q->app, NULL, 0 };
@@ -93,6 +94,14 @@ void api_tasks_list(struct request *q, struct reply *r)
 		return;
 	if (offset == -2) {
 		reply_error(r, 400, "invalid_request", "offset must be a whole number >= 0");
+		return;
+	}
+	if (from == -2) {
+		reply_error(r, 400, "invalid_request", "from must be a task index (a whole number >= 0)");
+		return;
+	}
+	if (from >= 0 && offset >= 0) {
+		reply_error(r, 400, "invalid_request", "give offset or from, not both");
 		return;
 	}
 	if (limit == -2 || limit == 0) {
@@ -128,15 +137,19 @@ void api_tasks_list(struct request *q, struct reply *r)
 	}
 	doc = cJSON_CreateObject();
 	c.arr = cJSON_AddArrayToObject(doc, "tasks");
-	if (store_tasks_list(q->app->store, q->id, state, offset, (int)limit, 0,
-			     add_task, &c) < 0) {
+	/* from: the tasks of the filter from that index on, found through
+	 * the primary key however deep (offset skips its rows one by one). */
+	if ((from >= 0 ? store_tasks_from(q->app->store, q->id, state, from, (int)limit, 0,
+					  add_task, &c)
+		       : store_tasks_list(q->app->store, q->id, state, offset, (int)limit, 0,
+					  add_task, &c)) < 0) {
 		cJSON_Delete(doc);
 		reply_error(r, 500, "database_error", "database error: %s",
 			    store_errmsg(q->app->store));
 		return;
 	}
 	cJSON_AddNumberToObject(doc, "total", (double)(total < 0 ? 0 : total));
-	cJSON_AddNumberToObject(doc, "offset", (double)offset);
+	cJSON_AddNumberToObject(doc, from >= 0 ? "from" : "offset", (double)(from >= 0 ? from : offset));
 	cJSON_AddNumberToObject(doc, "limit", (double)limit);
 	reply_json(r, 200, doc);
 }

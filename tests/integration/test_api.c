@@ -172,6 +172,30 @@ static void test_tasks_filter_and_pages(void **state)
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "tasks")), 0);
 	cJSON_Delete(j);
 
+	/* from: the filter's tasks from that index on, however deep. */
+	j = api(s, "GET", "/api/jobs/2/tasks?from=7&limit=2", NULL, 200);
+	assert_int_equal(jnum(j, "from"), 7);
+	assert_null(cJSON_GetObjectItem(j, "offset"));
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "tasks")), 2);
+	assert_int_equal(jnum(j, "tasks.0.index"), 7);
+	cJSON_Delete(j);
+	j = api(s, "GET", "/api/jobs/2/tasks?state=succeeded&from=8", NULL, 200);
+	assert_int_equal(jnum(j, "total"), 10);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "tasks")), 2);
+	assert_int_equal(jnum(j, "tasks.1.index"), 9);
+	cJSON_Delete(j);
+	j = api(s, "GET", "/api/jobs/1/tasks?state=failed&from=0", NULL, 200);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "tasks")), 1);
+	cJSON_Delete(j);
+	j = api(s, "GET", "/api/jobs/1/tasks?state=failed&from=1", NULL, 200);
+	assert_int_equal(jnum(j, "total"), 1);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "tasks")), 0);
+	cJSON_Delete(j);
+	expect_error(s, "GET", "/api/jobs/2/tasks?from=x", NULL, 400, "invalid_request",
+		     "from must be a task index");
+	expect_error(s, "GET", "/api/jobs/2/tasks?from=3&offset=2", NULL, 400, "invalid_request",
+		     "give offset or from, not both");
+
 	expect_error(s, "GET", "/api/jobs/2/tasks?state=nope", NULL, 400, "invalid_request", "state");
 	expect_error(s, "GET", "/api/jobs/2/tasks?offset=-1", NULL, 400, "invalid_request", "offset");
 	expect_error(s, "GET", "/api/jobs/2/tasks?limit=5000", NULL, 400, "invalid_request", "limit");
