@@ -879,10 +879,22 @@ $('job-download').addEventListener('click', async (ev) => {
 
 async function loadTasks() {
   const id = detail.id;
-  const q = new URLSearchParams({ offset: detail.offset, limit: PAGE });
+  const q = new URLSearchParams({ limit: PAGE });
   if (detail.filter) q.set('state', detail.filter);
+  // The filtered page shown, again (every second while the job runs): from
+  // its first task on, which the server finds directly, where an offset
+  // would have it skip the filter's tasks before the page one by one.
+  const again = detail.filter && detail.offset > 0 && detail.tasks &&
+    detail.tasks.tasks.length && detail.tasksKey === `${detail.filter}/${detail.offset}`;
+  if (again) q.set('from', detail.tasks.tasks[0].index);
+  else q.set('offset', detail.offset);
   const r = await api.get(`/api/jobs/${id}/tasks?${q}`);
   if (id !== detail.id) return;
+  // Its tasks all moved on (a queued page ran): by the offset once more.
+  if (again && !r.data.tasks.length) {
+    detail.tasksKey = '';
+    return loadTasks();
+  }
   // Past the end (the filter's count shrank): go to the last page.
   if (!r.data.tasks.length && r.data.total && detail.offset >= r.data.total) {
     detail.offset = Math.floor((r.data.total - 1) / PAGE) * PAGE;

@@ -411,6 +411,32 @@ test('a 100,000-task job pages without loading it whole', async (t) => {
   assert.ok(asked.length > 0 && asked.every((n) => n > 0 && n <= 100), `limits asked: ${asked}`);
 });
 
+test('a deep page of a filter follows a running job by index, not by offset', async (t) => {
+  const s = await new Server(['--workers', '1']).start();
+  // 300 quick tasks, then slow ones: the job runs on with a deep page of
+  // its succeeded tasks to follow.
+  const tasks = [...Array(300).fill({ ms: 1 }), ...Array(20).fill({ ms: 3000 })];
+  const id = await s.submit({ handler: 'sleep', name: 'long tail', tasks });
+  await until('300 tasks done', async () => (await s.api('GET', `/api/jobs/${id}`)).progress.succeeded >= 300, 60000);
+  const asked = [];
+  const page = await open(t, s, { hash: `/#/jobs/${id}` });
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname.endsWith('/tasks') && u.searchParams.get('state') === 'succeeded') asked.push(u.search);
+  });
+  await live(page);
+  await page.click('#task-filters .filter[data-state="succeeded"]');
+  await page.waitForSelector('#pg-info >> text=page 1 of');
+  await page.click('#pg-next');
+  await page.waitForSelector('.task-row[data-index="50"]');
+  // The page is asked for by its offset once, then again from its first task.
+  await until('the page asked for again from task 50', async () => asked.some((q) => /[?&]from=50(&|$)/.test(q)), 30000);
+  assert.ok(asked.some((q) => /[?&]offset=50(&|$)/.test(q)), `asked: ${asked.join(' ')}`);
+  assert.equal(await page.getAttribute('.task-row:first-child', 'data-index'), '50');
+  assert.match(await text(page, '#pg-info'), /^51–100 of /);
+  await s.api('POST', `/api/jobs/${id}/cancel`);
+});
+
 // ---- all jobs ----
 
 const listIds = (page) => page.$$eval('#all-jobs .job', (els) => els.map((e) => Number(e.dataset.id)));
