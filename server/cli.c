@@ -666,25 +666,27 @@ static void print_job_line(const cJSON *job)
 }
 
 /* Lists up to limit jobs (0: all), of one state unless state is NULL,
- * paging through GET /api/jobs with its cursor. */
+ * paging through GET /api/jobs with its cursor, each page printed as it
+ * comes (a long history is never held whole). */
 static int list_jobs(struct client *cl, const char *state, long long limit, int json)
 {
 	struct buf path = BUF_INIT, body = BUF_INIT;
-	cJSON *all = cJSON_CreateArray(), *doc = NULL, *next = NULL;
+	char cursor[32] = "";
 	long long shown = 0;
-	int rc = 0;
+	int rc = 0, more = 0, pages = 0;
 
 	for (;;) {
 		long long want = limit ? limit - shown : LIST_PAGE;
-		cJSON *page;
+		const cJSON *j, *next;
+		cJSON *doc;
 		long status;
 
 		buf_reset(&path);
 		buf_addf(&path, "/api/jobs?limit=%lld", want < LIST_PAGE ? want : LIST_PAGE);
 		if (state)
 			buf_addf(&path, "&state=%s", state);
-		if (next)
-			buf_addf(&path, "&cursor=%s", next->valuestring);
+		if (*cursor)
+			buf_addf(&path, "&cursor=%s", cursor);
 		status = request(cl, "GET", path.data, NULL, 0, NULL, &body);
 		if (status < 0) {
 			rc = EXIT_UNREACHABLE;
@@ -695,52 +697,51 @@ static int list_jobs(struct client *cl, const char *state, long long limit, int 
 			rc = EXIT_FAILED;
 			goto out;
 		}
-		cJSON_Delete(doc);
+		if (!pages++) {
+			if (json)
+				fputs("{\"jobs\":[", stdout);
+			else
+				printf("%6s  %-9s  %-12s  %19s %6s  %11s  %8s  %s\n", "ID", "STATE",
+				       "HANDLER", "DONE/TOTAL", "", "RATE", "ETA", "NAME");
+		}
 		doc = cJSON_Parse(body.data);
-		page = cJSON_GetObjectItemCaseSensitive(doc, "jobs");
-		while (cJSON_IsArray(page) && page->child) {
-			cJSON_AddItemToArray(all, cJSON_DetachItemViaPointer(page, page->child));
+		cJSON_ArrayForEach(j, cJSON_GetObjectItemCaseSensitive(doc, "jobs")) {
+			if (json) {
+				char *text = cJSON_PrintUnformatted(j);
+
+				printf("%s%s", shown ? "," : "", text ? text : "null");
+				free(text);
+			} else {
+				print_job_line(j);
+			}
 			shown++;
 		}
+		/* The cursor is a job id, digits only. */
 		next = cJSON_GetObjectItemCaseSensitive(doc, "next");
-		if (!cJSON_IsString(next)) {
-			next = NULL;
-			break;
-		}
-		if (limit && shown >= limit)
+		more = cJSON_IsString(next) && *next->valuestring &&
+		       strlen(next->valuestring) < sizeof(cursor) &&
+		       next->valuestring[strspn(next->valuestring, "0123456789")] == '\0';
+		if (more)
+			snprintf(cursor, sizeof(cursor), "%s", next->valuestring);
+		cJSON_Delete(doc);
+		if (!more || (limit && shown >= limit))
 			break;
 	}
-	if (json) {
-		cJSON *o = cJSON_CreateObject();
-		char *text;
-
-		cJSON_AddItemToObject(o, "jobs", all);
-		all = NULL;
-		if (next)
-			cJSON_AddStringToObject(o, "next", next->valuestring);
-		else
-			cJSON_AddNullToObject(o, "next");
-		text = cJSON_PrintUnformatted(o);
-		printf("%s\n", text);
-		free(text);
-		cJSON_Delete(o);
+	if (json && more) {
+		printf("],\"next\":\"%s\"}\n", cursor);
+	} else if (json) {
+		fputs("],\"next\":null}\n", stdout);
 	} else {
-		const cJSON *j;
-
-		printf("%6s  %-9s  %-12s  %19s %6s  %11s  %8s  %s\n", "ID", "STATE",
-		       "HANDLER", "DONE/TOTAL", "", "RATE", "ETA", "NAME");
-		cJSON_ArrayForEach(j, all)
-			print_job_line(j);
 		if (!shown)
 			fprintf(stderr, "batchd: no %s%sjobs\n", state ? state : "", state ? " " : "");
-		if (next)
+		if (more)
 			fprintf(stderr, "batchd: the newest %lld%s%s jobs shown; there are more "
 				"(--limit N, or --all)\n", shown, state ? " " : "",
 				state ? state : "");
 	}
 out:
-	cJSON_Delete(all);
-	cJSON_Delete(doc);
+	if (rc && pages && json)
+		putchar('\n');
 	buf_release(&path);
 	buf_release(&body);
 	return rc;
