@@ -507,6 +507,8 @@ static void test_descriptors_stable(void **state)
 	wait_until(fds_back, &s, &before, 10);
 	after = count_fds(s.pid);
 	print_message("server descriptors: %d before, %d after 10,000 tasks\n", before.want, after);
+	if (after != before.want)
+		sh("ls -l /proc/%d/fd >&2; ps -o pid,args --ppid %d >&2", (int)s.pid, (int)s.pid);
 	assert_int_equal(after, before.want);
 	server_free(&s);
 }
