@@ -485,6 +485,7 @@ static void test_descriptors_stable(void **state)
 		usleep(100000);
 	}
 	assert_true(before.want > 3);
+	sh("ls -l /proc/%d/fd | awk 'NR > 1 {print $9, $10, $11}' > %s/fds.before", (int)s.pid, s.dir);
 
 	buf_adds(&body, "{\"handler\": \"echo\", \"tasks\": [0");
 	for (int i = 1; i < 9000; i++)
@@ -508,7 +509,8 @@ static void test_descriptors_stable(void **state)
 	after = count_fds(s.pid);
 	print_message("server descriptors: %d before, %d after 10,000 tasks\n", before.want, after);
 	if (after != before.want)
-		sh("ls -l /proc/%d/fd >&2; ps -o pid,args --ppid %d >&2", (int)s.pid, (int)s.pid);
+		sh("ls -l /proc/%d/fd | awk 'NR > 1 {print $9, $10, $11}' | diff %s/fds.before - >&2;"
+		   " ps -o pid,args --ppid %d >&2", (int)s.pid, s.dir, (int)s.pid);
 	assert_int_equal(after, before.want);
 	server_free(&s);
 }
