@@ -618,7 +618,8 @@ static long long job_id_arg(int argc, char **argv, const char *cmd, int optional
 	return id;
 }
 
-static int known_state(const char *s)
+/* Whether a --state given to cmd is a task or job state; says so if not. */
+static int known_state(const char *cmd, const char *s)
 {
 	static const char *const states[] = { "queued", "running", "succeeded", "failed",
 					      "cancelled" };
@@ -626,6 +627,8 @@ static int known_state(const char *s)
 	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
 		if (!strcmp(s, states[i]))
 			return 1;
+	fprintf(stderr, "batchd %s: --state must be queued, running, succeeded, failed or"
+		" cancelled\n", cmd);
 	return 0;
 }
 
@@ -802,11 +805,8 @@ int cli_status(int argc, char **argv)
 			" jobs, not for one job\n");
 		return EXIT_USAGE;
 	}
-	if (state && !known_state(state)) {
-		fprintf(stderr, "batchd status: --state must be queued, running, succeeded,"
-			" failed or cancelled\n");
+	if (state && !known_state("status", state))
 		return EXIT_USAGE;
-	}
 	cl = client_new(c.url, c.token);
 	if (!cl)
 		return EXIT_FAILED;
@@ -1082,11 +1082,8 @@ int cli_results(int argc, char **argv)
 	}
 	if ((id = job_id_arg(argc, argv, "results", 0)) < 0)
 		return EXIT_USAGE;
-	if (state && !known_state(state)) {
-		fprintf(stderr, "batchd results: --state must be queued, running, succeeded,"
-			" failed or cancelled\n");
+	if (state && !known_state("results", state))
 		return EXIT_USAGE;
-	}
 	cl = client_new(c.url, c.token);
 	if (!cl)
 		return EXIT_FAILED;
