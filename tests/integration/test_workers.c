@@ -469,7 +469,7 @@ static void test_descriptors_stable(void **state)
 	const char *args[] = { "--workers", "2", "--max-tasks-per-worker", "700", NULL };
 	struct buf body = BUF_INIT;
 	struct fds_ctx before;
-	int after;
+	int after, had_ckpt, started_ckpt;
 
 	(void)state;
 	server_init(&s);
@@ -485,6 +485,7 @@ static void test_descriptors_stable(void **state)
 		usleep(100000);
 	}
 	assert_true(before.want > 3);
+	had_ckpt = server_checkpointer(&s) != 0;
 	sh("ls -l /proc/%d/fd | awk 'NR > 1 {print $9, $10, $11}' > %s/fds.before", (int)s.pid, s.dir);
 
 	buf_adds(&body, "{\"handler\": \"echo\", \"tasks\": [0");
@@ -505,9 +506,16 @@ static void test_descriptors_stable(void **state)
 	buf_release(&body);
 
 	assert_true(wait_until(pool_full, &s, NULL, 30));
+	/* The checkpointer starts the first time the WAL grows long (on a
+	 * slow server, such as one under valgrind, its commits are smaller
+	 * and more): its socket is one more descriptor, once. */
+	started_ckpt = !had_ckpt && server_checkpointer(&s);
+	print_message("server descriptors: %d before 10,000 tasks%s\n", before.want,
+		      started_ckpt ? ", and the checkpointer's socket since" : "");
+	before.want += started_ckpt;
 	wait_until(fds_back, &s, &before, 10);
 	after = count_fds(s.pid);
-	print_message("server descriptors: %d before, %d after 10,000 tasks\n", before.want, after);
+	print_message("server descriptors: %d after\n", after);
 	if (after != before.want)
 		sh("ls -l /proc/%d/fd | awk 'NR > 1 {print $9, $10, $11}' | diff %s/fds.before - >&2;"
 		   " ps -o pid,args --ppid %d >&2", (int)s.pid, s.dir, (int)s.pid);
