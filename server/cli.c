@@ -27,6 +27,8 @@
 
 /* Jobs per request when listing: the API's most. */
 #define LIST_PAGE 1000
+/* A job's failed tasks that status ID shows. */
+#define FAILED_SHOWN 5
 
 struct common {
 	const char *url;
@@ -832,13 +834,23 @@ int cli_status(int argc, char **argv)
 		format_bar(job, 30, line, sizeof(line));
 		printf("%s\nstate: %s   name: %s   created: %s\n", line, shown_state(job),
 		       str(job, "name") ? str(job, "name") : "-", str(job, "created_at"));
+		printf("started: %s   finished: %s   max attempts: %.0f   priority: %.0f\n",
+		       str(job, "started_at") ? str(job, "started_at") : "-",
+		       str(job, "finished_at") ? str(job, "finished_at") : "-",
+		       num(job, "max_attempts"), num(job, "priority"));
 		if (num(cJSON_GetObjectItemCaseSensitive(job, "progress"), "failed") > 0) {
-			snprintf(path, sizeof(path), "/api/jobs/%lld/tasks?state=failed&limit=5", id);
+			snprintf(path, sizeof(path), "/api/jobs/%lld/tasks?state=failed&limit=%d", id,
+				 FAILED_SHOWN);
 			if (request(cl, "GET", path, NULL, 0, NULL, &body) == 200) {
 				cJSON *doc = cJSON_Parse(body.data);
+				double failed = num(doc, "total");
 
-				printf("failed tasks (first 5 of %.0f):\n",
-				       num(doc, "total"));
+				if (failed > FAILED_SHOWN)
+					printf("failed tasks (the first %d of %.0f; all of them:"
+					       " batchd results --state failed %lld):\n",
+					       FAILED_SHOWN, failed, id);
+				else
+					printf("failed tasks:\n");
 				cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(doc, "tasks"))
 					printf("  #%-6.0f attempts=%.0f  %s\n", num(t, "index"),
 					       num(t, "attempts"), str(t, "error") ? str(t, "error") : "");

@@ -224,7 +224,8 @@ static void test_submit_wait_status_cancel(void **state)
 	assert_non_null(strstr(out.data, "succeeded"));
 	assert_non_null(strstr(out.data, "nap"));
 	assert_int_equal(run(&out, "status --url %s 2", s.url), 0);
-	assert_non_null(strstr(out.data, "failed tasks (first 5 of 2)"));
+	assert_non_null(strstr(out.data, "\nstarted: 20"));
+	assert_non_null(strstr(out.data, "max attempts: 1   priority: 0\nfailed tasks:\n"));
 	assert_non_null(strstr(out.data, "attempts=1  a"));
 
 	/* cancel and retry. */
@@ -265,6 +266,19 @@ static void test_submit_wait_status_cancel(void **state)
 	assert_int_equal(run(&out, "submit --url %s", s.url), 2);
 	assert_int_equal(run(&out, "submit --help"), 0);
 	assert_non_null(strstr(out.data, "--wait"));
+
+	/* More failed tasks than status shows: it says how many, and where
+	 * the rest are. */
+	write_file(&s, "seven.json", "[{}, {}, {}, {}, {}, {}, {}]", 0644, path, sizeof(path));
+	assert_int_equal(run(&out, "submit --url %s --handler fail --attempts 2 --wait %s", s.url,
+			     path), 1);
+	assert_non_null(strstr(out.data, "job 5 failed"));
+	assert_int_equal(run(&out, "status --url %s 5", s.url), 0);
+	assert_non_null(strstr(out.data, "max attempts: 2"));
+	assert_non_null(strstr(out.data, "failed tasks (the first 5 of 7; all of them: "
+					 "batchd results --state failed 5):\n"));
+	assert_non_null(strstr(out.data, "#4      attempts=2"));
+	assert_null(strstr(out.data, "#5 "));
 	buf_release(&out);
 	server_free(&s);
 }
