@@ -223,36 +223,48 @@ static char *read_all(const char *path, size_t *len)
 	return buf_detach(&b, len);
 }
 
-/* Reads JSON Lines: one task per non-empty line. */
-static cJSON *parse_lines(const char *text, char *err, size_t errlen)
+static int blank(char c)
 {
-	cJSON *arr = cJSON_CreateArray();
-	int line = 0;
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
-	while (*text) {
-		const char *nl = strchr(text, '\n');
-		size_t n = nl ? (size_t)(nl - text) : strlen(text);
-		char *copy = strndup(text, n);
+/* JSON Lines, one task per non-empty line, into out as a JSON array: the
+ * lines' own text, each checked to be one JSON value and let go, so that
+ * a million lines take their bytes and not a tree of a million objects.
+ * 0, or -1 with err said. */
+static int lines_to_array(const char *text, size_t len, struct buf *out, char *err,
+			  size_t errlen)
+{
+	const char *p = text, *end = text + len;
+	int line = 0, n = 0;
+
+	buf_addc(out, '[');
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *a = p, *z = nl ? nl : end, *parsed;
 		cJSON *t;
-		size_t k = 0;
 
 		line++;
-		while (copy[k] == ' ' || copy[k] == '\t' || copy[k] == '\r')
-			k++;
-		if (copy[k]) {
-			t = cJSON_Parse(copy);
-			if (!t) {
-				snprintf(err, errlen, "line %d is not JSON", line);
-				free(copy);
-				cJSON_Delete(arr);
-				return NULL;
-			}
-			cJSON_AddItemToArray(arr, t);
+		p = nl ? nl + 1 : end;
+		while (a < z && blank(*a))
+			a++;
+		while (z > a && blank(z[-1]))
+			z--;
+		if (a == z)
+			continue;
+		t = cJSON_ParseWithLengthOpts(a, (size_t)(z - a), &parsed, 0);
+		cJSON_Delete(t);
+		if (!t || parsed != z) {
+			snprintf(err, errlen, t ? "line %d holds more than one JSON value" :
+				 "line %d is not JSON", line);
+			return -1;
 		}
-		free(copy);
-		text += n + (nl ? 1 : 0);
+		if (n++)
+			buf_addc(out, ',');
+		buf_add(out, a, (size_t)(z - a));
 	}
-	return arr;
+	buf_addc(out, ']');
+	return 0;
 }
 
 static void submit_usage(FILE *out)
@@ -405,7 +417,7 @@ int cli_submit(int argc, char **argv)
 	double priority = NAN, timeout = NAN, attempts = NAN;
 	int wait = 0, paused = 0, opt, rc = EXIT_FAILED;
 	struct client *cl = NULL;
-	struct buf body = BUF_INIT, hdr = BUF_INIT;
+	struct buf body = BUF_INIT, hdr = BUF_INIT, tasks = BUF_INIT, payload = BUF_INIT;
 	cJSON *doc = NULL, *req = NULL;
 	char *text = NULL, *out = NULL, err[128];
 	size_t len;
@@ -456,21 +468,26 @@ int cli_submit(int argc, char **argv)
 	text = read_all(argv[optind], &len);
 	if (!text)
 		return EXIT_USAGE;
-	/* One JSON document, or else JSON Lines. */
+	/* One JSON document, or else JSON Lines. The tasks of an array or of
+	 * lines go out as their own text, spliced into the request below. */
 	doc = cJSON_ParseWithOpts(text, NULL, 1);
 	if (!doc) {
-		doc = parse_lines(text, err, sizeof(err));
-		if (!doc) {
+		if (lines_to_array(text, len, &tasks, err, sizeof(err)) < 0) {
 			fprintf(stderr, "batchd submit: %s: not JSON and not JSON Lines (%s)\n",
 				argv[optind], err);
 			rc = EXIT_USAGE;
 			goto out;
 		}
-	}
-	if (cJSON_IsArray(doc)) {
+		free(text);
+		text = NULL;
 		req = cJSON_CreateObject();
-		cJSON_AddItemToObject(req, "tasks", doc);
+	} else if (cJSON_IsArray(doc)) {
+		cJSON_Delete(doc);
 		doc = NULL;
+		buf_adds(&tasks, text);
+		free(text);
+		text = NULL;
+		req = cJSON_CreateObject();
 	} else if (cJSON_IsObject(doc)) {
 		req = doc;
 		doc = NULL;
@@ -505,6 +522,20 @@ int cli_submit(int argc, char **argv)
 		SET("paused", cJSON_CreateTrue());
 #undef SET
 	out = cJSON_PrintUnformatted(req);
+	if (tasks.len) {
+		/* {"handler":...} and the tasks: {"handler":...,"tasks":[...]} */
+		size_t n = strlen(out);
+
+		buf_add(&payload, out, n - 1);
+		buf_adds(&payload, n > 2 ? ",\"tasks\":" : "\"tasks\":");
+		buf_add(&payload, tasks.data, tasks.len);
+		buf_release(&tasks);
+		buf_addc(&payload, '}');
+	} else {
+		buf_adds(&payload, out);
+	}
+	free(out);
+	out = NULL;
 	cl = client_new(c.url, c.token);
 	if (!cl) {
 		fprintf(stderr, "batchd: cannot start the HTTP client\n");
@@ -512,7 +543,8 @@ int cli_submit(int argc, char **argv)
 	}
 	if (key)
 		buf_addf(&hdr, "Idempotency-Key: %s", key);
-	status = request(cl, "POST", "/api/jobs", out, strlen(out), key ? hdr.data : NULL, &body);
+	status = request(cl, "POST", "/api/jobs", payload.data, payload.len, key ? hdr.data : NULL,
+			 &body);
 	if (status < 0) {
 		rc = EXIT_UNREACHABLE;
 		goto out;
@@ -545,6 +577,8 @@ out:
 	cJSON_Delete(req);
 	free(text);
 	free(out);
+	buf_release(&tasks);
+	buf_release(&payload);
 	buf_release(&body);
 	buf_release(&hdr);
 	client_free(cl);

@@ -283,6 +283,61 @@ static void test_submit_wait_status_cancel(void **state)
 	server_free(&s);
 }
 
+/* submit's tasks go to the server as written: JSON Lines whatever their
+ * spacing and line ends, or an array, with the options added; a line of
+ * two values, or of none, is refused by its number and nothing is made. */
+static void test_submit_inputs(void **state)
+{
+	struct server s;
+	const char *args[] = { "--workers", "2", NULL };
+	struct buf out = BUF_INIT;
+	char path[400];
+	cJSON *j;
+
+	(void)state;
+	server_init(&s);
+	server_start(&s, args);
+
+	write_file(&s, "two.jsonl", "{\"a\": 1}\n{\"b\": 2} {\"c\": 3}\n", 0644, path, sizeof(path));
+	assert_int_equal(run(&out, "submit --url %s --handler echo %s", s.url, path), 2);
+	assert_non_null(strstr(out.data, "line 2 holds more than one JSON value"));
+	write_file(&s, "cut.jsonl", "{\"a\": 1}\n\n[1, 2]\n{\"b\":\n", 0644, path, sizeof(path));
+	assert_int_equal(run(&out, "submit --url %s --handler echo %s", s.url, path), 2);
+	assert_non_null(strstr(out.data, "line 4 is not JSON"));
+	j = api(&s, "GET", "/api/jobs", NULL, 200);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "jobs")), 0);
+	cJSON_Delete(j);
+
+	/* CRLF, blank lines, spaces around, and values of every kind. */
+	write_file(&s, "mixed.jsonl", "\r\n  {\"a\": [1, {\"b\": \"x y\"}]}  \r\n\n\t7\n\"z\"\r\nnull",
+		   0644, path, sizeof(path));
+	assert_int_equal(run(&out, "submit --url %s --handler echo --name mixed --wait %s", s.url,
+			     path), 0);
+	assert_non_null(strstr(out.data, "job 1 succeeded"));
+	assert_int_equal(run(&out, "results --url %s 1 --input", s.url), 0);
+	assert_non_null(strstr(out.data, "\"input\":{\"a\":[1,{\"b\":\"x y\"}]}"));
+	assert_non_null(strstr(out.data, "\"index\":1,") && strstr(out.data, "\"input\":7"));
+	assert_non_null(strstr(out.data, "\"input\":\"z\""));
+	assert_non_null(strstr(out.data, "\"index\":3,"));
+	assert_null(strstr(out.data, "\"index\":4,"));
+
+	/* An array over several lines, and the options around it. */
+	write_file(&s, "tasks.json", "[\n  {\"ms\": 1},\n  {\"ms\": 2}\n]\n", 0644, path,
+		   sizeof(path));
+	assert_int_equal(run(&out, "submit --url %s --handler sleep --name arr --priority 4 "
+			     "--attempts 3 --paused %s", s.url, path), 0);
+	j = api(&s, "GET", "/api/jobs/2", NULL, 200);
+	assert_string_equal(jstr(j, "name"), "arr");
+	assert_string_equal(jstr(j, "handler"), "sleep");
+	assert_int_equal(jnum(j, "priority"), 4);
+	assert_int_equal(jnum(j, "max_attempts"), 3);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(j, "paused")));
+	assert_int_equal(jnum(j, "progress.total"), 2);
+	cJSON_Delete(j);
+	buf_release(&out);
+	server_free(&s);
+}
+
 /* results: every task as a JSON line, to stdout or to a file that is
  * written whole or not at all. */
 /* Starts batchd with args (NULL-terminated, after the program's name) in
@@ -703,6 +758,7 @@ int main(void)
 		cmocka_unit_test(test_serve_refusals),
 		cmocka_unit_test(test_serve_read_only_fs),
 		cmocka_unit_test(test_submit_wait_status_cancel),
+		cmocka_unit_test(test_submit_inputs),
 		cmocka_unit_test(test_results),
 		cmocka_unit_test(test_wait),
 		cmocka_unit_test(test_wait_outlives_restart),
