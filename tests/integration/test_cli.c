@@ -285,18 +285,28 @@ static void test_submit_wait_status_cancel(void **state)
 
 /* submit's tasks go to the server as written: JSON Lines whatever their
  * spacing and line ends, or an array, with the options added; a line of
- * two values, or of none, is refused by its number and nothing is made. */
+ * two values, or of none, is refused by its number and nothing is made;
+ * so is a job larger than the server takes, with the server's word. */
 static void test_submit_inputs(void **state)
 {
 	struct server s;
-	const char *args[] = { "--workers", "2", NULL };
-	struct buf out = BUF_INIT;
+	const char *args[] = { "--workers", "2", "--max-body", "1M", NULL };
+	struct buf out = BUF_INIT, big = BUF_INIT;
 	char path[400];
 	cJSON *j;
 
 	(void)state;
 	server_init(&s);
 	server_start(&s, args);
+
+	/* 32 MB: far more than the socket's buffers hold, so the server's
+	 * early 413 must come before the body is sent, not after. */
+	for (int i = 0; i < 1000000; i++)
+		buf_addf(&big, "{\"n\": %d, \"pad\": \"xxxxxxxxxx\"}\n", i);
+	write_file(&s, "big.jsonl", big.data, 0644, path, sizeof(path));
+	buf_release(&big);
+	assert_int_equal(run(&out, "submit --url %s --handler noop %s", s.url, path), 2);
+	assert_non_null(strstr(out.data, "takes at most 1048576 (--max-body) (HTTP 413)"));
 
 	write_file(&s, "two.jsonl", "{\"a\": 1}\n{\"b\": 2} {\"c\": 3}\n", 0644, path, sizeof(path));
 	assert_int_equal(run(&out, "submit --url %s --handler echo %s", s.url, path), 2);
