@@ -143,6 +143,15 @@ static const char *shown_state(const cJSON *job)
 	       str(job, "state");
 }
 
+/* Whether job is in a final state: succeeded, failed or cancelled. */
+static int job_over(const cJSON *job)
+{
+	const char *state = str(job, "state");
+
+	return state && (!strcmp(state, "succeeded") || !strcmp(state, "failed") ||
+			 !strcmp(state, "cancelled"));
+}
+
 static void format_bar(const cJSON *job, int width, char *out, size_t len)
 {
 	const cJSON *p = cJSON_GetObjectItemCaseSensitive(job, "progress");
@@ -358,8 +367,7 @@ static int wait_job(struct client *cl, long long id, int json)
 		}
 		job = cJSON_Parse(body.data);
 		state = str(job, "state");
-		done = state && (!strcmp(state, "succeeded") || !strcmp(state, "failed") ||
-				 !strcmp(state, "cancelled"));
+		done = job_over(job);
 		format_bar(job, 30, line, sizeof(line));
 		if (tty) {
 			fprintf(stderr, "\r%s\033[K", line);
@@ -694,14 +702,16 @@ static void print_job_line(const cJSON *job)
 
 	double rate = num(p, "rate");
 	char speed[32] = "-";
+	/* A finished job has nothing left to wait for: no ETA. */
+	int over = job_over(job);
 
 	if (isfinite(rate) && rate > 0)
-		snprintf(speed, sizeof(speed), "%.1f", rate);
+		snprintf(speed, sizeof(speed), rate < 100 ? "%.1f" : "%.0f", rate);
 	fmt_duration(num(p, "eta_s"), eta, sizeof(eta));
 	printf("%6.0f  %-9s  %-12.12s  %9.0f/%-9.0f %5.1f%%  %9s/s  %8s  %s\n",
 	       num(job, "id"), shown_state(job), str(job, "handler"), done, total,
 	       work_fraction(p, done, total) * 100, speed,
-	       isnan(num(p, "eta_s")) ? "-" : eta, str(job, "name") ? str(job, "name") : "");
+	       over || isnan(num(p, "eta_s")) ? "-" : eta, str(job, "name") ? str(job, "name") : "");
 }
 
 /* Lists up to limit jobs (0: all), of one state unless state is NULL,

@@ -518,6 +518,7 @@ static void test_wait(void **state)
 	struct buf out = BUF_INIT;
 	char path[400], log[450];
 	const char *look[2] = { log, "job 3 sleep:" };
+	const char *line;
 	int status;
 	cJSON *j;
 	pid_t pid;
@@ -606,6 +607,11 @@ static void test_wait(void **state)
 	assert_int_equal(jnum(j, "progress.succeeded"), 2);
 	cJSON_Delete(j);
 	assert_null(strstr(out.data, "\"state\":\"queued\""));
+	/* Listed, a finished job has no ETA; the queued one has none yet. */
+	assert_int_equal(run(&out, "status --url %s --limit 1", s.url), 0);
+	line = strstr(out.data, "\n     6  succeeded  sleep ");
+	assert_non_null(line);
+	assert_non_null(strstr(line, "/s         -  \n"));
 
 	/* Refusals and usage: each says what is wrong. */
 	assert_int_equal(run(&out, "wait --url %s 99", s.url), 1);
