@@ -55,8 +55,17 @@ struct http {
 struct rstate {
 	struct buf body;
 	int too_large;
+	int64_t declared;	/* a refused body's Content-Length, or 0 */
 	int64_t start_us;
 };
+
+/* A body refused for its announced size is still read and dropped, up
+ * to this much past --max-body, when its client did not ask for 100
+ * Continue: most clients (browsers, HTTP libraries) send the whole body
+ * before they read, and would see the connection reset instead of the
+ * 413. A client that waits for 100 Continue, or a body larger still, is
+ * answered at once, its body unread. */
+#define DRAIN_MAX ((int64_t)64 << 20)
 
 static void wait_unlink(struct http *h, struct conn *k)
 {
@@ -497,6 +506,18 @@ static enum MHD_Result answer(struct http *h, struct MHD_Connection *c,
 	return ret;
 }
 
+static void reply_too_large(struct reply *r, const struct rstate *rs, int64_t max)
+{
+	if (rs->declared)
+		reply_error(r, 413, "too_large",
+			    "the body is %lld bytes; this server takes at most %lld (--max-body)",
+			    (long long)rs->declared, (long long)max);
+	else
+		reply_error(r, 413, "too_large",
+			    "the body is larger than this server takes (%lld bytes, --max-body)",
+			    (long long)max);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 				  const char *url, const char *method,
 				  const char *version, const char *upload,
@@ -540,9 +561,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		/* Refuse an oversized body before reading any of it. */
 		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
 		if (cl && strtoll(cl, NULL, 10) > h->app->cfg->max_body) {
-			reply_error(&r, 413, "too_large",
-				    "the body is %s bytes; this server takes at most %lld (--max-body)",
-				    cl, (long long)h->app->cfg->max_body);
+			const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+									 "Expect");
+
+			rs->declared = strtoll(cl, NULL, 10);
+			rs->too_large = 1;
+			if (!expect && rs->declared - h->app->cfg->max_body <= DRAIN_MAX)
+				return MHD_YES;
+			reply_too_large(&r, rs, h->app->cfg->max_body);
 			return answer(h, c, &q, &r, rs->start_us);
 		}
 		return MHD_YES;
@@ -569,9 +595,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		return MHD_YES;
 	}
 	if (rs->too_large) {
-		reply_error(&r, 413, "too_large",
-			    "the body is larger than this server takes (%lld bytes, --max-body)",
-			    (long long)h->app->cfg->max_body);
+		reply_too_large(&r, rs, h->app->cfg->max_body);
 	} else {
 		q.body = rs->body.data;
 		q.body_len = rs->body.len;

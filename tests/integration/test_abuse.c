@@ -22,16 +22,19 @@
 
 /* ---- raw sockets: what curl would tidy up or refuse to send ---- */
 
-static void send_all(int fd, const char *data, size_t len)
+/* Sends what it can; how much that was. */
+static size_t send_all(int fd, const char *data, size_t len)
 {
-	while (len) {
-		ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+	size_t sent = 0;
+
+	while (sent < len) {
+		ssize_t n = send(fd, data + sent, len - sent, MSG_NOSIGNAL);
 
 		if (n <= 0)
-			return;	/* the server may close early: its answer says why */
-		data += n;
-		len -= (size_t)n;
+			break;	/* the server may close early: its answer says why */
+		sent += (size_t)n;
 	}
+	return sent;
 }
 
 /* Reads until the server closes, the answer is complete (by its
@@ -222,6 +225,60 @@ static void test_bad_bodies(void **state)
 	assert_int_equal(jobs_in_db(s), 1);
 	assert_false(server_log_has(s, "level=error"));
 	buf_release(&b);
+	server_delete(s);
+}
+
+/* A body announced over --max-body: a client that sends it whole before
+ * reading, as most do, can send it all and then reads the 413 (the server
+ * reads and drops it); one that asks for 100 Continue, or announces a
+ * body far larger, is answered before sending any. */
+static void test_refused_body_is_read(void **state)
+{
+	const char *args[] = { "--workers", "1", "--max-body", "4M", NULL };
+	struct server *s = server_new(args);
+	struct buf req = BUF_INIT, out = BUF_INIT;
+	size_t body = 40 << 20, head;
+	char *zeros = calloc(1, body);
+	int fd;
+
+	(void)state;
+	assert_non_null(zeros);
+	/* 40 MB: ten times what the sockets' buffers hold between the two. */
+	buf_addf(&req, "POST /api/jobs HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+		 "Content-Length: %zu\r\n\r\n", body);
+	head = req.len;
+	fd = server_connect(s);
+	assert_int_equal(send_all(fd, req.data, head), head);
+	assert_int_equal(send_all(fd, zeros, body), body);
+	assert_int_equal(read_answer(fd, &out, 30), 413);
+	assert_non_null(strstr(out.data, "\"the body is 41943040 bytes; this server takes at most "
+				       "4194304 (--max-body)\""));
+	close(fd);
+
+	/* With Expect: 100-continue, no body is sent: the answer comes. */
+	buf_reset(&req);
+	buf_addf(&req, "POST /api/jobs HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+		 "Content-Length: %zu\r\nExpect: 100-continue\r\n\r\n", body);
+	fd = server_connect(s);
+	assert_int_equal(send_all(fd, req.data, req.len), req.len);
+	assert_int_equal(read_answer(fd, &out, 30), 413);
+	assert_null(strstr(out.data, "100 Continue"));
+	close(fd);
+
+	/* 1 GB announced: not read, answered at once. */
+	buf_reset(&req);
+	buf_adds(&req, "POST /api/jobs HTTP/1.1\r\nHost: t\r\nContent-Length: 1073741824\r\n\r\n");
+	fd = server_connect(s);
+	assert_int_equal(send_all(fd, req.data, req.len), req.len);
+	assert_int_equal(read_answer(fd, &out, 30), 413);
+	assert_non_null(strstr(out.data, "the body is 1073741824 bytes"));
+	close(fd);
+
+	still_serving(s);
+	assert_int_equal(jobs_in_db(s), 0);
+	free(zeros);
+	buf_release(&req);
+	buf_release(&out);
 	server_delete(s);
 }
 
@@ -579,6 +636,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_bodies),
+		cmocka_unit_test(test_refused_body_is_read),
 		cmocka_unit_test(test_oversized_headers),
 		cmocka_unit_test(test_slow_clients),
 		cmocka_unit_test(test_many_connections),
