@@ -56,6 +56,7 @@ struct rstate {
 	struct buf body;
 	int too_large;
 	int64_t declared;	/* a refused body's Content-Length, or 0 */
+	int64_t received;	/* the body's bytes so far, kept or dropped */
 	int64_t start_us;
 };
 
@@ -580,9 +581,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		if (clock_mono_us() - rs->start_us > h->timeout_us) {
 			LOG_WARN("request body too slow: connection closed",
 				 LF_S("method", q.method), LF_S("path", url),
-				 LF_I("received", (long long)(rs->body.len + *upload_size)));
+				 LF_I("received", (long long)(rs->received + *upload_size)));
 			return MHD_NO;
 		}
+		rs->received += (int64_t)*upload_size;
 		if (!rs->too_large) {
 			if (rs->body.len + *upload_size > (size_t)h->app->cfg->max_body) {
 				rs->too_large = 1;

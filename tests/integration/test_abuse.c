@@ -362,8 +362,9 @@ static void test_slow_clients(void **state)
 {
 	const char *args[] = { "--workers", "1", "--connection-timeout", "2", NULL };
 	struct server *s = server_new(args);
-	int body = server_connect(s), head;
+	int body = server_connect(s), head, big;
 	const char *start_body = "POST /api/jobs HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n";
+	const char *big_body = "POST /api/jobs HTTP/1.1\r\nHost: t\r\nContent-Length: 70000000\r\n\r\n";
 	double t0, took;
 
 	(void)state;
@@ -381,6 +382,14 @@ static void test_slow_clients(void **state)
 	took = trickle(head, "GET /healthz HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 30);
 	print_message("slow headers closed after %.1f s\n", took);
 	assert_true(took >= 1.5 && took < 10);
+	/* A body refused for its size (over the default 64 MiB) is read to
+	 * be dropped, and just as cut off if it trickles. */
+	big = server_connect(s);
+	send_all(big, big_body, strlen(big_body));
+	took = trickle(big, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", 30);
+	print_message("slow refused body closed after %.1f s\n", took);
+	assert_true(took >= 1.5 && took < 10);
+	close(big);
 	close(body);
 	close(head);
 	still_serving(s);
