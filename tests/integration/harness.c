@@ -47,6 +47,68 @@ const char *batchd_bin(void)
 	return b && *b ? b : "build/asan/batchd";
 }
 
+/* The servers begun and not yet freed. A test that fails half way
+ * leaves its server running (until this program ends: PDEATHSIG) and its
+ * directory behind; at exit, each one's log is shown, for the reader of
+ * the failure, and the directory removed, unless BATCHD_KEEP_TEST_DIRS
+ * is set. */
+#define LEFT_MAX 64
+static struct left {
+	char dir[256];
+	pid_t pid;
+} left[LEFT_MAX];
+static pid_t left_owner;
+
+static struct left *left_find(const char *dir)
+{
+	for (int i = 0; i < LEFT_MAX; i++)
+		if (left[i].dir[0] && !strcmp(left[i].dir, dir))
+			return &left[i];
+	return NULL;
+}
+
+static void left_at_exit(void)
+{
+	/* Not in a child this program forked: the servers are not its. */
+	if (getpid() != left_owner)
+		return;
+	for (int i = 0; i < LEFT_MAX; i++) {
+		if (!left[i].dir[0])
+			continue;
+		/* Only a child not yet waited for: a pid reaped is free to be
+		 * another process's. */
+		if (left[i].pid > 0 && waitpid(left[i].pid, NULL, WNOHANG) == 0) {
+			kill(left[i].pid, SIGKILL);
+			waitpid(left[i].pid, NULL, 0);
+		}
+		fprintf(stderr, "== the end of the log of a server a failed test left, in %s:\n",
+			left[i].dir);
+		fflush(stderr);
+		sh("tail -n 40 '%s/server.log' >&2", left[i].dir);
+		if (!getenv("BATCHD_KEEP_TEST_DIRS"))
+			sh("rm -rf '%s'", left[i].dir);
+		else
+			fprintf(stderr, "== kept (BATCHD_KEEP_TEST_DIRS): %s\n", left[i].dir);
+	}
+}
+
+static void left_add(const char *dir)
+{
+	struct left *l = NULL;
+
+	if (!left_owner) {
+		left_owner = getpid();
+		atexit(left_at_exit);
+	}
+	for (int i = 0; !l && i < LEFT_MAX; i++)
+		if (!left[i].dir[0])
+			l = &left[i];
+	if (l) {
+		snprintf(l->dir, sizeof(l->dir), "%s", dir);
+		l->pid = 0;
+	}
+}
+
 void server_init(struct server *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -54,6 +116,7 @@ void server_init(struct server *s)
 	if (!mkdtemp(s->dir))
 		fail_msg("mkdtemp: %s", strerror(errno));
 	s->own_dir = 1;
+	left_add(s->dir);
 	snprintf(s->db, sizeof(s->db), "%s/batchd.db", s->dir);
 	snprintf(s->log, sizeof(s->log), "%s/server.log", s->dir);
 }
@@ -197,6 +260,8 @@ pid_t server_spawn(struct server *s, const char *const *argv)
 		_exit(127);
 	}
 	s->pid = pid;
+	if (left_find(s->dir))
+		left_find(s->dir)->pid = pid;
 	return pid;
 }
 
@@ -292,8 +357,13 @@ void server_free(struct server *s)
 			fail_msg("batchd exited with status %d at teardown", status);
 		}
 	}
-	if (s->own_dir && s->dir[0])
+	if (s->own_dir && s->dir[0]) {
+		struct left *l = left_find(s->dir);
+
 		sh("rm -rf '%s'", s->dir);
+		if (l)
+			memset(l, 0, sizeof(*l));
+	}
 	s->dir[0] = '\0';
 }
 
