@@ -64,6 +64,9 @@ static void print_error(const char *what, long status, const struct buf *body)
 		fprintf(stderr, "batchd: %s: %s (HTTP %ld)\n", what, m->valuestring, status);
 	else
 		fprintf(stderr, "batchd: %s: HTTP %ld\n", what, status);
+	if (status == 401)
+		fputs("batchd: give the server's token with --token TOKEN, or in $BATCHD_TOKEN\n",
+		      stderr);
 	cJSON_Delete(doc);
 }
 

@@ -644,6 +644,12 @@ static void test_token_from_env(void **state)
 	server_start(&s, args);
 	assert_int_equal(run(&out, "status --url %s", s.url), 1);
 	assert_non_null(strstr(out.data, "HTTP 401"));
+	assert_non_null(strstr(out.data, "give the server's token with --token TOKEN, or in "
+					 "$BATCHD_TOKEN\n"));
+	assert_int_equal(run(&out, "results --url %s 1", s.url), 1);
+	assert_non_null(strstr(out.data, "--token TOKEN, or in $BATCHD_TOKEN"));
+	assert_int_equal(run(&out, "wait --url %s 1", s.url), 1);
+	assert_non_null(strstr(out.data, "--token TOKEN, or in $BATCHD_TOKEN"));
 	assert_int_equal(run(&out, "status --url %s --token tok123", s.url), 0);
 	setenv("BATCHD_TOKEN", "tok123", 1);
 	setenv("BATCHD_URL", s.url, 1);
