@@ -1111,6 +1111,78 @@ async function action(what, say) {
 // ---- the submit form ----
 
 const dlg = $('submit-dialog');
+// A file larger than this is held apart rather than put in the box, which
+// would be slow to draw and to edit.
+const FILE_IN_BOX_MAX = 256 * 1024;
+// The tasks of such a file: {name, bytes, tasks}; null when the box holds
+// the tasks.
+let fileTasks = null;
+
+// The tasks in text: a JSON array, or JSON Lines (one JSON value on each
+// non-empty line, as batchd submit reads them). {tasks} or {error}.
+function parseTasks(text) {
+  const whole = text.trim();
+  if (!whole) return { error: 'there are none' };
+  try {
+    const v = JSON.parse(whole);
+    if (Array.isArray(v)) return { tasks: v };
+    if (!whole.includes('\n')) return { tasks: [v] };
+    return { error: 'one JSON value over several lines: give an array, or one input per line' };
+  } catch {
+    // JSON Lines, then.
+  }
+  const tasks = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].trim();
+    if (!line) continue;
+    try {
+      tasks.push(JSON.parse(line));
+    } catch (e) {
+      return { error: `line ${fmt.int(i + 1)} is not one JSON value (${e.message})` };
+    }
+  }
+  return { tasks };
+}
+
+// Holds file's tasks apart from the box (null: back to the box).
+function useFile(file) {
+  fileTasks = file;
+  $('f-tasks').hidden = !!file;
+  $('f-file-shown').hidden = !file;
+  if (file) {
+    $('f-tasks').dataset.touched = '1';
+    setText($('f-file-info'), `${file.name}: ${fmt.int(file.tasks.length)} task${file.tasks.length === 1 ? '' : 's'} (${fmt.bytes(file.bytes)})`);
+  }
+  tasksInfo();
+}
+
+async function loadFile() {
+  const f = $('f-file').files[0];
+  $('f-file').value = '';   // the same file may be chosen again
+  if (!f) return;
+  let text;
+  try {
+    text = await f.text();
+  } catch (e) {
+    showSubmitError(`Could not read ${f.name}: ${e.message}`);
+    return;
+  }
+  const r = parseTasks(text);
+  if (r.error) {
+    showSubmitError(`${f.name}: ${r.error}.`);
+    return;
+  }
+  $('submit-error').hidden = true;
+  if (text.length > FILE_IN_BOX_MAX) {
+    useFile({ name: f.name, bytes: f.size, tasks: r.tasks });
+    return;
+  }
+  useFile(null);
+  $('f-tasks').value = text;
+  $('f-tasks').dataset.touched = '1';
+  tasksInfo();
+}
 
 async function openSubmit() {
   $('submit-error').hidden = true;
@@ -1157,19 +1229,18 @@ function generate() {
   for (let i = 0; i < n; i++) parts.push(tpl.replaceAll('{{i}}', String(i)));
   $('f-tasks').value = n <= 200 ? '[\n  ' + parts.join(',\n  ') + '\n]' : '[' + parts.join(', ') + ']';
   $('submit-error').hidden = true;
-  tasksInfo();
+  useFile(null);
   return true;
 }
 
 function tasksInfo() {
-  let text;
-  try {
-    const v = JSON.parse($('f-tasks').value);
-    text = Array.isArray(v) ? `${fmt.int(v.length)} task${v.length === 1 ? '' : 's'}` : 'not an array';
-  } catch {
-    text = 'not valid JSON yet';
-  }
-  setText($('f-tasks-info'), text);
+  const info = $('f-tasks-info');
+  info.hidden = !!fileTasks;
+  if (fileTasks) return;
+  const r = parseTasks($('f-tasks').value);
+  if (!$('f-tasks').value.trim()) setText(info, 'No tasks yet.');
+  else setText(info, r.error ? `Not valid yet: ${r.error}.` :
+    `${fmt.int(r.tasks.length)} task${r.tasks.length === 1 ? '' : 's'}`);
 }
 
 function showSubmitError(text) {
@@ -1191,21 +1262,21 @@ $('f-tasks').addEventListener('input', () => {
 $('f-generate').addEventListener('click', () => {
   if (generate()) $('f-tasks').dataset.touched = '';
 });
+$('f-file-pick').addEventListener('click', () => $('f-file').click());
+$('f-file').addEventListener('change', loadFile);
+$('f-file-clear').addEventListener('click', () => {
+  useFile(null);
+  $('f-tasks').focus();
+});
 
 $('submit-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
-  let tasks;
-  try {
-    tasks = JSON.parse($('f-tasks').value);
-  } catch (e) {
-    showSubmitError(`Tasks: not valid JSON (${e.message}).`);
+  const r = fileTasks || parseTasks($('f-tasks').value);
+  if (r.error) {
+    showSubmitError(`Tasks: ${r.error}.`);
     return;
   }
-  if (!Array.isArray(tasks)) {
-    showSubmitError('Tasks must be a JSON array: one input per task.');
-    return;
-  }
-  const body = { handler: $('f-handler').value, tasks };
+  const body = { handler: $('f-handler').value, tasks: r.tasks };
   const name = $('f-name').value.trim();
   if (name) body.name = name;
   for (const [id, key] of [['f-timeout', 'timeout_s'], ['f-attempts', 'max_attempts'], ['f-priority', 'priority']]) {

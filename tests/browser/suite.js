@@ -132,6 +132,62 @@ test('submit a job through the form and watch its bar reach 100%', async (t) => 
   await screenshot(page, 'submitted-done');
 });
 
+test('tasks from a file or typed as JSON Lines: a small file into the box, a large one held apart', async (t) => {
+  const s = await new Server(['--workers', '2']).start();
+  const page = await open(t, s);
+  await live(page);
+  await page.click('#new-job');
+  await page.waitForSelector('#f-handler option[value="echo"]', { state: 'attached' });
+  await page.selectOption('#f-handler', 'echo');
+  const file = (name, text) => page.setInputFiles('#f-file',
+    { name, mimeType: 'application/x-ndjson', buffer: Buffer.from(text) });
+  // A small file goes into the box as it is, blank lines too (a text
+  // box keeps its lines with \n alone).
+  const small = '{"a": 1}\r\n\n[2]\n"x"\n';
+  await file('small.jsonl', small);
+  assert.equal(await page.inputValue('#f-tasks'), small.replace('\r', ''));
+  assert.equal(await text(page, '#f-tasks-info'), '3 tasks');
+  // Two values on a line: refused by its number, the box left as it was.
+  await file('two.jsonl', '{"a": 1}\n{"b": 2} {"c": 3}\n');
+  await page.waitForSelector('#submit-error:not([hidden])');
+  assert.match(await text(page, '#submit-error'), /^two\.jsonl: line 2 is not one JSON value/);
+  assert.equal(await page.inputValue('#f-tasks'), small.replace('\r', ''));
+  // A large file is held apart: its name, count and size instead of the box.
+  const lines = [];
+  for (let i = 0; i < 30000; i++) lines.push(JSON.stringify({ n: i, pad: 'x'.repeat(20) }));
+  const big = lines.join('\n') + '\n';
+  await file('big.jsonl', big);
+  await page.waitForSelector('#f-file-shown:not([hidden])');
+  assert.ok(await page.isHidden('#f-tasks'));
+  assert.ok(await page.isHidden('#submit-error'));
+  assert.equal(await text(page, '#f-file-info'),
+    `big.jsonl: 30,000 tasks (${(big.length / 1048576).toFixed(1)} MiB)`);
+  await page.fill('#f-name', 'from a file');
+  await screenshot(page, 'submit-from-file');
+  await page.click('#submit-go');
+  await page.waitForSelector('#submit-dialog', { state: 'hidden' });
+  await page.waitForSelector(`${jobCard(1)} .badge.succeeded`, { timeout: 60000 });
+  assert.equal((await s.api('GET', '/api/jobs/1')).progress.succeeded, 30000);
+  assert.deepEqual((await s.api('GET', '/api/jobs/1/tasks/29999')).input, { n: 29999, pad: 'x'.repeat(20) });
+  // Cleared, the box is back with what it held; typed JSON Lines count
+  // and go as they are.
+  await page.click('#new-job');
+  assert.ok(await page.isVisible('#f-file-shown'));
+  await page.click('#f-file-clear');
+  assert.ok(await page.isHidden('#f-file-shown'));
+  assert.equal(await page.inputValue('#f-tasks'), small.replace('\r', ''));
+  await page.fill('#f-tasks', '{"k": 1}\n\n{"k": 2}');
+  assert.equal(await text(page, '#f-tasks-info'), '2 tasks');
+  await page.fill('#f-tasks', '{"k": 1}\n{"k": ');
+  assert.match(await text(page, '#f-tasks-info'), /^Not valid yet: line 2 is not one JSON value/);
+  await page.fill('#f-tasks', '{"k": 1}\n{"k": 2}');
+  await page.fill('#f-name', 'typed lines');
+  await page.click('#submit-go');
+  await page.waitForSelector('#submit-dialog', { state: 'hidden' });
+  await page.waitForSelector(`${jobCard(2)} .badge.succeeded`, { timeout: 60000 });
+  assert.deepEqual((await s.api('GET', '/api/jobs/2/tasks/1')).input, { k: 2 });
+});
+
 test("a failing task's error, in the job's deep-linked detail", async (t) => {
   const s = await new Server(['--workers', '2']).start();
   await s.submit({ handler: 'fail', name: 'import invoices', tasks: [
