@@ -27,8 +27,9 @@
 
 /* Jobs per request when listing: the API's most. */
 #define LIST_PAGE 1000
-/* A job's failed tasks that status ID shows. */
+/* A job's failed and running tasks that status ID shows. */
 #define FAILED_SHOWN 5
+#define RUNNING_SHOWN 5
 
 struct common {
 	const char *url;
@@ -799,6 +800,52 @@ out:
 	return rc;
 }
 
+/* status ID: the job's tasks running now, with how far each has got
+ * (the progress its handler reports) and for how long. */
+static void print_running(struct client *cl, long long id)
+{
+	struct buf body = BUF_INIT;
+	char path[96];
+	const cJSON *t, *tasks;
+	cJSON *doc;
+	double now = (double)clock_wall_ms() / 1000, running;
+	int n;
+
+	snprintf(path, sizeof(path), "/api/jobs/%lld/tasks?state=running&limit=%d", id,
+		 RUNNING_SHOWN);
+	if (request(cl, "GET", path, NULL, 0, NULL, &body) != 200) {
+		buf_release(&body);
+		return;
+	}
+	doc = cJSON_Parse(body.data);
+	tasks = cJSON_GetObjectItemCaseSensitive(doc, "tasks");
+	running = num(doc, "total");
+	/* None: they ended between the two requests. */
+	if ((n = cJSON_GetArraySize(tasks)) > 0) {
+		if (running > n)
+			printf("running now (the first %d of %.0f):\n", n, running);
+		else
+			printf("running now:\n");
+	}
+	cJSON_ArrayForEach(t, tasks) {
+		double p = num(t, "progress"), since = parse_time(str(t, "started_at"));
+		double worker = num(t, "worker");
+		const char *msg = str(t, "message");
+		char pct[16] = "-", took[32] = "?", on[16] = "-";
+
+		if (isfinite(p))
+			snprintf(pct, sizeof(pct), "%.0f%%", p * 100);
+		if (since > 0)
+			fmt_duration(now > since ? now - since : 0, took, sizeof(took));
+		if (isfinite(worker))
+			snprintf(on, sizeof(on), "%.0f", worker);
+		printf("  #%-6.0f %4s  worker %-3s  for %s%s%s\n", num(t, "index"), pct, on, took,
+		       msg ? "  " : "", msg ? msg : "");
+	}
+	cJSON_Delete(doc);
+	buf_release(&body);
+}
+
 int cli_status(int argc, char **argv)
 {
 	enum { O_URL = 1, O_TOKEN, O_JSON, O_STATE, O_LIMIT, O_ALL, O_HELP };
@@ -885,6 +932,8 @@ int cli_status(int argc, char **argv)
 		       str(job, "started_at") ? str(job, "started_at") : "-",
 		       str(job, "finished_at") ? str(job, "finished_at") : "-",
 		       num(job, "max_attempts"), num(job, "priority"));
+		if (num(cJSON_GetObjectItemCaseSensitive(job, "progress"), "running") > 0)
+			print_running(cl, id);
 		if (num(cJSON_GetObjectItemCaseSensitive(job, "progress"), "failed") > 0) {
 			snprintf(path, sizeof(path), "/api/jobs/%lld/tasks?state=failed&limit=%d", id,
 				 FAILED_SHOWN);

@@ -195,6 +195,7 @@ static void test_submit_wait_status_cancel(void **state)
 	const char *args[] = { "--workers", "2", NULL };
 	struct buf out = BUF_INIT;
 	char path[400];
+	int zero;
 	cJSON *j;
 
 	(void)state;
@@ -229,10 +230,25 @@ static void test_submit_wait_status_cancel(void **state)
 	assert_non_null(strstr(out.data, "attempts=1  a"));
 
 	/* cancel and retry. */
-	write_file(&s, "long.json", "[{\"ms\": 60000}, {\"ms\": 60000}, {\"ms\": 60000}]", 0644,
-		   path, sizeof(path));
+	write_file(&s, "long.json", "[{\"ms\": 60000, \"steps\": 600}, {\"ms\": 60000}, "
+		   "{\"ms\": 60000}]", 0644, path, sizeof(path));
 	assert_int_equal(run(&out, "submit --url %s --handler sleep --name long %s", s.url, path), 0);
 	assert_non_null(strstr(out.data, "job 3 submitted: 3 tasks"));
+	/* status ID shows the tasks running, on which worker, for how long. */
+	zero = 0;
+	assert_true(wait_until(workers_idle, &s, &zero, 30));
+	/* Task 0 reports a step every 0.1 s: its progress and message. */
+	for (double deadline = now_s() + 30;; usleep(50000)) {
+		assert_int_equal(run(&out, "status --url %s 3", s.url), 0);
+		if (strstr(out.data, "  step "))
+			break;
+		assert_true(now_s() < deadline);
+	}
+	assert_non_null(strstr(out.data, "\nrunning now:\n  #0      "));
+	assert_non_null(strstr(out.data, "%  worker "));
+	assert_non_null(strstr(out.data, "\n  #1         -  worker "));
+	assert_non_null(strstr(out.data, "  for 00:0"));
+	assert_null(strstr(out.data, "#2 "));
 	assert_int_equal(run(&out, "cancel --url %s 3", s.url), 0);
 	assert_non_null(strstr(out.data, "job 3 cancelled"));
 	j = api(&s, "GET", "/api/jobs/3", NULL, 200);
