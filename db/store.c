@@ -671,6 +671,32 @@ void store_rollback(struct store *s)
 		store_rollback_now(s);
 }
 
+int store_sync(struct store *s)
+{
+	sqlite3_file *wal = NULL;
+	int rc;
+
+	/* The WAL of this connection (WAL mode), as SQLite syncs it itself
+	 * after each commit under synchronous=FULL. */
+	if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) != SQLITE_OK ||
+	    !wal || !wal->pMethods)
+		return 0;
+	rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+	if (rc != SQLITE_OK) {
+		s->errcode = rc;
+		snprintf(s->errmsg, sizeof(s->errmsg), "cannot sync the WAL to disk: %s",
+			 sqlite3_errstr(rc));
+		return -1;
+	}
+	s->unsynced = 0;
+	return 0;
+}
+
+int store_unsynced(const struct store *s)
+{
+	return s->unsynced;
+}
+
 int store_commit(struct store *s)
 {
 	sqlite3_stmt *st;
@@ -688,5 +714,6 @@ int store_commit(struct store *s)
 		return -1;
 	}
 	s->in_txn = 0;
+	s->unsynced = 1;
 	return 0;
 }

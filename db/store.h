@@ -115,6 +115,13 @@ int64_t store_size(struct store *s);
  * no-op while none is. A failed commit rolls the group back (-1). */
 int store_begin(struct store *s);
 int store_commit(struct store *s);
+/* Waits until what is committed is on the disk. A commit does not wait
+ * (synchronous=NORMAL: what a power loss or a system crash takes is the
+ * commits since the last sync; a process crash loses nothing committed).
+ * The server syncs once a second when anything was committed. -1 when the
+ * disk refuses. store_unsynced(): something was committed since. */
+int store_sync(struct store *s);
+int store_unsynced(const struct store *s);
 int store_in_txn(struct store *s);
 /* Calls fn after every COMMIT (the group's and store_job_insert's) with
  * the time it took in microseconds and ok = 0 when it failed; fn NULL

@@ -64,6 +64,7 @@ struct store {
 	int run_open;		/* run holds tasks not yet written */
 	int run_failed;		/* writing a run failed: the commit must fail */
 	struct finish_run run;
+	int unsynced;		/* committed since the last store_sync() */
 	int errcode;
 	char errmsg[512];
 	store_commit_fn on_commit;

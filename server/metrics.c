@@ -69,6 +69,7 @@ static struct {
 	uint64_t commit_failed;
 	uint64_t jobs_expired;
 	uint64_t checkpoints[2];	/* by the checkpointer, by the server */
+	uint64_t syncs;
 	int64_t started_ms;
 } m;
 
@@ -154,6 +155,11 @@ void metrics_job_expired(void)
 void metrics_checkpoint(int by_server)
 {
 	m.checkpoints[by_server ? 1 : 0]++;
+}
+
+void metrics_sync(void)
+{
+	m.syncs++;
 }
 
 uint64_t metrics_worker_restarts(const char *cause)
@@ -355,6 +361,9 @@ void metrics_render(struct buf *b, struct sched *s, const struct pool *p)
 		 (unsigned long long)m.checkpoints[0]);
 	buf_addf(b, "batchd_db_checkpoints_total{by=\"server\"} %llu\n",
 		 (unsigned long long)m.checkpoints[1]);
+	header(b, "batchd_db_syncs_total", "counter",
+	       "Syncs of the WAL to disk: once a second after anything was committed.");
+	buf_addf(b, "batchd_db_syncs_total %llu\n", (unsigned long long)m.syncs);
 
 	header(b, "batchd_http_requests_total", "counter",
 	       "HTTP requests answered, by method, route pattern and status.");

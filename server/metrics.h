@@ -47,6 +47,8 @@ void metrics_job_expired(void);
 /* A checkpoint copied the WAL into the database; by_server is 0 when the
  * checkpointer ran it, 1 when the server did (ckpt.h). */
 void metrics_checkpoint(int by_server);
+/* The WAL was synced to disk (serve.c, once a second after commits). */
+void metrics_sync(void);
 /* An HTTP request was answered. route is the matched pattern of the route
  * table, or NULL when none matched (or the request was refused before
  * routing). */

@@ -42,6 +42,8 @@
  * command per task, a few thousand a second) share a commit instead of
  * paying one each. Readers see the group through sched_sync() anyway. */
 #define COMMIT_MIN_US 5000
+/* Committed work reaches the disk within this long (sync_tick). */
+#define SYNC_EVERY_US 1000000
 /* --keep-finished: a sweep deletes about this many tasks at most, so that
  * it holds the loop for tens of milliseconds, not seconds; the next one
  * follows this soon when the last stopped at that budget. */
@@ -64,6 +66,7 @@ struct server {
 	int aborted;
 	int64_t stop_deadline;	/* monotonic us */
 	int64_t expire_at;	/* monotonic us: the next --keep-finished sweep */
+	int64_t sync_at;	/* monotonic us: the WAL's next sync; 0: none due */
 };
 
 /* Makes sure descriptors 0, 1 and 2 are open, so that nothing we open
@@ -283,6 +286,30 @@ static int64_t expire_tick(struct server *sv, int64_t now)
 	return sv->expire_at;
 }
 
+/* What is committed reaches the disk within SYNC_EVERY_US: a power loss
+ * or a system crash undoes at most that last while (tasks run again; a
+ * job, cancel or retry acknowledged in it may be gone). A commit itself
+ * does not wait for the disk: a job's answer would take a sync's time
+ * (~1 ms here), and the results of tiny tasks would wait on it. Returns
+ * when to come back. */
+static int64_t sync_tick(struct server *sv, int64_t now)
+{
+	if (!store_unsynced(sv->store)) {
+		sv->sync_at = 0;
+		return 0;
+	}
+	if (!sv->sync_at)
+		sv->sync_at = now + SYNC_EVERY_US;
+	if (now < sv->sync_at)
+		return sv->sync_at;
+	sv->sync_at = 0;
+	if (store_sync(sv->store) == 0)
+		metrics_sync();
+	else
+		LOG_WARN("cannot sync the database to disk", LF_S("error", store_errmsg(sv->store)));
+	return 0;
+}
+
 static int run(struct server *sv)
 {
 	int64_t txn_since = 0;
@@ -307,6 +334,7 @@ static int run(struct server *sv)
 		next = earliest(next, pool_tick(sv->pool, now));
 		next = earliest(next, http_deadline(sv->http, now));
 		next = earliest(next, expire_tick(sv, now));
+		next = earliest(next, sync_tick(sv, now));
 		if (sv->stopping && !sv->aborted)
 			next = earliest(next, sv->stop_deadline);
 		if (next && next <= now) {
@@ -456,8 +484,11 @@ int serve_main(int argc, char **argv)
 		rc = 0;
 	}
 out:
-	if (sv.sched && sv.store)
+	if (sv.sched && sv.store) {
 		sched_flush(sv.sched);
+		if (store_unsynced(sv.store) && store_sync(sv.store) == 0)
+			metrics_sync();
+	}
 	http_free(sv.http);
 	pool_free(sv.pool);
 	sched_free(sv.sched);

@@ -296,6 +296,59 @@ static int64_t run_noop(const struct server *s, int n)
 	return id;
 }
 
+/* batchd_db_syncs_total, or -1 when missing. */
+static long syncs(const struct server *s)
+{
+	static const char series[] = "\nbatchd_db_syncs_total ";
+	struct resp r;
+	const char *p;
+	long n = -1;
+
+	http_request(s, "GET", "/metrics", NULL, NULL, &r);
+	p = r.body ? strstr(r.body, series) : NULL;
+	if (p)
+		n = strtol(p + strlen(series), NULL, 10);
+	resp_free(&r);
+	return n;
+}
+
+static int synced_past(const struct server *s, void *ctx)
+{
+	return syncs(s) > *(long *)ctx;
+}
+
+/* What is committed reaches the disk within a second: after a job, the
+ * WAL is synced; once idle, nothing is committed and nothing synced. */
+static void test_syncs(void **state)
+{
+	struct server s;
+	const char *args[] = { "--workers", "1", NULL };
+	long before, n, last = -1;
+	double since = 0;
+
+	(void)state;
+	server_init(&s);
+	server_start(&s, args);
+	before = syncs(&s);
+	assert_true(before >= 0);
+	run_noop(&s, 10);
+	assert_true(wait_until(synced_past, &s, &before, 10));
+	/* Idle: the count settles, for longer than a sync's second. */
+	for (double deadline = now_s() + 15;; usleep(100000)) {
+		n = syncs(&s);
+		if (n != last) {
+			last = n;
+			since = now_s();
+		} else if (now_s() - since > 1.5) {
+			break;
+		}
+		assert_true(now_s() < deadline);
+	}
+	print_message("WAL syncs: %ld before the job, %ld once idle\n", before, last);
+	assert_true(last <= before + 3);
+	server_free(&s);
+}
+
 /*
  * 100,000 tasks write some 2,000 pages of WAL. They are copied into the
  * database by the checkpointer, never by the server; a checkpointer that
@@ -443,6 +496,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
 		cmocka_unit_test(test_keep_finished),
+		cmocka_unit_test(test_syncs),
 		cmocka_unit_test(test_checkpointer),
 		cmocka_unit_test(test_checkpointer_binary_gone),
 	};

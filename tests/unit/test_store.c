@@ -704,6 +704,237 @@ static void test_wal_cut_back(void **state)
 	assert_true(file_size(wal) <= STORE_WAL_KEEP_BYTES);
 }
 
+/* ---- the disk: a VFS over the default one, counting the WAL's syncs ---- */
+
+static sqlite3_vfs *real_vfs;
+static int wal_syncs;		/* syncs of a WAL file so far */
+static int fail_wal_syncs;	/* the WAL's syncs fail (an I/O error) */
+
+struct cfile {
+	sqlite3_file base;
+	int wal;
+	sqlite3_file *real;	/* the default VFS's file, just after this */
+};
+
+#define REAL(f) (((struct cfile *)(f))->real)
+
+static int c_close(sqlite3_file *f)
+{
+	return REAL(f)->pMethods->xClose(REAL(f));
+}
+
+static int c_read(sqlite3_file *f, void *p, int n, sqlite3_int64 off)
+{
+	return REAL(f)->pMethods->xRead(REAL(f), p, n, off);
+}
+
+static int c_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
+{
+	return REAL(f)->pMethods->xWrite(REAL(f), p, n, off);
+}
+
+static int c_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+	return REAL(f)->pMethods->xTruncate(REAL(f), size);
+}
+
+static int c_sync(sqlite3_file *f, int flags)
+{
+	if (((struct cfile *)f)->wal) {
+		if (fail_wal_syncs)
+			return SQLITE_IOERR_FSYNC;
+		wal_syncs++;
+	}
+	return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+
+static int c_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+	return REAL(f)->pMethods->xFileSize(REAL(f), size);
+}
+
+static int c_lock(sqlite3_file *f, int level)
+{
+	return REAL(f)->pMethods->xLock(REAL(f), level);
+}
+
+static int c_unlock(sqlite3_file *f, int level)
+{
+	return REAL(f)->pMethods->xUnlock(REAL(f), level);
+}
+
+static int c_reserved(sqlite3_file *f, int *out)
+{
+	return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
+}
+
+static int c_control(sqlite3_file *f, int op, void *arg)
+{
+	return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
+}
+
+static int c_sector(sqlite3_file *f)
+{
+	return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
+
+static int c_device(sqlite3_file *f)
+{
+	return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+
+static int c_shm_map(sqlite3_file *f, int pg, int size, int extend, void volatile **out)
+{
+	return REAL(f)->pMethods->xShmMap(REAL(f), pg, size, extend, out);
+}
+
+static int c_shm_lock(sqlite3_file *f, int offset, int n, int flags)
+{
+	return REAL(f)->pMethods->xShmLock(REAL(f), offset, n, flags);
+}
+
+static void c_shm_barrier(sqlite3_file *f)
+{
+	REAL(f)->pMethods->xShmBarrier(REAL(f));
+}
+
+static int c_shm_unmap(sqlite3_file *f, int del)
+{
+	return REAL(f)->pMethods->xShmUnmap(REAL(f), del);
+}
+
+static int c_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **out)
+{
+	return REAL(f)->pMethods->xFetch(REAL(f), off, n, out);
+}
+
+static int c_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
+{
+	return REAL(f)->pMethods->xUnfetch(REAL(f), off, p);
+}
+
+static const sqlite3_io_methods c_methods = {
+	3, c_close, c_read, c_write, c_truncate, c_sync, c_size, c_lock, c_unlock, c_reserved,
+	c_control, c_sector, c_device, c_shm_map, c_shm_lock, c_shm_barrier, c_shm_unmap,
+	c_fetch, c_unfetch,
+};
+
+static int c_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out)
+{
+	struct cfile *c = (struct cfile *)f;
+	int rc;
+
+	(void)vfs;
+	c->real = (sqlite3_file *)(c + 1);
+	c->wal = !!(flags & SQLITE_OPEN_WAL);
+	rc = real_vfs->xOpen(real_vfs, name, c->real, flags, out);
+	c->base.pMethods = rc == SQLITE_OK ? &c_methods : NULL;
+	return rc;
+}
+
+static int c_delete(sqlite3_vfs *v, const char *name, int sync)
+{
+	(void)v;
+	return real_vfs->xDelete(real_vfs, name, sync);
+}
+
+static int c_access(sqlite3_vfs *v, const char *name, int flags, int *out)
+{
+	(void)v;
+	return real_vfs->xAccess(real_vfs, name, flags, out);
+}
+
+static int c_full(sqlite3_vfs *v, const char *name, int n, char *out)
+{
+	(void)v;
+	return real_vfs->xFullPathname(real_vfs, name, n, out);
+}
+
+static int c_random(sqlite3_vfs *v, int n, char *out)
+{
+	(void)v;
+	return real_vfs->xRandomness(real_vfs, n, out);
+}
+
+static int c_sleep(sqlite3_vfs *v, int us)
+{
+	(void)v;
+	return real_vfs->xSleep(real_vfs, us);
+}
+
+static int c_time(sqlite3_vfs *v, sqlite3_int64 *out)
+{
+	(void)v;
+	return real_vfs->xCurrentTimeInt64(real_vfs, out);
+}
+
+static int c_error(sqlite3_vfs *v, int n, char *out)
+{
+	(void)v;
+	return real_vfs->xGetLastError(real_vfs, n, out);
+}
+
+static sqlite3_vfs counting_vfs = {
+	.iVersion = 2, .mxPathname = 512, .zName = "counting", .xOpen = c_open,
+	.xDelete = c_delete, .xAccess = c_access, .xFullPathname = c_full,
+	.xRandomness = c_random, .xSleep = c_sleep, .xGetLastError = c_error,
+	.xCurrentTimeInt64 = c_time,
+};
+
+/* The stores opened from now on go through counting_vfs. */
+static void count_syncs(void)
+{
+	if (!real_vfs) {
+		real_vfs = sqlite3_vfs_find(NULL);
+		assert_non_null(real_vfs);
+		counting_vfs.szOsFile = (int)sizeof(struct cfile) + real_vfs->szOsFile;
+		counting_vfs.mxPathname = real_vfs->mxPathname;
+		assert_int_equal(sqlite3_vfs_register(&counting_vfs, 1), SQLITE_OK);
+	}
+}
+
+/* A commit does not wait for the disk, not even a job's (its answer would
+ * wait a sync's time); store_sync() makes everything committed durable,
+ * once, and says when the disk refuses. */
+static void test_sync(void **state)
+{
+	struct fixture *f = *state;
+	struct fixture g = { 0 };
+	char err[512];
+	int syncs;
+	int64_t job;
+
+	count_syncs();
+	snprintf(g.path, sizeof(g.path), "%s/synced.db", f->dir);
+	g.s = store_open(g.path, err, sizeof(err));
+	assert_non_null(g.s);
+	assert_int_equal(store_sync(g.s), 0);
+	assert_false(store_unsynced(g.s));
+
+	syncs = wal_syncs;
+	job = add_job(g.s, 100, NULL);
+	assert_true(store_unsynced(g.s));
+	assert_int_equal(store_begin(g.s), 0);
+	assert_int_equal(store_task_running(g.s, job, 0, 1, 1, 2000), 0);
+	assert_int_equal(store_commit(g.s), 0);
+	assert_int_equal(wal_syncs, syncs);
+	assert_int_equal(store_sync(g.s), 0);
+	assert_int_equal(wal_syncs, syncs + 1);
+	assert_false(store_unsynced(g.s));
+
+	/* The disk refuses: said, still owed, and the store goes on. */
+	add_job(g.s, 1, NULL);
+	fail_wal_syncs = 1;
+	assert_int_equal(store_sync(g.s), -1);
+	assert_non_null(strstr(store_errmsg(g.s), "cannot sync the WAL to disk: disk I/O error"));
+	assert_true(store_unsynced(g.s));
+	fail_wal_syncs = 0;
+	add_job(g.s, 1, NULL);
+	assert_int_equal(store_sync(g.s), 0);
+	assert_false(store_unsynced(g.s));
+	store_close(g.s);
+}
+
 static void test_insert_is_atomic(void **state)
 {
 	struct fixture *f = *state;
@@ -883,6 +1114,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_jobs_expired, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrates_schema_1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_insert_is_atomic, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_cut_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
