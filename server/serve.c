@@ -67,6 +67,7 @@ struct server {
 	int64_t stop_deadline;	/* monotonic us */
 	int64_t expire_at;	/* monotonic us: the next --keep-finished sweep */
 	int64_t sync_at;	/* monotonic us: the WAL's next sync; 0: none due */
+	int sync_failing;	/* the last sync failed (said once) */
 };
 
 /* Makes sure descriptors 0, 1 and 2 are open, so that nothing we open
@@ -303,10 +304,16 @@ static int64_t sync_tick(struct server *sv, int64_t now)
 	if (now < sv->sync_at)
 		return sv->sync_at;
 	sv->sync_at = 0;
-	if (store_sync(sv->store) == 0)
+	if (store_sync(sv->store) == 0) {
 		metrics_sync();
-	else
+		if (sv->sync_failing)
+			LOG_INFO("the database syncs to disk again");
+		sv->sync_failing = 0;
+	} else if (!sv->sync_failing) {
+		/* Said once; tried again each second. */
 		LOG_WARN("cannot sync the database to disk", LF_S("error", store_errmsg(sv->store)));
+		sv->sync_failing = 1;
+	}
 	return 0;
 }
 

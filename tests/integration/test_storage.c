@@ -258,21 +258,30 @@ static int task_rows(const struct server *s, int64_t id)
 	return tasks_in(s, id, -1);
 }
 
-/* batchd_db_checkpoints_total{by="<by>"}, or -1 when missing. */
-static long checkpoints(const struct server *s, const char *by)
+/* The value of a series of /metrics ("name{labels}"), or -1 when missing. */
+static long metric(const struct server *s, const char *name)
 {
 	char series[128];
 	struct resp r;
 	const char *p;
 	long n = -1;
 
-	snprintf(series, sizeof(series), "\nbatchd_db_checkpoints_total{by=\"%s\"} ", by);
+	snprintf(series, sizeof(series), "\n%s ", name);
 	http_request(s, "GET", "/metrics", NULL, NULL, &r);
 	p = r.body ? strstr(r.body, series) : NULL;
 	if (p)
 		n = strtol(p + strlen(series), NULL, 10);
 	resp_free(&r);
 	return n;
+}
+
+/* batchd_db_checkpoints_total{by="<by>"}, or -1 when missing. */
+static long checkpoints(const struct server *s, const char *by)
+{
+	char series[96];
+
+	snprintf(series, sizeof(series), "batchd_db_checkpoints_total{by=\"%s\"}", by);
+	return metric(s, series);
 }
 
 static int logged(const struct server *s, void *ctx)
@@ -296,20 +305,9 @@ static int64_t run_noop(const struct server *s, int n)
 	return id;
 }
 
-/* batchd_db_syncs_total, or -1 when missing. */
 static long syncs(const struct server *s)
 {
-	static const char series[] = "\nbatchd_db_syncs_total ";
-	struct resp r;
-	const char *p;
-	long n = -1;
-
-	http_request(s, "GET", "/metrics", NULL, NULL, &r);
-	p = r.body ? strstr(r.body, series) : NULL;
-	if (p)
-		n = strtol(p + strlen(series), NULL, 10);
-	resp_free(&r);
-	return n;
+	return metric(s, "batchd_db_syncs_total");
 }
 
 static int synced_past(const struct server *s, void *ctx)
