@@ -697,6 +697,14 @@ int store_unsynced(const struct store *s)
 	return s->unsynced;
 }
 
+int store_sync_each_commit(struct store *s)
+{
+	if (pragma(s, "PRAGMA synchronous=FULL") < 0)
+		return -1;
+	s->sync_each = 1;
+	return 0;
+}
+
 int store_commit(struct store *s)
 {
 	sqlite3_stmt *st;
@@ -714,6 +722,6 @@ int store_commit(struct store *s)
 		return -1;
 	}
 	s->in_txn = 0;
-	s->unsynced = 1;
+	s->unsynced = !s->sync_each;
 	return 0;
 }

@@ -122,6 +122,9 @@ int store_commit(struct store *s);
  * disk refuses. store_unsynced(): something was committed since. */
 int store_sync(struct store *s);
 int store_unsynced(const struct store *s);
+/* From now on every commit waits for the disk (synchronous=FULL), and
+ * store_unsynced() stays 0. Not inside a transaction. */
+int store_sync_each_commit(struct store *s);
 int store_in_txn(struct store *s);
 /* Calls fn after every COMMIT (the group's and store_job_insert's) with
  * the time it took in microseconds and ok = 0 when it failed; fn NULL

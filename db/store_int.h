@@ -65,6 +65,7 @@ struct store {
 	int run_failed;		/* writing a run failed: the commit must fail */
 	struct finish_run run;
 	int unsynced;		/* committed since the last store_sync() */
+	int sync_each;		/* synchronous=FULL: each commit is synced */
 	int errcode;
 	char errmsg[512];
 	store_commit_fn on_commit;

@@ -20,7 +20,7 @@ enum {
 	O_LISTEN = 1000, O_DB, O_WORKERS, O_HANDLERS, O_TOKEN, O_TOKEN_FILE,
 	O_GRACE, O_MAX_BODY, O_MAX_TASKS, O_TIMEOUT, O_LOG_LEVEL, O_LOG_FORMAT,
 	O_MAX_CONN, O_CONN_TIMEOUT, O_METRICS_PUBLIC, O_CORS_ORIGIN,
-	O_MAX_TASKS_PER_WORKER, O_WORKER_MEMORY, O_USER, O_KEEP_FINISHED, O_HELP,
+	O_MAX_TASKS_PER_WORKER, O_WORKER_MEMORY, O_USER, O_KEEP_FINISHED, O_SYNC, O_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -44,6 +44,7 @@ static const struct option long_opts[] = {
 	{ "worker-memory-limit", required_argument, NULL, O_WORKER_MEMORY },
 	{ "user", required_argument, NULL, O_USER },
 	{ "keep-finished", required_argument, NULL, O_KEEP_FINISHED },
+	{ "sync", required_argument, NULL, O_SYNC },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -56,7 +57,7 @@ static const char *const env_names[] = {
 	"BATCHD_LOG_FORMAT", "BATCHD_MAX_CONNECTIONS",
 	"BATCHD_CONNECTION_TIMEOUT", "BATCHD_METRICS_PUBLIC", "BATCHD_CORS_ORIGIN",
 	"BATCHD_MAX_TASKS_PER_WORKER", "BATCHD_WORKER_MEMORY_LIMIT", "BATCHD_USER",
-	"BATCHD_KEEP_FINISHED",
+	"BATCHD_KEEP_FINISHED", "BATCHD_SYNC",
 	NULL,
 };
 
@@ -110,6 +111,10 @@ void config_usage(FILE *out)
 	      "                         delete each finished job, its tasks and results,\n"
 	      "                         this long after it finished, like 30d, 12h or 90m\n"
 	      "                         (BATCHD_KEEP_FINISHED, default 0: keep them all)\n"
+	      "  --sync WHEN            when commits reach the disk: \"second\", within a\n"
+	      "                         second (a power loss may undo that second), or\n"
+	      "                         \"commit\", each one before it is answered or goes\n"
+	      "                         on (slower) (BATCHD_SYNC, default second)\n"
 	      "  --user NAME            started as root: after binding, run as this user\n"
 	      "                         (server, workers and handlers); the database and\n"
 	      "                         its directory must be writable by it (BATCHD_USER)\n"
@@ -393,6 +398,13 @@ static int apply(struct config *c, int opt, const char *v, const char *name,
 			return -1;
 		}
 		set_str(&c->user, v);
+		return 0;
+	case O_SYNC:
+		if (strcmp(v, "second") && strcmp(v, "commit")) {
+			snprintf(err, errlen, "%s: expected second or commit, got \"%s\"", name, v);
+			return -1;
+		}
+		c->sync_commit = !strcmp(v, "commit");
 		return 0;
 	case O_KEEP_FINISHED:
 		n = config_parse_duration(v);

@@ -29,6 +29,7 @@ struct config {
 	int64_t worker_memory_limit;	/* resident bytes, 0: none */
 	char *user;		/* run as this user after binding, or NULL */
 	int64_t keep_finished_ms;	/* delete finished jobs this old; 0: never */
+	int sync_commit;	/* --sync commit: every commit waits for the disk */
 };
 
 /* Fills c with defaults, then the environment, then argv (argv[0] is the

@@ -440,6 +440,11 @@ int serve_main(int argc, char **argv)
 		fprintf(stderr, "batchd serve: %s\n", err);
 		goto out;
 	}
+	if (sv.cfg.sync_commit && store_sync_each_commit(sv.store) < 0) {
+		fprintf(stderr, "batchd serve: database %s: %s\n", sv.cfg.db,
+			store_errmsg(sv.store));
+		goto out;
+	}
 	metrics_init(sv.reg);
 	store_on_commit(sv.store, metrics_commit, NULL);
 
@@ -484,7 +489,8 @@ int serve_main(int argc, char **argv)
 	LOG_INFO("listening", LF_S("addr", bound), LF_S("db", sv.cfg.db),
 		 LF_I("workers", sv.cfg.workers), LF_I("handlers", registry_count(sv.reg)),
 		 LF_S("version", BATCHD_VERSION), LF_S("auth", sv.cfg.token ? "token" : "none"),
-		 LF_I("uid", (long long)getuid()));
+		 LF_I("uid", (long long)getuid()),
+		 LF_S("sync", sv.cfg.sync_commit ? "commit" : "second"));
 
 	if (run(&sv) == 0) {
 		LOG_INFO("stopped");

@@ -98,6 +98,13 @@ static void test_serve_refusals(void **state)
 	assert_int_equal(run(&out, "serve --workers zero"), 2);
 	assert_non_null(strstr(out.data, "batchd serve: --workers: expected a whole number"));
 	assert_int_equal(lines(&out), 1);
+	assert_int_equal(run(&out, "serve --sync always"), 2);
+	assert_non_null(strstr(out.data, "batchd serve: --sync: expected second or commit, got "
+					 "\"always\""));
+	setenv("BATCHD_SYNC", "never", 1);
+	assert_int_equal(run(&out, "serve"), 2);
+	unsetenv("BATCHD_SYNC");
+	assert_non_null(strstr(out.data, "BATCHD_SYNC: expected second or commit"));
 
 	assert_int_equal(run(&out, "serve --db /nonexistent/dir/x.db --listen 127.0.0.1:0"), 1);
 	assert_non_null(strstr(out.data, "cannot open database /nonexistent/dir/x.db: directory /nonexistent/dir does not exist"));

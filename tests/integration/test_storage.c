@@ -316,11 +316,13 @@ static int synced_past(const struct server *s, void *ctx)
 }
 
 /* What is committed reaches the disk within a second: after a job, the
- * WAL is synced; once idle, nothing is committed and nothing synced. */
+ * WAL is synced; once idle, nothing is committed and nothing synced. With
+ * --sync commit, each commit is. */
 static void test_syncs(void **state)
 {
 	struct server s;
 	const char *args[] = { "--workers", "1", NULL };
+	const char *commit_args[] = { "--workers", "1", "--sync", "commit", NULL };
 	long before, n, last = -1;
 	double since = 0;
 
@@ -344,6 +346,16 @@ static void test_syncs(void **state)
 	}
 	print_message("WAL syncs: %ld before the job, %ld once idle\n", before, last);
 	assert_true(last <= before + 3);
+	assert_true(server_log_has(&s, "msg=listening ") && server_log_has(&s, " sync=second"));
+	server_free(&s);
+
+	/* --sync commit: SQLite syncs each commit itself, so the loop has
+	 * none left to do. */
+	server_init(&s);
+	server_start(&s, commit_args);
+	assert_true(server_log_has(&s, " sync=commit"));
+	run_noop(&s, 10);
+	assert_int_equal(syncs(&s), 0);
 	server_free(&s);
 }
 

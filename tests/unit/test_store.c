@@ -932,6 +932,17 @@ static void test_sync(void **state)
 	add_job(g.s, 1, NULL);
 	assert_int_equal(store_sync(g.s), 0);
 	assert_false(store_unsynced(g.s));
+
+	/* --sync commit: each commit waits for the disk itself. */
+	assert_int_equal(store_sync_each_commit(g.s), 0);
+	syncs = wal_syncs;
+	add_job(g.s, 1, NULL);
+	assert_int_equal(wal_syncs, syncs + 1);
+	assert_int_equal(store_begin(g.s), 0);
+	assert_int_equal(store_task_running(g.s, job, 1, 1, 1, 2000), 0);
+	assert_int_equal(store_commit(g.s), 0);
+	assert_int_equal(wal_syncs, syncs + 2);
+	assert_false(store_unsynced(g.s));
 	store_close(g.s);
 }
 
