@@ -27,6 +27,7 @@
 
 /* Jobs per request when listing: the API's most. */
 #define LIST_PAGE 1000
+#define DEFAULT_URL "http://127.0.0.1:8080"
 /* A job's failed and running tasks that status ID shows. */
 #define FAILED_SHOWN 5
 #define RUNNING_SHOWN 5
@@ -50,7 +51,7 @@ static void common_defaults(struct common *c)
 	memset(c, 0, sizeof(*c));
 	c->url = getenv("BATCHD_URL");
 	if (!c->url || !*c->url)
-		c->url = "http://127.0.0.1:8080";
+		c->url = DEFAULT_URL;
 	c->token = getenv("BATCHD_TOKEN");
 }
 
@@ -941,10 +942,15 @@ int cli_status(int argc, char **argv)
 				cJSON *doc = cJSON_Parse(body.data);
 				double failed = num(doc, "total");
 
+				/* The hint names the server when --url did. */
+				const char *env = getenv("BATCHD_URL");
+				int named = strcmp(c.url, env && *env ? env : DEFAULT_URL) != 0;
+
 				if (failed > FAILED_SHOWN)
 					printf("failed tasks (the first %d of %.0f; all of them:"
-					       " batchd results --state failed %lld):\n",
-					       FAILED_SHOWN, failed, id);
+					       " batchd results%s%s --state failed %lld):\n",
+					       FAILED_SHOWN, failed, named ? " --url " : "",
+					       named ? c.url : "", id);
 				else
 					printf("failed tasks:\n");
 				cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(doc, "tasks"))

@@ -298,8 +298,13 @@ static void test_submit_wait_status_cancel(void **state)
 	assert_non_null(strstr(out.data, "job 5 failed"));
 	assert_int_equal(run(&out, "status --url %s 5", s.url), 0);
 	assert_non_null(strstr(out.data, "max attempts: 2"));
-	assert_non_null(strstr(out.data, "failed tasks (the first 5 of 7; all of them: "
-					 "batchd results --state failed 5):\n"));
+	snprintf(path, sizeof(path), "failed tasks (the first 5 of 7; all of them: "
+		 "batchd results --url %s --state failed 5):\n", s.url);
+	assert_non_null(strstr(out.data, path));
+	setenv("BATCHD_URL", s.url, 1);
+	assert_int_equal(run(&out, "status 5"), 0);
+	unsetenv("BATCHD_URL");
+	assert_non_null(strstr(out.data, "all of them: batchd results --state failed 5):\n"));
 	assert_non_null(strstr(out.data, "#4      attempts=2"));
 	assert_null(strstr(out.data, "#5 "));
 	buf_release(&out);
