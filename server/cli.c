@@ -801,33 +801,35 @@ out:
 	return rc;
 }
 
+/* The first limit tasks of job id in state, as GET .../tasks answers
+ * them ({"tasks": [...], "total": N}); NULL when it did not. */
+static cJSON *job_tasks(struct client *cl, long long id, const char *state, int limit)
+{
+	struct buf body = BUF_INIT;
+	char path[96];
+	cJSON *doc = NULL;
+
+	snprintf(path, sizeof(path), "/api/jobs/%lld/tasks?state=%s&limit=%d", id, state, limit);
+	if (request(cl, "GET", path, NULL, 0, NULL, &body) == 200)
+		doc = cJSON_Parse(body.data);
+	buf_release(&body);
+	return doc;
+}
+
 /* status ID: the job's tasks running now, with how far each has got
  * (the progress its handler reports) and for how long. */
 static void print_running(struct client *cl, long long id)
 {
-	struct buf body = BUF_INIT;
-	char path[96];
-	const cJSON *t, *tasks;
-	cJSON *doc;
-	double now = (double)clock_wall_ms() / 1000, running;
-	int n;
+	cJSON *doc = job_tasks(cl, id, "running", RUNNING_SHOWN);
+	const cJSON *t, *tasks = cJSON_GetObjectItemCaseSensitive(doc, "tasks");
+	double now = (double)clock_wall_ms() / 1000, running = num(doc, "total");
+	int n = cJSON_GetArraySize(tasks);
 
-	snprintf(path, sizeof(path), "/api/jobs/%lld/tasks?state=running&limit=%d", id,
-		 RUNNING_SHOWN);
-	if (request(cl, "GET", path, NULL, 0, NULL, &body) != 200) {
-		buf_release(&body);
-		return;
-	}
-	doc = cJSON_Parse(body.data);
-	tasks = cJSON_GetObjectItemCaseSensitive(doc, "tasks");
-	running = num(doc, "total");
 	/* None: they ended between the two requests. */
-	if ((n = cJSON_GetArraySize(tasks)) > 0) {
-		if (running > n)
-			printf("running now (the first %d of %.0f):\n", n, running);
-		else
-			printf("running now:\n");
-	}
+	if (n > 0 && running > n)
+		printf("running now (the first %d of %.0f):\n", n, running);
+	else if (n > 0)
+		printf("running now:\n");
 	cJSON_ArrayForEach(t, tasks) {
 		double p = num(t, "progress"), since = parse_time(str(t, "started_at"));
 		double worker = num(t, "worker");
@@ -844,7 +846,31 @@ static void print_running(struct client *cl, long long id)
 		       msg ? "  " : "", msg ? msg : "");
 	}
 	cJSON_Delete(doc);
-	buf_release(&body);
+}
+
+/* status ID: the job's first failed tasks with their errors, and where
+ * the rest are when there are more. */
+static void print_failed(struct client *cl, long long id, const char *url)
+{
+	cJSON *doc = job_tasks(cl, id, "failed", FAILED_SHOWN);
+	const cJSON *t;
+	double failed = num(doc, "total");
+	/* The hint names the server when --url did. */
+	const char *env = getenv("BATCHD_URL");
+	int named = strcmp(url, env && *env ? env : DEFAULT_URL) != 0;
+
+	if (!doc)
+		return;
+	if (failed > FAILED_SHOWN)
+		printf("failed tasks (the first %d of %.0f; all of them: batchd results%s%s"
+		       " --state failed %lld):\n", FAILED_SHOWN, failed, named ? " --url " : "",
+		       named ? url : "", id);
+	else
+		printf("failed tasks:\n");
+	cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(doc, "tasks"))
+		printf("  #%-6.0f attempts=%.0f  %s\n", num(t, "index"), num(t, "attempts"),
+		       str(t, "error") ? str(t, "error") : "");
+	cJSON_Delete(doc);
 }
 
 int cli_status(int argc, char **argv)
@@ -923,8 +949,8 @@ int cli_status(int argc, char **argv)
 		printf("%s\n", body.data);
 	} else {
 		cJSON *job = cJSON_Parse(body.data);
+		const cJSON *p = cJSON_GetObjectItemCaseSensitive(job, "progress");
 		char line[1024];
-		const cJSON *t;
 
 		format_bar(job, 30, line, sizeof(line));
 		printf("%s\nstate: %s   name: %s   created: %s\n", line, shown_state(job),
@@ -933,32 +959,10 @@ int cli_status(int argc, char **argv)
 		       str(job, "started_at") ? str(job, "started_at") : "-",
 		       str(job, "finished_at") ? str(job, "finished_at") : "-",
 		       num(job, "max_attempts"), num(job, "priority"));
-		if (num(cJSON_GetObjectItemCaseSensitive(job, "progress"), "running") > 0)
+		if (num(p, "running") > 0)
 			print_running(cl, id);
-		if (num(cJSON_GetObjectItemCaseSensitive(job, "progress"), "failed") > 0) {
-			snprintf(path, sizeof(path), "/api/jobs/%lld/tasks?state=failed&limit=%d", id,
-				 FAILED_SHOWN);
-			if (request(cl, "GET", path, NULL, 0, NULL, &body) == 200) {
-				cJSON *doc = cJSON_Parse(body.data);
-				double failed = num(doc, "total");
-
-				/* The hint names the server when --url did. */
-				const char *env = getenv("BATCHD_URL");
-				int named = strcmp(c.url, env && *env ? env : DEFAULT_URL) != 0;
-
-				if (failed > FAILED_SHOWN)
-					printf("failed tasks (the first %d of %.0f; all of them:"
-					       " batchd results%s%s --state failed %lld):\n",
-					       FAILED_SHOWN, failed, named ? " --url " : "",
-					       named ? c.url : "", id);
-				else
-					printf("failed tasks:\n");
-				cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(doc, "tasks"))
-					printf("  #%-6.0f attempts=%.0f  %s\n", num(t, "index"),
-					       num(t, "attempts"), str(t, "error") ? str(t, "error") : "");
-				cJSON_Delete(doc);
-			}
-		}
+		if (num(p, "failed") > 0)
+			print_failed(cl, id, c.url);
 		cJSON_Delete(job);
 	}
 	buf_release(&body);

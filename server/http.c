@@ -55,7 +55,7 @@ struct http {
 struct rstate {
 	struct buf body;
 	int too_large;
-	int64_t declared;	/* a refused body's Content-Length, or 0 */
+	int64_t declared;	/* its Content-Length, or 0 */
 	int64_t received;	/* the body's bytes so far, kept or dropped */
 	int64_t start_us;
 };
@@ -561,11 +561,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		}
 		/* Refuse an oversized body before reading any of it. */
 		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-		if (cl && strtoll(cl, NULL, 10) > h->app->cfg->max_body) {
+		if (cl && (rs->declared = strtoll(cl, NULL, 10)) > h->app->cfg->max_body) {
 			const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 									 "Expect");
 
-			rs->declared = strtoll(cl, NULL, 10);
 			rs->too_large = 1;
 			if (!expect && rs->declared - h->app->cfg->max_body <= DRAIN_MAX)
 				return MHD_YES;

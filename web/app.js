@@ -1178,10 +1178,9 @@ async function loadFile() {
     useFile({ name: f.name, bytes: f.size, tasks: r.tasks });
     return;
   }
-  useFile(null);
   $('f-tasks').value = text;
   $('f-tasks').dataset.touched = '1';
-  tasksInfo();
+  useFile(null);
 }
 
 async function openSubmit() {

@@ -242,6 +242,7 @@ static int read_port(const struct server *s)
 pid_t server_spawn(struct server *s, const char *const *argv)
 {
 	pid_t pid = fork();
+	struct left *l;
 
 	if (pid < 0)
 		fail_msg("fork: %s", strerror(errno));
@@ -260,8 +261,8 @@ pid_t server_spawn(struct server *s, const char *const *argv)
 		_exit(127);
 	}
 	s->pid = pid;
-	if (left_find(s->dir))
-		left_find(s->dir)->pid = pid;
+	if ((l = left_find(s->dir)))
+		l->pid = pid;
 	return pid;
 }
 
