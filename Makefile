@@ -54,7 +54,7 @@ ASAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
 ASAN_CFLAGS = $(CFLAGS_BASE) -O1 $(ASAN_FLAGS)
 
-LIB_SRC = lib/buf.c lib/clock.c lib/log.c lib/utf8.c lib/xalloc.c
+LIB_SRC = lib/buf.c lib/clock.c lib/json.c lib/log.c lib/utf8.c lib/xalloc.c
 WORKER_SRC = workers/frame.c workers/registry.c workers/builtin.c \
 	workers/proc.c workers/command.c workers/persistent.c workers/worker.c
 DB_SRC = db/store.c db/store_jobs.c db/store_tasks.c db/store_ckpt.c
@@ -85,7 +85,7 @@ A = build/asan
 CORE_R = $(CORE_SRC:%.c=$(R)/%.o)
 CORE_A = $(CORE_SRC:%.c=$(A)/%.o)
 
-UNIT_TESTS = store jobreq frame meter config metrics sched cli worker clock views
+UNIT_TESTS = store jobreq frame meter config metrics sched cli worker clock views json
 INTEGRATION_TESTS = api lifecycle cli metrics openapi ops web persistent \
 	plugins examples abuse workers security crash storage results
 UNIT_BINS = $(UNIT_TESTS:%=$(A)/tests/unit/test_%)
@@ -220,7 +220,7 @@ FUZZ_COPROC_SRC = tests/fuzz/fuzz_coproc.c $(LIB_SRC) \
 FUZZ_COPROC_WRAP = $(patsubst %,-Wl$(comma)--wrap=%,batchd_progress \
 	batchd_task_job batchd_task_index batchd_task_attempt log_emit)
 
-$(F)/fuzz_jobreq: $(FUZZ_JOBREQ_SRC) $(wildcard */*.h)
+$(F)/fuzz_jobreq: $(FUZZ_JOBREQ_SRC) $(wildcard */*.h) tests/fuzz/check_json.h
 	@mkdir -p $(dir $@)
 	$(call say,FUZZ)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_JOBREQ_SRC) $(LIBS)
 
@@ -228,7 +228,7 @@ $(F)/fuzz_frame: $(FUZZ_FRAME_SRC) $(wildcard */*.h)
 	@mkdir -p $(dir $@)
 	$(call say,FUZZ)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_FRAME_SRC)
 
-$(F)/fuzz_coproc: $(FUZZ_COPROC_SRC) workers/persistent.c $(wildcard */*.h)
+$(F)/fuzz_coproc: $(FUZZ_COPROC_SRC) workers/persistent.c $(wildcard */*.h) tests/fuzz/check_json.h
 	@mkdir -p $(dir $@)
 	$(call say,FUZZ)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_COPROC_SRC) $(FUZZ_COPROC_WRAP) $(LIBS)
 

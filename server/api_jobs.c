@@ -66,29 +66,22 @@ static void set_location(struct reply *r, int64_t id)
 	reply_header(r, "Location", loc);
 }
 
-/* Feeds task inputs to the store, printed compactly into one buffer. */
+/* Feeds task inputs to the store, each as the client wrote it (compact),
+ * through one buffer. */
 struct inputs {
-	const cJSON *next;
-	char *buf;
-	int cap;
+	struct jobreq *jr;
+	struct buf buf;
 };
 
 static void next_input(void *ctx, int64_t idx, const char **text, size_t *len)
 {
 	struct inputs *in = ctx;
-	const cJSON *t = in->next;
 
 	(void)idx;
-	in->next = t->next;
-	while (!cJSON_PrintPreallocated((cJSON *)t, in->buf, in->cap, 0)) {
-		in->cap *= 2;
-		free(in->buf);
-		in->buf = malloc((size_t)in->cap);
-		if (!in->buf)
-			abort();
-	}
-	*text = in->buf;
-	*len = strlen(in->buf);
+	buf_reset(&in->buf);
+	jobreq_next_input(in->jr, &in->buf);
+	*text = in->buf.data;
+	*len = in->buf.len;
 }
 
 static int valid_key(const char *k)
@@ -123,7 +116,7 @@ static void create(struct request *q, struct reply *r)
 	struct jobreq_limits lim = { app->cfg->max_tasks, app->cfg->default_timeout_s };
 	struct jobreq jr;
 	struct store_job job = { 0 };
-	struct inputs in = { 0 };
+	struct inputs in = { NULL, BUF_INIT };
 	const char *code;
 	char msg[512];
 	int status;
@@ -171,11 +164,7 @@ static void create(struct request *q, struct reply *r)
 	job.created_at = clock_wall_ms();
 	job.total = jr.ntasks;
 	job.idem_key = (char *)key;
-	in.next = jr.tasks->child;
-	in.cap = 4096;
-	in.buf = malloc((size_t)in.cap);
-	if (!in.buf)
-		abort();
+	in.jr = &jr;
 	/* The job is acknowledged only once it is committed: land what the
 	 * scheduler has pending first, then insert in a transaction of its
 	 * own. */
@@ -183,11 +172,11 @@ static void create(struct request *q, struct reply *r)
 	    store_job_insert(app->store, &job, next_input, &in) < 0) {
 		LOG_WARN("job refused: database error", LF_S("error", store_errmsg(app->store)));
 		reply_db_error(r, app);
-		free(in.buf);
+		buf_release(&in.buf);
 		jobreq_release(&jr);
 		return;
 	}
-	free(in.buf);
+	buf_release(&in.buf);
 	sched_submitted(app->sched, &job);
 	LOG_INFO("job submitted", LF_I("job", job.id), LF_S("handler", job.handler),
 		 LF_I("tasks", job.total), LF_I("priority", job.priority),

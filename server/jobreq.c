@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../lib/buf.h"
+#include "../lib/json.h"
 #include "../lib/utf8.h"
 
 static const char *const fields[] = {
@@ -41,23 +42,6 @@ static int bad_number(const cJSON *v, struct buf *path)
 	return 0;
 }
 
-/* The offset of the first \u0000 escape in a valid JSON text, or -1. The
- * parser turns it into a NUL that ends the C string: "args\u0000" would
- * name the handler "args", and a task input would be cut short. */
-static long nul_escape(const char *body, size_t len)
-{
-	/* In valid JSON every backslash is in a string and starts an
-	 * escape, so a scan two bytes at a time is enough. */
-	for (size_t i = 0; i + 1 < len; i++) {
-		if (body[i] != '\\')
-			continue;
-		if (body[i + 1] == 'u' && i + 5 < len && !memcmp(body + i + 2, "0000", 4))
-			return (long)i;
-		i++;
-	}
-	return -1;
-}
-
 static int whole(double v, double lo, double hi)
 {
 	return isfinite(v) && v == floor(v) && v >= lo && v <= hi;
@@ -72,6 +56,8 @@ static int parse(struct jobreq *r, const char *body, size_t len,
 	const struct handler *h;
 	size_t bad;
 	int64_t i = 0;
+	long esc;
+	int zero;
 
 	memset(r, 0, sizeof(*r));
 	*code = "invalid_request";
@@ -100,9 +86,14 @@ static int parse(struct jobreq *r, const char *body, size_t len,
 		snprintf(msg, msglen, "malformed JSON at byte %zu", off);
 		return 400;
 	}
-	if (nul_escape(body, len) >= 0) {
-		snprintf(msg, msglen, "a string holds \\u0000 (at byte %ld); batchd cannot store it",
-			 nul_escape(body, len));
+	if ((esc = json_nul_escape(body, len, &zero)) >= 0) {
+		if (!zero) {
+			*code = "bad_json";
+			snprintf(msg, msglen, "malformed JSON at byte %ld: \\u needs 4 hex digits", esc);
+		} else {
+			snprintf(msg, msglen, "a string holds \\u0000 (at byte %ld); batchd cannot "
+				 "store it", esc);
+		}
 		goto fail400;
 	}
 	if (!cJSON_IsObject(r->doc)) {
@@ -236,6 +227,16 @@ static int parse(struct jobreq *r, const char *body, size_t len,
 		r->paused = cJSON_IsTrue(f);
 	}
 
+	/* The tasks' text: the members of the body come in the tree's order. */
+	for (f = r->doc->child; f != r->tasks; f = f->next)
+		i++;
+	r->at = body;
+	r->end = body + len;
+	r->at_task = r->tasks->child;
+	if (json_member(&r->at, r->end, (int)i) < 0)
+		r->at = NULL;		/* never: then the tree is printed */
+	i = 0;
+
 	for (t = r->tasks->child; t; t = t->next, i++) {
 		struct buf path = BUF_INIT;
 		char why[256];
@@ -270,6 +271,19 @@ int jobreq_parse(struct jobreq *r, const char *body, size_t len,
 	if (status && !utf8_valid(msg, strlen(msg), &bad))
 		msg[bad] = '\0';
 	return status;
+}
+
+int jobreq_next_input(struct jobreq *r, struct buf *out)
+{
+	const cJSON *t = r->at_task;
+
+	if (!t)
+		return -1;
+	r->at_task = t->next;
+	if (r->at && json_next(&r->at, r->end) != 1)
+		r->at = NULL;
+	json_copy_of(out, t, &r->at, r->end);
+	return 0;
 }
 
 void jobreq_release(struct jobreq *r)

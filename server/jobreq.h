@@ -13,6 +13,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "../lib/buf.h"
+
 #include "../workers/registry.h"
 
 struct jobreq_limits {
@@ -31,6 +33,9 @@ struct jobreq {
 	int64_t timeout_ms;	/* resolved: job, else handler, else default */
 	int max_attempts;
 	int paused;		/* submitted paused: nothing starts until resumed */
+	/* Where jobreq_next_input reads: the body's text of the tasks. */
+	const char *at, *end;
+	const cJSON *at_task;
 };
 
 #define JOBREQ_NAME_MAX 200
@@ -48,6 +53,13 @@ struct jobreq {
 int jobreq_parse(struct jobreq *r, const char *body, size_t len,
 		 const struct registry *reg, const struct jobreq_limits *lim,
 		 const char **code, char *msg, size_t msglen);
+/*
+ * Appends the next task's input, in order, to out: the body's own text of
+ * it, compact (see lib/json.h), so that a number is stored as the client
+ * wrote it, not as the double cJSON read. Reads the body given to
+ * jobreq_parse, which must outlive r. Returns 0, or -1 after the last.
+ */
+int jobreq_next_input(struct jobreq *r, struct buf *out);
 void jobreq_release(struct jobreq *r);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "../../lib/buf.h"
 #include "../../lib/utf8.h"
 #include "../../server/jobreq.h"
 
@@ -129,6 +130,41 @@ static void test_refusals(void **state)
 		"\\u0000 (at byte 17)");
 	refused("{\"handler\": \"echo\", \"tasks\": [\"a\\u0000b\"]}", 400, "invalid_request",
 		"\\u0000");
+	/* cJSON reads a \u without 4 hex digits as \u0000; JSON has none. */
+	refused("{\"handler\": \"echo\", \"tasks\": [\"a\\uzzzzb\"]}", 400, "bad_json",
+		"malformed JSON at byte 32: \\u needs 4 hex digits");
+	refused("{\"handler\": \"echo\", \"tasks\": [\"\\u12zz\"]}", 400, "bad_json",
+		"\\u needs 4 hex digits");
+}
+
+/* Each input is stored as the client wrote it, compact: its numbers are
+ * not the doubles cJSON read (9007199254740993 is not one), 1.0 stays
+ * 1.0; and a pretty-printed request stores one line per input. */
+static void test_inputs_as_written(void **state)
+{
+	static const char *const want[] = {
+		"9007199254740993", "1.0", "{\"a\":[1E22,\"x\\ty \\u00e9\"],\"b\":null}",
+		"-0.5", "[\"\\ud83d\\ude00\"]",
+	};
+	struct jobreq r;
+	struct buf in = BUF_INIT;
+	const char *code;
+	char msg[256];
+
+	(void)state;
+	assert_int_equal(parse("{\"tasks\" : [\n  9007199254740993,\n  1.0,\n"
+			       "  {\"a\" : [ 1E22, \"x\ty \\u00e9\" ], \"b\": null},\n  -.5,"
+			       " [ \"\\ud83d\\ude00\" ] ],\n \"name\": \"tasks\", \"handler\": \"echo\"}",
+			       &r, &code, msg, sizeof(msg)), 0);
+	assert_int_equal(r.ntasks, 5);
+	for (int i = 0; i < 5; i++) {
+		buf_reset(&in);
+		assert_int_equal(jobreq_next_input(&r, &in), 0);
+		assert_string_equal(in.data, want[i]);
+	}
+	assert_int_equal(jobreq_next_input(&r, &in), -1);
+	buf_release(&in);
+	jobreq_release(&r);
 }
 
 static void test_escaped_backslash_is_not_nul(void **state)
@@ -219,6 +255,7 @@ int main(void)
 		cmocka_unit_test(test_deep_nesting),
 		cmocka_unit_test(test_nul_inside_body),
 		cmocka_unit_test(test_escaped_backslash_is_not_nul),
+		cmocka_unit_test(test_inputs_as_written),
 		cmocka_unit_test(test_message_is_one_line),
 	};
 

@@ -1,0 +1,66 @@
+/*
+ * json: JSON values kept as they were written.
+ *
+ * cJSON reads every number into a double, so a value printed back from its
+ * tree is not always the value that was sent: an id such as
+ * 9007199254740993 comes back as 9007199254740992 (or, printed with 15
+ * digits, as 9.00719925474099e+15), 1.0 comes back as 1. What batchd stores
+ * of a task's input or a handler's result is instead the text as written,
+ * made compact. These functions walk text that cJSON has already accepted
+ * (cJSON checks it; these only copy it): a cJSON tree gives the structure,
+ * the text gives the values, member by member in the same order.
+ */
+#ifndef BATCHD_JSON_H
+#define BATCHD_JSON_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "buf.h"
+
+/*
+ * Appends the JSON value at *p (white space before it skipped) to out, or
+ * only skips it when out is NULL, and moves *p just past it. The copy is
+ * compact and strict JSON whatever cJSON took: no white space outside
+ * strings, the control characters in strings escaped, and a number outside
+ * JSON's grammar (cJSON also reads 01, 1. and -.5) written as the number it
+ * reads as. Every other number and string is copied byte for byte. Returns
+ * 0, or -1 (with out holding a part) when the text at *p is not a JSON
+ * value, which text cJSON parsed never is.
+ */
+int json_copy(struct buf *out, const char **p, const char *end);
+
+/*
+ * The offset of the first \u escape in the JSON text s[0..len) that cJSON
+ * reads as a NUL, or -1. That is \u0000 (*zero set to 1), and a \u not
+ * followed by 4 hex digits (*zero set to 0), which JSON does not allow
+ * and cJSON takes for \u0000. A NUL ends a C string: "a\u0000b" would be
+ * kept as "a".
+ */
+long json_nul_escape(const char *s, size_t len, int *zero);
+
+/*
+ * Appends v, the value cJSON read from the text at *p, as json_copy does
+ * and moving *p the same way. Should the text not walk (never for text
+ * cJSON parsed), or *p be NULL, appends v as cJSON prints it instead and
+ * sets *p to NULL.
+ */
+void json_copy_of(struct buf *out, const cJSON *v, const char **p, const char *end);
+
+/*
+ * Moves *p from the start of an array ('[', white space before it skipped)
+ * or from just after one of its elements to the next element. Returns 1
+ * when there is one, 0 at the array's end (*p past the ']'), -1 when the
+ * text is not an array there.
+ */
+int json_next(const char **p, const char *end);
+
+/*
+ * Moves *p from the start of an object to the value of its member number n
+ * (from 0, in the order written: cJSON keeps that order, and a member given
+ * twice counts twice). Returns 0, or -1 when the object has no such member.
+ */
+int json_member(const char **p, const char *end, int n);
+
+#endif
