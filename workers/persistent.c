@@ -58,6 +58,7 @@
 
 #include "../lib/buf.h"
 #include "../lib/clock.h"
+#include "../lib/json.h"
 #include "../lib/log.h"
 #include "../lib/utf8.h"
 #include "proc.h"
@@ -433,19 +434,20 @@ static enum line_kind protocol_error(struct buf *msg, const char *what,
 	return LINE_FAULT;
 }
 
-/* Whether the JSON text s[0..len), already parsed, holds a \u0000 escape:
- * cJSON makes it a NUL that ends the string, so "a\u0000b" would be kept
- * as "a". In valid JSON every backslash starts an escape. */
-static int has_nul_escape(const char *s, size_t len)
+/* Appends the value of member v of doc, the object the line
+ * line[0..len) holds, as the co-process wrote it (compact): a result's
+ * numbers are kept as written, not as the doubles cJSON read. */
+static void member_text(struct buf *msg, const cJSON *doc, const cJSON *v,
+			const char *line, size_t len)
 {
-	for (size_t i = 0; i + 1 < len; i++) {
-		if (s[i] != '\\')
-			continue;
-		if (s[i + 1] == 'u' && i + 5 < len && !memcmp(s + i + 2, "0000", 4))
-			return 1;
-		i++;
-	}
-	return 0;
+	const char *p = line;
+	int n = 0;
+
+	for (const cJSON *c = doc->child; c != v; c = c->next)
+		n++;
+	if (json_member(&p, line + len, n) < 0)
+		p = NULL;
+	json_copy_of(msg, v, &p, line + len);
 }
 
 /* Whether every number in v is finite: 1e999 parses as infinity, which a
@@ -492,7 +494,7 @@ static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 	const cJSON *v, *m;
 	cJSON *doc;
 	enum line_kind kind = LINE_MORE;
-	int keys = 0;
+	int keys = 0, zero;
 
 	if (len && line[len - 1] == '\r')
 		line[--len] = '\0';
@@ -508,6 +510,11 @@ static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 		return LINE_FAULT;
 	}
 	doc = utf8_valid(line, len, NULL) ? cJSON_ParseWithOpts(line, &end, 1) : NULL;
+	/* cJSON reads \uZZZZ as \u0000: that is not JSON either. */
+	if (doc && json_nul_escape(line, len, &zero) >= 0 && !zero) {
+		cJSON_Delete(doc);
+		doc = NULL;
+	}
 	if (!doc) {
 		buf_adds(msg, "co-process wrote a line that is not JSON: ");
 		show_line(msg, line, len);
@@ -518,7 +525,7 @@ static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 		goto out;
 	}
 	/* What batchd keeps must be what the co-process wrote. */
-	if (has_nul_escape(line, len)) {
+	if (json_nul_escape(line, len, &zero) >= 0) {
 		kind = protocol_error(msg, "a string holds \\u0000, which batchd cannot store",
 				      line, len);
 		goto out;
@@ -560,12 +567,7 @@ static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 		goto out;
 	}
 	if ((v = cJSON_GetObjectItemCaseSensitive(doc, "result"))) {
-		char *text = cJSON_PrintUnformatted(v);
-
-		if (!text)
-			abort();
-		buf_adds(msg, text);
-		free(text);
+		member_text(msg, doc, v, line, len);
 		kind = LINE_RESULT;
 	} else if ((v = cJSON_GetObjectItemCaseSensitive(doc, "error"))) {
 		if (cJSON_IsString(v) && !v->valuestring[0]) {
@@ -574,12 +576,7 @@ static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 		} else if (cJSON_IsString(v)) {
 			buf_adds(msg, v->valuestring);
 		} else {
-			char *text = cJSON_PrintUnformatted(v);
-
-			if (!text)
-				abort();
-			buf_adds(msg, text);
-			free(text);
+			member_text(msg, doc, v, line, len);
 		}
 		kind = LINE_ERROR;
 	} else {

@@ -18,6 +18,7 @@
 
 #include "../lib/buf.h"
 #include "../lib/clock.h"
+#include "../lib/json.h"
 #include "../lib/log.h"
 #include "../lib/utf8.h"
 #include "frame.h"
@@ -578,9 +579,24 @@ static void run_task(struct worker *w, struct wtask *wt)
 			buf_adds(&fixed, "handler returned a result that is not JSON: ");
 			utf8_sanitize(&fixed, res, len > 200 ? 200 : len);
 			ok = 0;
-			data = fixed.data;
-			len = fixed.len;
+		} else {
+			/* Kept compact, its numbers as written: a result over
+			 * several lines would break the JSON Lines of
+			 * GET /api/jobs/{id}/results. */
+			const char *p = res;
+
+			json_copy_of(&fixed, doc, &p, res + len);
+			if (fixed.len > RESULT_MAX) {
+				size_t n = fixed.len;
+
+				buf_reset(&fixed);
+				buf_addf(&fixed, "result is too large (%zu bytes once its strings are "
+					 "escaped, limit %u)", n, RESULT_MAX);
+				ok = 0;
+			}
 		}
+		data = fixed.data;
+		len = fixed.len;
 		cJSON_Delete(doc);
 	} else if (!ok) {
 		if (!res) {

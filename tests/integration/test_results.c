@@ -7,6 +7,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -321,6 +322,106 @@ static void test_export_outlives_shutdown(void **state)
 	server_free(&s);
 }
 
+/* The text of GET path's answer (200); free() it. */
+static char *get_text(const struct server *s, const char *path)
+{
+	struct resp r;
+	char *text;
+
+	http_request(s, "GET", path, NULL, NULL, &r);
+	if (r.status != 200)
+		fail_msg("GET %s: %ld %s", path, r.status, r.body);
+	text = strdup(r.body);
+	assert_non_null(text);
+	resp_free(&r);
+	return text;
+}
+
+static void has(const char *text, const char *part)
+{
+	if (!strstr(text, part))
+		fail_msg("want %s in\n%s", part, text);
+}
+
+/* A finished job of handler, its tasks written as tasks (JSON text). */
+static int64_t finished(const struct server *s, const char *handler, const char *tasks)
+{
+	struct buf b = BUF_INIT;
+	int64_t id;
+
+	buf_addf(&b, "{\"handler\": \"%s\",\n \"tasks\": %s}", handler, tasks);
+	id = submit(s, b.data);
+	buf_release(&b);
+	cJSON_Delete(wait_job(s, id, "succeeded", 60));
+	return id;
+}
+
+/* Inputs and results come back as they were written, whatever handler
+ * wrote them: a number that is no double (9007199254740993), 1.0 and 1E22
+ * unchanged; and each a single line, so that an export stays JSON Lines
+ * when a program prints its result over several lines. Strings keep their
+ * escapes; a raw tab, which strict JSON refuses, comes back escaped. */
+static void test_values_as_written(void **state)
+{
+	static const char pretty[] =
+		"#!/bin/sh\ncat >/dev/null\n"
+		"printf '{\\n  \"id\": 9007199254740993,\\n  \"f\": 1.0,\\n  \"s\": \"a\\tb\"\\n}\\n'\n";
+	struct server s;
+	struct buf b = BUF_INIT;
+	char hf[400], sh_path[400], cwd[PATH_MAX], path[128];
+	const char *args[] = { "--workers", "2", "--handlers", hf, NULL };
+	char *text;
+	cJSON **v;
+	int64_t id;
+
+	(void)state;
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	server_init(&s);
+	write_file(&s, "pretty.sh", pretty, 0755, sh_path, sizeof(sh_path));
+	buf_addf(&b, "{\"handlers\": {\"pretty\": {\"argv\": [\"%s\"]},\n"
+		 " \"co\": {\"argv\": [\"%s/tests/helpers/coproc.py\"], \"mode\": \"persistent\"}}}",
+		 sh_path, cwd);
+	write_file(&s, "handlers.json", b.data, 0644, hf, sizeof(hf));
+	buf_release(&b);
+	server_start(&s, args);
+
+	/* The inputs, sent pretty-printed, with a raw tab in a string. */
+	id = finished(&s, "echo", "[\n  9007199254740993,\n  1.0, 1E22, -0.0,\n"
+		      "  {\"id\" : 12345678901234567890, \"s\": \"a\tb \\u00e9\"}\n]");
+	snprintf(path, sizeof(path), "/api/jobs/%lld/results?input=true", (long long)id);
+	text = get_text(&s, path);
+	assert_int_equal(parse_lines(text, strlen(text), &v), 5);
+	free_lines(v, 5);
+	has(text, "\"result\":9007199254740993,\"error\":null,\"input\":9007199254740993}\n");
+	has(text, "\"result\":1.0,\"error\":null,\"input\":1.0}\n");
+	has(text, "\"result\":1E22,\"error\":null,\"input\":1E22}\n");
+	has(text, "\"result\":-0.0,\"error\":null,\"input\":-0.0}\n");
+	has(text, "\"input\":{\"id\":12345678901234567890,\"s\":\"a\\tb \\u00e9\"}}\n");
+	free(text);
+	snprintf(path, sizeof(path), "/api/jobs/%lld/tasks/0", (long long)id);
+	text = get_text(&s, path);
+	has(text, "\"input\":9007199254740993");
+	free(text);
+
+	/* A command's result, printed over several lines. */
+	id = finished(&s, "pretty", "[1, 2]");
+	snprintf(path, sizeof(path), "/api/jobs/%lld/results", (long long)id);
+	text = get_text(&s, path);
+	assert_int_equal(parse_lines(text, strlen(text), &v), 2);
+	free_lines(v, 2);
+	has(text, "\"result\":{\"id\":9007199254740993,\"f\":1.0,\"s\":\"a\\tb\"},\"error\":null}\n");
+	free(text);
+
+	/* A co-process's result line. */
+	id = finished(&s, "co", "[{\"do\": \"print\", \"text\": "
+		      "\"{\\\"result\\\": {\\\"id\\\": 9007199254740993, \\\"f\\\": [1.0, 1E22]}}\"}]");
+	snprintf(path, sizeof(path), "/api/jobs/%lld/tasks/0", (long long)id);
+	text = get_text(&s, path);
+	has(text, "\"result\":{\"id\":9007199254740993,\"f\":[1.0,1E22]}");
+	free(text);
+	server_free(&s);
+}
+
 static int setup(void **state)
 {
 	const char *args[] = { "--workers", "2", NULL };
@@ -344,6 +445,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_export_cut_short, setup_long_idle,
 						server_teardown),
 		cmocka_unit_test(test_export_outlives_shutdown),
+		cmocka_unit_test(test_values_as_written),
 	};
 
 	return cmocka_run_group_tests_name("results", tests, NULL, NULL);
