@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "../lib/buf.h"
+#include "../lib/json.h"
 #include "../lib/clock.h"
 #include "client.h"
 
@@ -406,6 +407,35 @@ out:
 	return rc;
 }
 
+/* A job object's tasks go out as written, like an array's: printed again
+ * from cJSON's tree, 9007199254740993 would go as a double. Moves the
+ * "tasks" member of doc, read from text[0..len), into tasks as its text;
+ * leaves doc whole when "tasks" is absent or given twice (the server
+ * says what is wrong with that). */
+static void object_tasks(cJSON *doc, const char *text, size_t len, struct buf *tasks)
+{
+	const cJSON *c, *t = NULL;
+	const char *p = text;
+	int n = 0, at = 0;
+
+	cJSON_ArrayForEach(c, doc) {
+		if (!strcmp(c->string, "tasks")) {
+			if (t)
+				return;
+			t = c;
+			at = n;
+		}
+		n++;
+	}
+	if (!t)
+		return;
+	if (json_member(&p, text + len, at) < 0 || json_copy(tasks, &p, text + len) < 0) {
+		buf_reset(tasks);
+		return;
+	}
+	cJSON_Delete(cJSON_DetachItemViaPointer(doc, (cJSON *)t));
+}
+
 int cli_submit(int argc, char **argv)
 {
 	enum { O_URL = 1, O_TOKEN, O_HANDLER, O_NAME, O_PRIORITY, O_TIMEOUT, O_ATTEMPTS,
@@ -502,6 +532,7 @@ int cli_submit(int argc, char **argv)
 		text = NULL;
 		req = cJSON_CreateObject();
 	} else if (cJSON_IsObject(doc)) {
+		object_tasks(doc, text, len, &tasks);
 		req = doc;
 		doc = NULL;
 	} else {

@@ -372,6 +372,26 @@ static void test_submit_inputs(void **state)
 	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(j, "paused")));
 	assert_int_equal(jnum(j, "progress.total"), 2);
 	cJSON_Delete(j);
+
+	/* Numbers go as written, from a job object and from lines alike:
+	 * 9007199254740993 is no double, 1.0 is not 1. */
+	write_file(&s, "job.json", "{\"handler\": \"echo\",\n \"tasks\": [9007199254740993, 1.0],"
+		   " \"name\": \"exact\"}\n", 0644, path, sizeof(path));
+	assert_int_equal(run(&out, "submit --url %s --wait %s", s.url, path), 0);
+	assert_non_null(strstr(out.data, "job 3 succeeded"));
+	assert_int_equal(run(&out, "results --url %s 3 --input", s.url), 0);
+	assert_non_null(strstr(out.data, "\"result\":9007199254740993,\"error\":null,"
+			       "\"input\":9007199254740993}\n"));
+	assert_non_null(strstr(out.data, "\"result\":1.0,\"error\":null,\"input\":1.0}\n"));
+	j = api(&s, "GET", "/api/jobs/3", NULL, 200);
+	assert_string_equal(jstr(j, "name"), "exact");
+	cJSON_Delete(j);
+	write_file(&s, "ids.jsonl", "{\"id\": 12345678901234567890}\n1E22\n", 0644, path,
+		   sizeof(path));
+	assert_int_equal(run(&out, "submit --url %s --handler echo --wait %s", s.url, path), 0);
+	assert_int_equal(run(&out, "results --url %s 4", s.url), 0);
+	assert_non_null(strstr(out.data, "\"result\":{\"id\":12345678901234567890}"));
+	assert_non_null(strstr(out.data, "\"result\":1E22,"));
 	buf_release(&out);
 	server_free(&s);
 }
