@@ -96,10 +96,23 @@ export async function download(path, accept, progress) {
   return new Blob(parts, { type: res.headers.get('Content-Type') || 'application/octet-stream' });
 }
 
+// JSON.parse, keeping each number that a double would change
+// (9007199254740993, 1.0, 1E22) as written: it becomes JSON.rawJSON of its
+// text, which JSON.stringify writes back unchanged. For what users sent
+// and handlers returned, shown as they wrote it. A browser without
+// JSON.rawJSON gets plain numbers.
+export function parseExact(text) {
+  if (typeof JSON.rawJSON !== 'function') return JSON.parse(text);
+  return JSON.parse(text, (key, v, ctx) =>
+    (typeof v === 'number' && ctx && typeof ctx.source === 'string' && ctx.source !== String(v)
+      ? JSON.rawJSON(ctx.source) : v));
+}
+
 // Sends one request. body: a value to send as JSON, or a string already
-// JSON. etag: sent as If-None-Match; a 304 answers {status: 304}.
+// JSON. etag: sent as If-None-Match; a 304 answers {status: 304}. exact:
+// numbers in the answer as parseExact keeps them.
 // Resolves to {status, data, etag}; rejects with ApiError or NetworkError.
-export async function request(method, path, { body, etag } = {}) {
+export async function request(method, path, { body, etag, exact } = {}) {
   const headers = authHeaders('application/json');
   if (etag) headers['If-None-Match'] = etag;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
@@ -127,7 +140,7 @@ export async function request(method, path, { body, etag } = {}) {
   let data = null;
   if (text) {
     try {
-      data = JSON.parse(text);
+      data = exact ? parseExact(text) : JSON.parse(text);
     } catch {
       data = null;
     }

@@ -1001,7 +1001,7 @@ async function toggleTask(idx) {
 async function refreshOpen(idx) {
   const id = detail.id;
   try {
-    const r = await api.get(`/api/jobs/${id}/tasks/${idx}`);
+    const r = await api.get(`/api/jobs/${id}/tasks/${idx}`, { exact: true });
     if (id !== detail.id || !detail.open.has(idx)) return;
     detail.open.set(idx, r.data);
     renderTasks();
@@ -1114,19 +1114,22 @@ const dlg = $('submit-dialog');
 // A file larger than this is held apart rather than put in the box, which
 // would be slow to draw and to edit.
 const FILE_IN_BOX_MAX = 256 * 1024;
-// The tasks of such a file: {name, bytes, tasks}; null when the box holds
-// the tasks.
+// The tasks of such a file: {name, bytes, count, text} (parseTasks); null
+// when the box holds the tasks.
 let fileTasks = null;
 
 // The tasks in text: a JSON array, or JSON Lines (one JSON value on each
-// non-empty line, as batchd submit reads them). {tasks} or {error}.
+// non-empty line, as batchd submit reads them). {count, text} with text
+// the tasks as one JSON array, or {error}. The text is what was written,
+// never parsed and printed again: that would send 9007199254740993 as
+// 9007199254740992, and 1.0 as 1.
 function parseTasks(text) {
   const whole = text.trim();
   if (!whole) return { error: 'there are none' };
   try {
     const v = JSON.parse(whole);
-    if (Array.isArray(v)) return { tasks: v };
-    if (!whole.includes('\n')) return { tasks: [v] };
+    if (Array.isArray(v)) return { count: v.length, text: whole };
+    if (!whole.includes('\n')) return { count: 1, text: `[${whole}]` };
     return { error: 'one JSON value over several lines: give an array, or one input per line' };
   } catch {
     // JSON Lines, then.
@@ -1137,12 +1140,14 @@ function parseTasks(text) {
     const line = lines[i].trim();
     if (!line) continue;
     try {
-      tasks.push(JSON.parse(line));
+      JSON.parse(line);
     } catch (e) {
       return { error: `line ${fmt.int(i + 1)} is not one JSON value (${e.message})` };
     }
+    tasks.push(line);
   }
-  return { tasks };
+  if (!tasks.length) return { error: 'there are none' };
+  return { count: tasks.length, text: `[${tasks.join(',')}]` };
 }
 
 // Holds file's tasks apart from the box (null: back to the box).
@@ -1152,7 +1157,7 @@ function useFile(file) {
   $('f-file-shown').hidden = !file;
   if (file) {
     $('f-tasks').dataset.touched = '1';
-    setText($('f-file-info'), `${file.name}: ${fmt.int(file.tasks.length)} task${file.tasks.length === 1 ? '' : 's'} (${fmt.bytes(file.bytes)})`);
+    setText($('f-file-info'), `${file.name}: ${fmt.int(file.count)} task${file.count === 1 ? '' : 's'} (${fmt.bytes(file.bytes)})`);
   }
   tasksInfo();
 }
@@ -1175,7 +1180,7 @@ async function loadFile() {
   }
   $('submit-error').hidden = true;
   if (text.length > FILE_IN_BOX_MAX) {
-    useFile({ name: f.name, bytes: f.size, tasks: r.tasks });
+    useFile({ name: f.name, bytes: f.size, count: r.count, text: r.text });
     return;
   }
   $('f-tasks').value = text;
@@ -1239,7 +1244,7 @@ function tasksInfo() {
   const r = parseTasks($('f-tasks').value);
   if (!$('f-tasks').value.trim()) setText(info, 'No tasks yet.');
   else setText(info, r.error ? `Not valid yet: ${r.error}.` :
-    `${fmt.int(r.tasks.length)} task${r.tasks.length === 1 ? '' : 's'}`);
+    `${fmt.int(r.count)} task${r.count === 1 ? '' : 's'}`);
 }
 
 function showSubmitError(text) {
@@ -1270,12 +1275,12 @@ $('f-file-clear').addEventListener('click', () => {
 
 $('submit-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
-  const r = fileTasks || parseTasks($('f-tasks').value);
-  if (r.error) {
-    showSubmitError(`Tasks: ${r.error}.`);
+  const given = fileTasks || parseTasks($('f-tasks').value);
+  if (given.error) {
+    showSubmitError(`Tasks: ${given.error}.`);
     return;
   }
-  const body = { handler: $('f-handler').value, tasks: r.tasks };
+  const body = { handler: $('f-handler').value };
   const name = $('f-name').value.trim();
   if (name) body.name = name;
   for (const [id, key] of [['f-timeout', 'timeout_s'], ['f-attempts', 'max_attempts'], ['f-priority', 'priority']]) {
@@ -1286,7 +1291,9 @@ $('submit-form').addEventListener('submit', async (ev) => {
   go.disabled = true;
   setText(go, 'Submitting…');
   try {
-    const r = await api.post('/api/jobs', body);
+    // The fields, then the tasks as written.
+    const head = JSON.stringify(body);
+    const r = await api.post('/api/jobs', `${head.slice(0, -1)},"tasks":${given.text}}`);
     dlg.close();
     $('f-name').value = '';
     toast(`Job #${r.data.id} submitted: ${fmt.int(r.data.progress.total)} tasks`);

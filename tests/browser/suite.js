@@ -188,6 +188,37 @@ test('tasks from a file or typed as JSON Lines: a small file into the box, a lar
   assert.deepEqual((await s.api('GET', '/api/jobs/2/tasks/1')).input, { k: 2 });
 });
 
+test('numbers go to the server and come back on the page as they were typed', async (t) => {
+  const s = await new Server(['--workers', '2']).start();
+  const page = await open(t, s);
+  await live(page);
+  await page.click('#new-job');
+  await page.waitForSelector('#f-handler option[value="echo"]', { state: 'attached' });
+  await page.selectOption('#f-handler', 'echo');
+  // 9007199254740993 is no double: parsed and printed again, it would go
+  // as ...992; 1.0 would go as 1.
+  await page.fill('#f-tasks', '{"id": 9007199254740993, "f": 1.0}\n[1E22, -0.0]');
+  assert.equal(await text(page, '#f-tasks-info'), '2 tasks');
+  await page.click('#submit-go');
+  await page.waitForSelector('#submit-dialog', { state: 'hidden' });
+  await s.waitJob(1, 'succeeded');
+  const stored = (await s.request('GET', '/api/jobs/1/results?input=true')).text;
+  assert.match(stored, /"result":\{"id":9007199254740993,"f":1\.0\},"error":null,"input":\{"id":9007199254740993,"f":1\.0\}\}\n/);
+  assert.match(stored, /"input":\[1E22,-0\.0\]\}\n/);
+  // The task's detail shows them as written too.
+  await page.goto(`${s.url}/#/jobs/1`);
+  await page.waitForSelector('#job-state.badge.succeeded');
+  await page.click('.task-row[data-index="0"] button');
+  await page.waitForSelector('#task-0-detail .kv pre');
+  const blocks = await page.$$eval('#task-0-detail .kv pre', (els) => els.map((e) => e.textContent));
+  const want = '{\n  "id": 9007199254740993,\n  "f": 1.0\n}';
+  assert.deepEqual(blocks, [want, want]);	// input, result
+  await page.click('.task-row[data-index="1"] button');
+  await page.waitForSelector('#task-1-detail .kv pre');
+  const second = await page.$$eval('#task-1-detail .kv pre', (els) => els.map((e) => e.textContent));
+  assert.deepEqual(second, ['[\n  1E22,\n  -0.0\n]', '[\n  1E22,\n  -0.0\n]']);
+});
+
 test("a failing task's error, in the job's deep-linked detail", async (t) => {
   const s = await new Server(['--workers', '2']).start();
   await s.submit({ handler: 'fail', name: 'import invoices', tasks: [
