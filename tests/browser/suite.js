@@ -54,6 +54,25 @@ async function text(page, sel) {
 
 // ---- the tests ----
 
+// A fresh server, and its page with the New job form open on handler.
+async function formFor(t, handler) {
+  const s = await new Server(['--workers', '2']).start();
+  const page = await open(t, s);
+  await live(page);
+  await page.click('#new-job');
+  await page.waitForSelector(`#f-handler option[value="${handler}"]`, { state: 'attached' });
+  await page.selectOption('#f-handler', handler);
+  return { s, page };
+}
+
+// Opens task idx's detail on a job's page; the text of its blocks (input,
+// then error or result).
+async function taskBlocks(page, idx) {
+  await page.click(`.task-row[data-index="${idx}"] button`);
+  await page.waitForSelector(`#task-${idx}-detail .kv pre`);
+  return page.$$eval(`#task-${idx}-detail .kv pre`, (els) => els.map((e) => e.textContent));
+}
+
 test('page loads from the binary, strict CSP, 304 while idle', async (t) => {
   const s = await new Server(['--workers', '2']).start();
   const seen = [];
@@ -93,12 +112,7 @@ test('page loads from the binary, strict CSP, 304 while idle', async (t) => {
 });
 
 test('submit a job through the form and watch its bar reach 100%', async (t) => {
-  const s = await new Server(['--workers', '2']).start();
-  const page = await open(t, s);
-  await live(page);
-  await page.click('#new-job');
-  await page.waitForSelector('#f-handler option[value="sleep"]', { state: 'attached' });
-  await page.selectOption('#f-handler', 'sleep');
+  const { s, page } = await formFor(t, 'sleep');
   // Refused by the API: its message is shown next to the form.
   await page.fill('#f-tasks', '[{"ms": 100}, {"ms": "soon"}]');
   await page.click('#submit-go');
@@ -133,12 +147,7 @@ test('submit a job through the form and watch its bar reach 100%', async (t) => 
 });
 
 test('tasks from a file or typed as JSON Lines: a small file into the box, a large one held apart', async (t) => {
-  const s = await new Server(['--workers', '2']).start();
-  const page = await open(t, s);
-  await live(page);
-  await page.click('#new-job');
-  await page.waitForSelector('#f-handler option[value="echo"]', { state: 'attached' });
-  await page.selectOption('#f-handler', 'echo');
+  const { s, page } = await formFor(t, 'echo');
   const file = (name, text) => page.setInputFiles('#f-file',
     { name, mimeType: 'application/x-ndjson', buffer: Buffer.from(text) });
   // A small file goes into the box as it is, blank lines too (a text
@@ -189,12 +198,7 @@ test('tasks from a file or typed as JSON Lines: a small file into the box, a lar
 });
 
 test('numbers go to the server and come back on the page as they were typed', async (t) => {
-  const s = await new Server(['--workers', '2']).start();
-  const page = await open(t, s);
-  await live(page);
-  await page.click('#new-job');
-  await page.waitForSelector('#f-handler option[value="echo"]', { state: 'attached' });
-  await page.selectOption('#f-handler', 'echo');
+  const { s, page } = await formFor(t, 'echo');
   // 9007199254740993 is no double: parsed and printed again, it would go
   // as ...992; 1.0 would go as 1.
   await page.fill('#f-tasks', '{"id": 9007199254740993, "f": 1.0}\n[1E22, -0.0]');
@@ -208,15 +212,10 @@ test('numbers go to the server and come back on the page as they were typed', as
   // The task's detail shows them as written too.
   await page.goto(`${s.url}/#/jobs/1`);
   await page.waitForSelector('#job-state.badge.succeeded');
-  await page.click('.task-row[data-index="0"] button');
-  await page.waitForSelector('#task-0-detail .kv pre');
-  const blocks = await page.$$eval('#task-0-detail .kv pre', (els) => els.map((e) => e.textContent));
   const want = '{\n  "id": 9007199254740993,\n  "f": 1.0\n}';
-  assert.deepEqual(blocks, [want, want]);	// input, result
-  await page.click('.task-row[data-index="1"] button');
-  await page.waitForSelector('#task-1-detail .kv pre');
-  const second = await page.$$eval('#task-1-detail .kv pre', (els) => els.map((e) => e.textContent));
-  assert.deepEqual(second, ['[\n  1E22,\n  -0.0\n]', '[\n  1E22,\n  -0.0\n]']);
+  assert.deepEqual(await taskBlocks(page, 0), [want, want]);	// input, result
+  const second = '[\n  1E22,\n  -0.0\n]';
+  assert.deepEqual(await taskBlocks(page, 1), [second, second]);
 });
 
 test("a failing task's error, in the job's deep-linked detail", async (t) => {
@@ -240,10 +239,7 @@ test("a failing task's error, in the job's deep-linked detail", async (t) => {
   // The other job's result, on click.
   await page.goto(`${s.url}/#/jobs/2`);
   await page.waitForSelector('#job-state.badge.succeeded');
-  await page.click('.task-row[data-index="2"] button');
-  await page.waitForSelector('#task-2-detail .kv pre');
-  const blocks = await page.$$eval('#task-2-detail .kv pre', (els) => els.map((e) => e.textContent));
-  assert.deepEqual(blocks, ['3', '3']);	// input, result
+  assert.deepEqual(await taskBlocks(page, 2), ['3', '3']);	// input, result
 });
 
 // Saves the file the click starts and reads it back as JSON lines.
