@@ -21,8 +21,10 @@ void api_workers(struct request *q, struct reply *r)
 void api_handlers(struct request *q, struct reply *r)
 {
 	const struct registry *reg = q->app->reg;
+	const struct config *cfg = q->app->cfg;
 	cJSON *doc = cJSON_CreateObject();
 	cJSON *arr = cJSON_AddArrayToObject(doc, "handlers");
+	cJSON *limits;
 
 	for (int i = 0; i < registry_count(reg); i++) {
 		const struct handler *h = registry_get(reg, i);
@@ -36,6 +38,12 @@ void api_handlers(struct request *q, struct reply *r)
 			cJSON_AddNullToObject(o, "timeout_s");
 		cJSON_AddItemToArray(arr, o);
 	}
+	/* What a submission may be, so that a client can say so before it
+	 * sends one: a browser cannot wait for a 413 before its body goes. */
+	limits = cJSON_AddObjectToObject(doc, "limits");
+	cJSON_AddItemToObject(limits, "max_body", view_int(cfg->max_body));
+	cJSON_AddItemToObject(limits, "max_tasks", view_int(cfg->max_tasks));
+	cJSON_AddNumberToObject(limits, "default_timeout_s", cfg->default_timeout_s);
 	reply_json(r, 200, doc);
 }
 

@@ -61,6 +61,7 @@ const app = {
   workerSeen: new Map(),   // slot -> {id, pid}
   events: [],
   handlers: null,
+  limits: null,      // what a submission may be (GET /api/handlers)
   jobCards: new Map(),     // id -> card element
 };
 
@@ -1150,6 +1151,24 @@ function parseTasks(text) {
   return { count: tasks.length, text: `[${tasks.join(',')}]` };
 }
 
+// Why the server would refuse a job of count tasks in a body of bytes
+// bytes, or null. Said before sending: a browser sends a body whole before
+// it reads a 413, and one far past the limit is cut off with the
+// connection, which would show as the server being unreachable.
+function overLimits(count, bytes) {
+  const l = app.limits;
+  if (!l) return null;
+  if (count > l.max_tasks) {
+    return `${fmt.int(count)} tasks; this server takes at most ${fmt.int(l.max_tasks)} in one job (its --max-tasks)`;
+  }
+  if (bytes > l.max_body) {
+    return `${fmt.bytes(bytes)} to send; this server takes requests of at most ${fmt.bytes(l.max_body)} (its --max-body)`;
+  }
+  return null;
+}
+
+const byteLength = (text) => new Blob([text]).size;
+
 // Holds file's tasks apart from the box (null: back to the box).
 function useFile(file) {
   fileTasks = file;
@@ -1178,6 +1197,11 @@ async function loadFile() {
     showSubmitError(`${f.name}: ${r.error}.`);
     return;
   }
+  const over = overLimits(r.count, byteLength(r.text));
+  if (over) {
+    showSubmitError(`${f.name}: ${over}.`);
+    return;
+  }
   $('submit-error').hidden = true;
   if (text.length > FILE_IN_BOX_MAX) {
     useFile({ name: f.name, bytes: f.size, count: r.count, text: r.text });
@@ -1195,6 +1219,7 @@ async function openSubmit() {
     try {
       const r = await api.get('/api/handlers');
       app.handlers = r.data.handlers;
+      app.limits = r.data.limits || null;
     } catch (e) {
       showSubmitError(`Could not load the handlers: ${e.message}`);
       return;
@@ -1287,13 +1312,19 @@ $('submit-form').addEventListener('submit', async (ev) => {
     const v = $(id).value.trim();
     if (v !== '') body[key] = Number(v);
   }
+  // The fields, then the tasks as written.
+  const head = JSON.stringify(body);
+  const text = `${head.slice(0, -1)},"tasks":${given.text}}`;
+  const over = overLimits(given.count, byteLength(text));
+  if (over) {
+    showSubmitError(`Not sent: ${over}.`);
+    return;
+  }
   const go = $('submit-go');
   go.disabled = true;
   setText(go, 'Submitting…');
   try {
-    // The fields, then the tasks as written.
-    const head = JSON.stringify(body);
-    const r = await api.post('/api/jobs', `${head.slice(0, -1)},"tasks":${given.text}}`);
+    const r = await api.post('/api/jobs', text);
     dlg.close();
     $('f-name').value = '';
     toast(`Job #${r.data.id} submitted: ${fmt.int(r.data.progress.total)} tasks`);

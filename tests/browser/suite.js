@@ -54,9 +54,10 @@ async function text(page, sel) {
 
 // ---- the tests ----
 
-// A fresh server, and its page with the New job form open on handler.
-async function formFor(t, handler) {
-  const s = await new Server(['--workers', '2']).start();
+// A fresh server (args), and its page with the New job form open on
+// handler.
+async function formFor(t, handler, args = ['--workers', '2']) {
+  const s = await new Server(args).start();
   const page = await open(t, s);
   await live(page);
   await page.click('#new-job');
@@ -216,6 +217,41 @@ test('numbers go to the server and come back on the page as they were typed', as
   assert.deepEqual(await taskBlocks(page, 0), [want, want]);	// input, result
   const second = '[\n  1E22,\n  -0.0\n]';
   assert.deepEqual(await taskBlocks(page, 1), [second, second]);
+});
+
+test('the form says what the server would refuse before sending it', async (t) => {
+  const { s, page } = await formFor(t, 'echo', ['--workers', '2', '--max-body', '1M', '--max-tasks', '1000']);
+  const posts = [];
+  page.on('request', (q) => { if (q.method() === 'POST') posts.push(q.url()); });
+  const file = (name, text) => page.setInputFiles('#f-file',
+    { name, mimeType: 'application/x-ndjson', buffer: Buffer.from(text) });
+  const lines = (n, pad) => Array.from({ length: n }, (_, i) => JSON.stringify({ i, pad })).join('\n');
+  await file('many.jsonl', lines(1500, ''));
+  await page.waitForSelector('#submit-error:not([hidden])');
+  assert.equal(await text(page, '#submit-error'),
+    'many.jsonl: 1,500 tasks; this server takes at most 1,000 in one job (its --max-tasks).');
+  // 900 tasks of 1.2 KiB: more than the 1 MiB the server reads.
+  await file('big.jsonl', lines(900, 'x'.repeat(1200)));
+  await page.waitForFunction(() => document.querySelector('#submit-error').textContent.startsWith('big.jsonl'));
+  assert.match(await text(page, '#submit-error'),
+    /^big\.jsonl: 1\.0 MiB to send; this server takes requests of at most 1\.0 MiB \(its --max-body\)\.$/);
+  assert.ok(await page.isHidden('#f-file-shown'));
+  // Typed or generated: checked as the job is submitted.
+  await page.fill('#f-count', '1001');
+  await page.click('#f-generate');
+  await page.click('#submit-go');
+  await page.waitForFunction(() => document.querySelector('#submit-error').textContent.startsWith('Not sent'));
+  assert.equal(await text(page, '#submit-error'),
+    'Not sent: 1,001 tasks; this server takes at most 1,000 in one job (its --max-tasks).');
+  assert.deepEqual(posts, []);
+  assert.deepEqual((await s.api('GET', '/api/jobs')).jobs, []);
+  // At the limit, it goes.
+  await page.fill('#f-count', '1000');
+  await page.click('#f-generate');
+  await page.click('#submit-go');
+  await page.waitForSelector('#submit-dialog', { state: 'hidden' });
+  assert.equal((await s.waitJob(1, 'succeeded')).progress.total, 1000);
+  assert.equal(posts.length, 1);
 });
 
 test("a failing task's error, in the job's deep-linked detail", async (t) => {

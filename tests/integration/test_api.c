@@ -557,6 +557,10 @@ static void test_workers_handlers_health(void **state)
 		}
 	}
 	assert_true(found);
+	/* --max-body as given (64K), the others by default. */
+	assert_int_equal(jnum(j, "limits.max_body"), 64 << 10);
+	assert_int_equal(jnum(j, "limits.max_tasks"), 1000000);
+	assert_int_equal(jnum(j, "limits.default_timeout_s"), 3600);
 	cJSON_Delete(j);
 
 	j = api(s, "GET", "/healthz", NULL, 200);
