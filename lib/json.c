@@ -247,6 +247,51 @@ void json_copy_of(struct buf *out, const cJSON *v, const char **p, const char *e
 	free(text);
 }
 
+static int holds(const cJSON *tree, const cJSON *v)
+{
+	if (tree == v)
+		return 1;
+	for (const cJSON *c = tree->child; c; c = c->next)
+		if (holds(c, v))
+			return 1;
+	return 0;
+}
+
+/* Moves *p from the text of tree to that of v, inside it. */
+static int walk_to(const cJSON *tree, const cJSON *v, const char **p, const char *end)
+{
+	int n = 0;
+
+	while (tree != v) {
+		const cJSON *c = tree->child;
+
+		for (n = 0; c && !holds(c, v); c = c->next)
+			n++;
+		if (!c)
+			return -1;
+		if (cJSON_IsObject(tree)) {
+			if (json_member(p, end, n) < 0)
+				return -1;
+		} else {
+			for (int i = 0; i <= n; i++)
+				if (json_next(p, end) != 1 || (i < n && json_copy(NULL, p, end) < 0))
+					return -1;
+		}
+		tree = c;
+	}
+	return 0;
+}
+
+void json_text_of(struct buf *out, const cJSON *root, const cJSON *v, const char *text,
+		  size_t len)
+{
+	const char *p = text;
+
+	if (walk_to(root, v, &p, text + len) < 0)
+		p = NULL;
+	json_copy_of(out, v, &p, text + len);
+}
+
 int json_next(const char **p, const char *end)
 {
 	const char *s = skip_ws(*p, end);

@@ -49,6 +49,14 @@ long json_nul_escape(const char *s, size_t len, int *zero);
 void json_copy_of(struct buf *out, const cJSON *v, const char **p, const char *end);
 
 /*
+ * Appends v, a value inside root (or root itself), the tree cJSON read
+ * from text[0..len), as json_copy_of does: found in the text by its place
+ * in the tree. For small documents: each step searches the tree.
+ */
+void json_text_of(struct buf *out, const cJSON *root, const cJSON *v, const char *text,
+		  size_t len);
+
+/*
  * Moves *p from the start of an array ('[', white space before it skipped)
  * or from just after one of its elements to the next element. Returns 1
  * when there is one, 0 at the array's end (*p past the ']'), -1 when the

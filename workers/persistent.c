@@ -434,22 +434,6 @@ static enum line_kind protocol_error(struct buf *msg, const char *what,
 	return LINE_FAULT;
 }
 
-/* Appends the value of member v of doc, the object the line
- * line[0..len) holds, as the co-process wrote it (compact): a result's
- * numbers are kept as written, not as the doubles cJSON read. */
-static void member_text(struct buf *msg, const cJSON *doc, const cJSON *v,
-			const char *line, size_t len)
-{
-	const char *p = line;
-	int n = 0;
-
-	for (const cJSON *c = doc->child; c != v; c = c->next)
-		n++;
-	if (json_member(&p, line + len, n) < 0)
-		p = NULL;
-	json_copy_of(msg, v, &p, line + len);
-}
-
 /* Whether every number in v is finite: 1e999 parses as infinity, which a
  * result would print back as null, and which no progress can mean. */
 static int all_finite(const cJSON *v)
@@ -567,7 +551,7 @@ static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 		goto out;
 	}
 	if ((v = cJSON_GetObjectItemCaseSensitive(doc, "result"))) {
-		member_text(msg, doc, v, line, len);
+		json_text_of(msg, doc, v, line, len);
 		kind = LINE_RESULT;
 	} else if ((v = cJSON_GetObjectItemCaseSensitive(doc, "error"))) {
 		if (cJSON_IsString(v) && !v->valuestring[0]) {
@@ -576,7 +560,7 @@ static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 		} else if (cJSON_IsString(v)) {
 			buf_adds(msg, v->valuestring);
 		} else {
-			member_text(msg, doc, v, line, len);
+			json_text_of(msg, doc, v, line, len);
 		}
 		kind = LINE_ERROR;
 	} else {

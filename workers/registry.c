@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../lib/buf.h"
+#include "../lib/json.h"
 #include "../lib/xalloc.h"
 
 struct registry {
@@ -400,7 +401,7 @@ int registry_load_file(struct registry *r, const char *path, char *err,
 {
 	char msg[512];
 	const char *end = NULL;
-	const cJSON *handlers, *spec;
+	const cJSON *handlers, *spec, *config;
 	size_t len;
 	char *text, *dir, *slash;
 	cJSON *doc;
@@ -417,13 +418,13 @@ int registry_load_file(struct registry *r, const char *path, char *err,
 		free(text);
 		return -1;
 	}
-	free(text);
 	handlers = cJSON_GetObjectItemCaseSensitive(doc, "handlers");
 	if (!cJSON_IsObject(doc) || !cJSON_IsObject(handlers)) {
 		snprintf(err, errlen,
 			 "handlers file %s: expected {\"handlers\": {\"name\": {...}}}",
 			 path);
 		cJSON_Delete(doc);
+		free(text);
 		return -1;
 	}
 	/* Strict, as each handler's fields are: a misspelt key is an error. */
@@ -436,6 +437,7 @@ int registry_load_file(struct registry *r, const char *path, char *err,
 				 " \"handlers\" belongs at the top)", path, q.data);
 			buf_release(&q);
 			cJSON_Delete(doc);
+			free(text);
 			return -1;
 		}
 	}
@@ -477,14 +479,26 @@ int registry_load_file(struct registry *r, const char *path, char *err,
 				 path, spec->string, msg);
 			goto fail;
 		}
+		/* A plugin's config as written: its numbers, not cJSON's
+		 * doubles. */
+		config = cJSON_GetObjectItemCaseSensitive(spec, "config");
+		if (h->kind == HANDLER_PLUGIN && config) {
+			struct buf b = BUF_INIT;
+
+			json_text_of(&b, doc, config, text, len);
+			free(h->config);
+			h->config = buf_detach(&b, NULL);
+		}
 	}
 	free(dir);
 	cJSON_Delete(doc);
+	free(text);
 	return 0;
 fail:
 	while (r->count > first)
 		handler_release(&r->items[--r->count]);
 	free(dir);
 	cJSON_Delete(doc);
+	free(text);
 	return -1;
 }

@@ -87,10 +87,13 @@ static void test_init_once_per_worker(void **state)
 	int two = 2, n = 0;
 	cJSON *j;
 	const cJSON *t;
+	struct resp r;
+	const char *want;
 
 	snprintf(log, sizeof(log), "%s/inits", s->dir);
 	buf_addf(&h, "{\"handlers\": {\"tp\": {\"plugin\": \"%s/tplugin.so\","
-		 " \"config\": {\"log\": \"%s\"}}}}", plugin_dir(), log);
+		 " \"config\": {\"log\": \"%s\",\n  \"seed\": 9007199254740993, \"ratio\": 1.0}}}}",
+		 plugin_dir(), log);
 	start_with(s, 2, h.data);
 	assert_true(wait_until(workers_idle, s, &two, 30));
 	buf_adds(&body, "{\"handler\": \"tp\", \"tasks\": [");
@@ -128,6 +131,16 @@ static void test_init_once_per_worker(void **state)
 		if (!strcmp(jstr(t, "name"), "tp"))
 			assert_string_equal(jstr(t, "kind"), "plugin");
 	cJSON_Delete(j);
+
+	/* init() got its config as written, compact: 9007199254740993 is no
+	 * double, 1.0 is not 1. */
+	cJSON_Delete(wait_job(s, submit(s, "{\"handler\": \"tp\", \"tasks\": [\"config\"]}"),
+			      "succeeded", 60));
+	http_request(s, "GET", "/api/jobs/2/tasks/0", NULL, NULL, &r);
+	want = strstr(r.body, "\"result\":{\"config\":{\"log\":");
+	if (!want || !strstr(want, "\",\"seed\":9007199254740993,\"ratio\":1.0}}"))
+		fail_msg("config not as written: %s", r.body);
+	resp_free(&r);
 
 	/* fini() runs as each worker stops. */
 	assert_int_equal(server_stop(s), 0);

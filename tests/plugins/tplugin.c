@@ -8,7 +8,8 @@
  * input: "wait:/path" reports progress 0.5 "halfway", then waits for the
  * file to exist, deaf to a stop; "until:/path" does the same, but
  * returns "stopped" (failing) when batchd_task_should_stop() says so;
- * "fail:text" fails with text; "exit:N" ends the worker
+ * "fail:text" fails with text; "config" returns {"config": <its config as
+ * init() got it>}; "exit:N" ends the worker
  * process with exit(N), as a careless library might; "kill" ends it at
  * once with SIGKILL, as the OOM killer would; anything else succeeds.
  * result: {"pid": P, "calls": N, "input": <input>}, N counting the tasks
@@ -28,6 +29,7 @@
 struct state {
 	long calls;
 	char log[512];
+	char *config;	/* as init() got it, or NULL */
 };
 
 /* The string value of "key" in a flat JSON object as batchd prints it
@@ -77,6 +79,7 @@ static int t_init(const char *config, void **state, char *err, size_t errlen)
 		return -1;
 	}
 	config_string(config, "log", s->log, sizeof(s->log));
+	s->config = config ? strdup(config) : NULL;
 	note(s->log, "init");
 	*state = s;
 	return 0;
@@ -89,6 +92,14 @@ static int t_run(void *state, struct batchd_task *task, const char *input, char 
 	char path[512];
 
 	s->calls++;
+	if (!strcmp(input, "\"config\"")) {
+		n = s->config ? strlen(s->config) + 16 : 32;
+		*result = malloc(n);
+		if (!*result)
+			return BATCHD_FAILED;
+		snprintf(*result, n, "{\"config\":%s}", s->config ? s->config : "null");
+		return BATCHD_OK;
+	}
 	if (!strncmp(input, "\"fail:", 6)) {
 		*result = strdup(input + 6);
 		(*result)[strlen(*result) - 1] = '\0';	/* the closing quote */
@@ -132,6 +143,7 @@ static void t_fini(void *state)
 	struct state *s = state;
 
 	note(s->log, "fini");
+	free(s->config);
 	free(s);
 }
 

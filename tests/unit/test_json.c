@@ -186,6 +186,35 @@ static void test_nul_escape(void **state)
 	assert_int_equal(json_nul_escape("\"\\u00e9\\n\"", 10, &zero), -1);
 }
 
+/* A value deep in a tree, found in the text by its place. */
+static void test_text_of(void **state)
+{
+	const char *text = " {\"a\": [1, {\"b\": 2.50}, [3.0]], \"a\": 7, \"c\": 9007199254740993}";
+	cJSON *doc = cJSON_Parse(text);
+	const cJSON *a = cJSON_GetObjectItem(doc, "a"), *second = a->next;
+	struct buf out = BUF_INIT;
+
+	(void)state;
+	json_text_of(&out, doc, cJSON_GetObjectItem(cJSON_GetArrayItem(a, 1), "b"), text,
+		     strlen(text));
+	assert_string_equal(out.data, "2.50");
+	buf_reset(&out);
+	json_text_of(&out, doc, cJSON_GetArrayItem(cJSON_GetArrayItem(a, 2), 0), text,
+		     strlen(text));
+	assert_string_equal(out.data, "3.0");
+	buf_reset(&out);
+	json_text_of(&out, doc, second, text, strlen(text));	/* "a" given twice */
+	assert_string_equal(out.data, "7");
+	buf_reset(&out);
+	json_text_of(&out, doc, cJSON_GetObjectItem(doc, "c"), text, strlen(text));
+	assert_string_equal(out.data, "9007199254740993");
+	buf_reset(&out);
+	json_text_of(&out, doc, doc, text, strlen(text));
+	assert_string_equal(out.data, "{\"a\":[1,{\"b\":2.50},[3.0]],\"a\":7,\"c\":9007199254740993}");
+	cJSON_Delete(doc);
+	buf_release(&out);
+}
+
 /* When the text does not walk, the value is printed from cJSON's tree. */
 static void test_copy_of(void **state)
 {
@@ -221,6 +250,7 @@ int main(void)
 		cmocka_unit_test(test_not_values),
 		cmocka_unit_test(test_next_and_member),
 		cmocka_unit_test(test_nul_escape),
+		cmocka_unit_test(test_text_of),
 		cmocka_unit_test(test_copy_of),
 	};
 
