@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/buf.h"
 #include "../lib/clock.h"
+#include "../lib/json.h"
 
 cJSON *view_time(int64_t ms)
 {
@@ -154,6 +156,27 @@ cJSON *view_job_by_id(struct app *app, int64_t id, int64_t now_ms, int *err)
 	return j;
 }
 
+/* JSON text from the database, served as it is. A result stored by an
+ * older batchd is as its program printed it: over several lines, perhaps,
+ * or with a raw tab in a string. Made compact and strict here, so that
+ * every answer, and every line of an export, is one JSON value. */
+static cJSON *view_stored(const char *text)
+{
+	struct buf b = BUF_INIT;
+	const char *p = text;
+	cJSON *o;
+
+	while (*p && (unsigned char)*p >= ' ')
+		p++;
+	if (!*p)
+		return cJSON_CreateRaw(text);
+	p = text;
+	o = json_copy(&b, &p, text + strlen(text)) == 0 ? cJSON_CreateRaw(b.data)
+							: cJSON_CreateString(text);
+	buf_release(&b);
+	return o;
+}
+
 cJSON *view_task(struct app *app, const struct store_task *t, int with_input)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -175,7 +198,7 @@ cJSON *view_task(struct app *app, const struct store_task *t, int with_input)
 	if (t->state == ST_QUEUED && t->not_before)
 		cJSON_AddItemToObject(o, "retry_at", view_time(t->not_before));
 	/* Results are stored as JSON text checked by the worker. */
-	cJSON_AddItemToObject(o, "result", t->result ? cJSON_CreateRaw(t->result)
+	cJSON_AddItemToObject(o, "result", t->result ? view_stored(t->result)
 						 : cJSON_CreateNull());
 	cJSON_AddItemToObject(o, "error", t->error ? cJSON_CreateString(t->error)
 						: cJSON_CreateNull());

@@ -16,6 +16,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "../../lib/buf.h"
 
 /* The lines of an export, parsed; fails the test on one that is not a JSON
@@ -422,6 +424,40 @@ static void test_values_as_written(void **state)
 	server_free(&s);
 }
 
+/* A result as an older batchd stored a command's output, over several
+ * lines with a raw tab: served compact, so that the export stays JSON
+ * Lines. Written into the database while the server is stopped. */
+static void test_old_results_served_compact(void **state)
+{
+	const char *args[] = { "--workers", "1", NULL };
+	struct server s;
+	sqlite3 *db;
+	char *text, *err = NULL;
+	cJSON **v;
+
+	(void)state;
+	server_init(&s);
+	server_start(&s, args);
+	cJSON_Delete(wait_job(&s, submit(&s, "{\"handler\": \"echo\", \"tasks\": [1, 2]}"),
+			      "succeeded", 60));
+	assert_int_equal(server_stop(&s), 0);
+	assert_int_equal(sqlite3_open(s.db, &db), SQLITE_OK);
+	if (sqlite3_exec(db, "UPDATE tasks SET result = '{\n  \"a\": [1,\t2],\n  \"s\": \"x\ty\"\n}'"
+			 " WHERE idx = 0", NULL, NULL, &err) != SQLITE_OK)
+		fail_msg("update: %s", err);
+	sqlite3_close(db);
+	server_start(&s, args);
+	text = get_text(&s, "/api/jobs/1/results");
+	assert_int_equal(parse_lines(text, strlen(text), &v), 2);
+	free_lines(v, 2);
+	has(text, "\"result\":{\"a\":[1,2],\"s\":\"x\\ty\"},");
+	free(text);
+	text = get_text(&s, "/api/jobs/1/tasks/0");
+	has(text, "\"result\":{\"a\":[1,2],\"s\":\"x\\ty\"},");
+	free(text);
+	server_free(&s);
+}
+
 static int setup(void **state)
 {
 	const char *args[] = { "--workers", "2", NULL };
@@ -446,6 +482,7 @@ int main(void)
 						server_teardown),
 		cmocka_unit_test(test_export_outlives_shutdown),
 		cmocka_unit_test(test_values_as_written),
+		cmocka_unit_test(test_old_results_served_compact),
 	};
 
 	return cmocka_run_group_tests_name("results", tests, NULL, NULL);
