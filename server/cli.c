@@ -289,7 +289,8 @@ static void submit_usage(FILE *out)
 	      "Submits a job. FILE holds either a whole job request\n"
 	      "  {\"handler\": \"sleep\", \"tasks\": [{\"ms\": 100}, ...], \"name\": \"...\"}\n"
 	      "or only the tasks (a JSON array, or JSON Lines: one task per line), with\n"
-	      "--handler naming the handler. Options override the file's fields.\n"
+	      "--handler naming the handler; with it, a single object without \"tasks\"\n"
+	      "is one task. Options override the file's fields.\n"
 	      "Prints the job id on stdout.\n"
 	      "\n"
 	      "  --handler NAME     the handler to run\n"
@@ -531,10 +532,22 @@ int cli_submit(int argc, char **argv)
 		free(text);
 		text = NULL;
 		req = cJSON_CreateObject();
-	} else if (cJSON_IsObject(doc)) {
+	} else if (cJSON_IsObject(doc) &&
+		   (!handler || cJSON_GetObjectItemCaseSensitive(doc, "tasks"))) {
 		object_tasks(doc, text, len, &tasks);
 		req = doc;
 		doc = NULL;
+	} else if (handler) {
+		/* JSON Lines of one line: one task. A job request, which
+		 * this could otherwise be, has "tasks". */
+		cJSON_Delete(doc);
+		doc = NULL;
+		buf_addc(&tasks, '[');
+		buf_adds(&tasks, text);
+		buf_addc(&tasks, ']');
+		free(text);
+		text = NULL;
+		req = cJSON_CreateObject();
 	} else {
 		fprintf(stderr, "batchd submit: %s: expected a job object or an array of tasks\n",
 			argv[optind]);

@@ -392,6 +392,20 @@ static void test_submit_inputs(void **state)
 	assert_int_equal(run(&out, "results --url %s 4", s.url), 0);
 	assert_non_null(strstr(out.data, "\"result\":{\"id\":12345678901234567890}"));
 	assert_non_null(strstr(out.data, "\"result\":1E22,"));
+
+	/* JSON Lines of one line is one task, an object too: with --handler,
+	 * an object is a job request only when it has "tasks". */
+	write_file(&s, "one.jsonl", "{\"message\": \"boom\"}\n", 0644, path, sizeof(path));
+	assert_int_equal(run(&out, "submit --url %s --handler fail --wait %s", s.url, path), 1);
+	assert_non_null(strstr(out.data, "job 5 failed"));
+	j = api(&s, "GET", "/api/jobs/5/tasks/0", NULL, 200);
+	assert_string_equal(jstr(j, "error"), "boom");
+	cJSON_Delete(j);
+	write_file(&s, "one.json", "42", 0644, path, sizeof(path));
+	assert_int_equal(run(&out, "submit --url %s --handler echo --wait %s", s.url, path), 0);
+	assert_non_null(strstr(out.data, "job 6 succeeded"));
+	assert_int_equal(run(&out, "submit --url %s %s", s.url, path), 2);
+	assert_non_null(strstr(out.data, "expected a job object or an array of tasks"));
 	buf_release(&out);
 	server_free(&s);
 }
