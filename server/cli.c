@@ -755,9 +755,9 @@ static void print_job_line(const cJSON *job)
 	int over = job_over(job);
 
 	if (isfinite(rate) && rate > 0)
-		snprintf(speed, sizeof(speed), rate < 100 ? "%.1f" : "%.0f", rate);
+		snprintf(speed, sizeof(speed), rate < 100 ? "%.1f/s" : "%.0f/s", rate);
 	fmt_duration(num(p, "eta_s"), eta, sizeof(eta));
-	printf("%6.0f  %-9s  %-12.12s  %9.0f/%-9.0f %5.1f%%  %9s/s  %8s  %s\n",
+	printf("%6.0f  %-9s  %-12.12s  %9.0f/%-9.0f %5.1f%%  %11s  %8s  %s\n",
 	       num(job, "id"), shown_state(job), str(job, "handler"), done, total,
 	       work_fraction(p, done, total) * 100, speed,
 	       over || isnan(num(p, "eta_s")) ? "-" : eta, str(job, "name") ? str(job, "name") : "");

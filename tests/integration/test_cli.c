@@ -674,6 +674,12 @@ static void test_wait(void **state)
 	line = strstr(out.data, "\n     6  succeeded  sleep ");
 	assert_non_null(line);
 	assert_non_null(strstr(line, "/s         -  \n"));
+	/* No rate yet: a dash, not "-/s". */
+	assert_int_equal(run(&out, "submit --url %s --handler sleep --paused %s", s.url, path), 0);
+	assert_int_equal(run(&out, "status --url %s --limit 1", s.url), 0);
+	line = strstr(out.data, "\n     7  paused     sleep ");
+	assert_non_null(line);
+	assert_non_null(strstr(line, "%            -         -  \n"));
 
 	/* Refusals and usage: each says what is wrong. */
 	assert_int_equal(run(&out, "wait --url %s 99", s.url), 1);
