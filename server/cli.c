@@ -512,6 +512,12 @@ int cli_submit(int argc, char **argv)
 	text = read_all(argv[optind], &len);
 	if (!text)
 		return EXIT_USAGE;
+	/* A byte order mark, as editors on Windows write, is no part of the
+	 * JSON. */
+	if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) {
+		len -= 3;
+		memmove(text, text + 3, len + 1);
+	}
 	/* One JSON document, or else JSON Lines. The tasks of an array or of
 	 * lines go out as their own text, spliced into the request below. */
 	doc = cJSON_ParseWithOpts(text, NULL, 1);

@@ -58,6 +58,7 @@ static int parse(struct jobreq *r, const char *body, size_t len,
 	int64_t i = 0;
 	long esc;
 	int zero;
+	size_t bom = 0;
 
 	memset(r, 0, sizeof(*r));
 	*code = "invalid_request";
@@ -71,7 +72,11 @@ static int parse(struct jobreq *r, const char *body, size_t len,
 		snprintf(msg, msglen, "the body is not valid UTF-8 (at byte %zu)", bad);
 		return 400;
 	}
-	r->doc = cJSON_ParseWithLengthOpts(body, len + 1, &end, 0);
+	/* A byte order mark, as editors on Windows write, is no part of the
+	 * JSON: RFC 8259 lets a parser ignore it. Offsets still count it. */
+	if (len >= 3 && !memcmp(body, "\xEF\xBB\xBF", 3))
+		bom = 3;
+	r->doc = cJSON_ParseWithLengthOpts(body + bom, len - bom + 1, &end, 0);
 	/* One JSON value and nothing after it but white space: a NUL byte
 	 * does not end the body early. */
 	while (r->doc && end < body + len && strchr(" \t\r\n", *end) && *end)
@@ -230,7 +235,7 @@ static int parse(struct jobreq *r, const char *body, size_t len,
 	/* The tasks' text: the members of the body come in the tree's order. */
 	for (f = r->doc->child; f != r->tasks; f = f->next)
 		i++;
-	r->at = body;
+	r->at = body + bom;
 	r->end = body + len;
 	r->at_task = r->tasks->child;
 	if (json_member(&r->at, r->end, (int)i) < 0)

@@ -406,6 +406,10 @@ static void test_submit_inputs(void **state)
 	assert_non_null(strstr(out.data, "job 6 succeeded"));
 	assert_int_equal(run(&out, "submit --url %s %s", s.url, path), 2);
 	assert_non_null(strstr(out.data, "expected a job object or an array of tasks"));
+	/* A byte order mark, as editors on Windows write, is skipped. */
+	write_file(&s, "bom.jsonl", "\xEF\xBB\xBF{\"a\": 1}\n{\"a\": 2}\n", 0644, path, sizeof(path));
+	assert_int_equal(run(&out, "submit --url %s --handler echo --wait %s", s.url, path), 0);
+	assert_non_null(strstr(out.data, "job 7 succeeded"));
 	buf_release(&out);
 	server_free(&s);
 }

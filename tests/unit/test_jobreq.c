@@ -181,6 +181,26 @@ static void test_escaped_backslash_is_not_nul(void **state)
 	jobreq_release(&r);
 }
 
+/* A byte order mark before the JSON is ignored; offsets count it. */
+static void test_byte_order_mark(void **state)
+{
+	struct jobreq r;
+	struct buf in = BUF_INIT;
+	const char *code;
+	char msg[256];
+
+	(void)state;
+	assert_int_equal(parse("\xEF\xBB\xBF{\"handler\": \"echo\", \"tasks\": [1.0]}", &r, &code,
+			       msg, sizeof(msg)), 0);
+	assert_int_equal(jobreq_next_input(&r, &in), 0);
+	assert_string_equal(in.data, "1.0");
+	buf_release(&in);
+	jobreq_release(&r);
+	refused("\xEF\xBB\xBF[1] x", 400, "bad_json", "malformed JSON at byte 7");
+	refused("\xEF\xBB\xBF", 400, "bad_json", "malformed JSON at byte 3");
+	refused("\xEF\xBB{}", 400, "bad_json", "not valid UTF-8 (at byte 0)");
+}
+
 /* A NUL byte inside the body does not end it: what follows is still
  * checked (it used to be ignored). */
 static void test_nul_inside_body(void **state)
@@ -256,6 +276,7 @@ int main(void)
 		cmocka_unit_test(test_nul_inside_body),
 		cmocka_unit_test(test_escaped_backslash_is_not_nul),
 		cmocka_unit_test(test_inputs_as_written),
+		cmocka_unit_test(test_byte_order_mark),
 		cmocka_unit_test(test_message_is_one_line),
 	};
 
