@@ -54,15 +54,31 @@ static int job_counts(struct request *q, struct reply *r, struct store_job *row,
 struct tasks_ctx {
 	struct app *app;
 	cJSON *arr;
-	int with_input;
+	int parts;		/* VIEW_TASK_* */
 };
 
 static int add_task(void *ctx, const struct store_task *t)
 {
 	struct tasks_ctx *c = ctx;
 
-	cJSON_AddItemToArray(c->arr, view_task(c->app, t, c->with_input));
+	cJSON_AddItemToArray(c->arr, view_task(c->app, t, c->parts));
 	return 0;
+}
+
+/* The ?name= switch: true or false (or 1 or 0), else def; -2 (replied
+ * 400) for anything else. */
+static int bool_arg(struct request *q, struct reply *r, const char *name, int def)
+{
+	const char *v = req_arg(q, name);
+
+	if (!v)
+		return def;
+	if (!strcmp(v, "true") || !strcmp(v, "1"))
+		return 1;
+	if (!strcmp(v, "false") || !strcmp(v, "0"))
+		return 0;
+	reply_error(r, 400, "invalid_request", "%s must be true or false", name);
+	return -2;
 }
 
 /* The ?state= filter: -1 for none, a state, or -2 (replied 400). */
@@ -87,11 +103,16 @@ void api_tasks_list(struct request *q, struct reply *r)
 	struct store_job row;
 	struct tasks_ctx c = { q->app, NULL, 0 };
 	int64_t running, total;
-	int state = state_arg(q, r);
+	int state = state_arg(q, r), result;
 	cJSON *doc;
 
 	if (state == -2)
 		return;
+	/* result=false: a page without the results, which may be large, for a
+	 * list that does not show them (the dashboard's). */
+	if ((result = bool_arg(q, r, "result", 1)) == -2)
+		return;
+	c.parts = result ? VIEW_TASK_RESULT : 0;
 	if (offset == -2) {
 		reply_error(r, 400, "invalid_request", "offset must be a whole number >= 0");
 		return;
@@ -163,7 +184,7 @@ static int keep_task(void *ctx, const struct store_task *t)
 {
 	struct one_ctx *c = ctx;
 
-	c->task = view_task(c->app, t, 1);
+	c->task = view_task(c->app, t, VIEW_TASK_INPUT | VIEW_TASK_RESULT);
 	return 1;
 }
 
@@ -207,7 +228,7 @@ struct export {
 static int add_line(void *ctx, const struct store_task *t)
 {
 	struct export *x = ctx;
-	cJSON *o = view_task(x->app, t, x->with_input);
+	cJSON *o = view_task(x->app, t, VIEW_TASK_RESULT | (x->with_input ? VIEW_TASK_INPUT : 0));
 	char *text = cJSON_PrintUnformatted(o);
 
 	if (!text)
@@ -279,20 +300,15 @@ static void export_done(void *ctx)
 
 void api_tasks_export(struct request *q, struct reply *r)
 {
-	const char *in = req_arg(q, "input");
 	struct store_job row;
 	struct export *x;
 	int64_t running;
-	int state = state_arg(q, r), with_input = 0;
+	int state = state_arg(q, r), with_input;
 
 	if (state == -2)
 		return;
-	if (in && (!strcmp(in, "true") || !strcmp(in, "1")))
-		with_input = 1;
-	else if (in && strcmp(in, "false") && strcmp(in, "0")) {
-		reply_error(r, 400, "invalid_request", "input must be true or false");
+	if ((with_input = bool_arg(q, r, "input", 0)) == -2)
 		return;
-	}
 	if (job_counts(q, r, &row, &running) < 0)
 		return;
 	x = calloc(1, sizeof(*x));

@@ -177,7 +177,7 @@ static cJSON *view_stored(const char *text)
 	return o;
 }
 
-cJSON *view_task(struct app *app, const struct store_task *t, int with_input)
+cJSON *view_task(struct app *app, const struct store_task *t, int parts)
 {
 	cJSON *o = cJSON_CreateObject();
 	double progress = t->progress;
@@ -198,11 +198,12 @@ cJSON *view_task(struct app *app, const struct store_task *t, int with_input)
 	if (t->state == ST_QUEUED && t->not_before)
 		cJSON_AddItemToObject(o, "retry_at", view_time(t->not_before));
 	/* Results are stored as JSON text checked by the worker. */
-	cJSON_AddItemToObject(o, "result", t->result ? view_stored(t->result)
-						 : cJSON_CreateNull());
+	if (parts & VIEW_TASK_RESULT)
+		cJSON_AddItemToObject(o, "result", t->result ? view_stored(t->result)
+							 : cJSON_CreateNull());
 	cJSON_AddItemToObject(o, "error", t->error ? cJSON_CreateString(t->error)
 						: cJSON_CreateNull());
-	if (with_input && t->input)
+	if ((parts & VIEW_TASK_INPUT) && t->input)
 		cJSON_AddItemToObject(o, "input", cJSON_CreateRaw(t->input));
 	return o;
 }

@@ -28,8 +28,10 @@ cJSON *view_job(const struct store_job *row, const struct sched_live *live,
 /* The job with id from the scheduler or the store (NULL if none; *err set
  * to -1 on a database error). */
 cJSON *view_job_by_id(struct app *app, int64_t id, int64_t now_ms, int *err);
-/* A task; with_input adds its input. */
-cJSON *view_task(struct app *app, const struct store_task *t, int with_input);
+/* A task, with the parts asked for besides its state and times. */
+#define VIEW_TASK_INPUT 1
+#define VIEW_TASK_RESULT 2
+cJSON *view_task(struct app *app, const struct store_task *t, int parts);
 /* The workers array. */
 cJSON *view_workers(struct app *app);
 

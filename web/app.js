@@ -880,7 +880,9 @@ $('job-download').addEventListener('click', async (ev) => {
 
 async function loadTasks() {
   const id = detail.id;
-  const q = new URLSearchParams({ limit: PAGE });
+  // The list shows no result: they may be large, and this page comes
+  // every second while the job runs. A task's detail fetches its own.
+  const q = new URLSearchParams({ limit: PAGE, result: 'false' });
   if (detail.filter) q.set('state', detail.filter);
   // The filtered page shown, again (every second while the job runs): from
   // its first task on, which the server finds directly, where an offset

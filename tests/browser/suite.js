@@ -210,13 +210,17 @@ test('numbers go to the server and come back on the page as they were typed', as
   const stored = (await s.request('GET', '/api/jobs/1/results?input=true')).text;
   assert.match(stored, /"result":\{"id":9007199254740993,"f":1\.0\},"error":null,"input":\{"id":9007199254740993,"f":1\.0\}\}\n/);
   assert.match(stored, /"input":\[1E22,-0\.0\]\}\n/);
-  // The task's detail shows them as written too.
+  // The task's detail shows them as written too. The list, which shows
+  // no result, asks for none.
+  const lists = [];
+  page.on('request', (q) => { if (/\/api\/jobs\/1\/tasks\?/.test(q.url())) lists.push(q.url()); });
   await page.goto(`${s.url}/#/jobs/1`);
   await page.waitForSelector('#job-state.badge.succeeded');
   const want = '{\n  "id": 9007199254740993,\n  "f": 1.0\n}';
   assert.deepEqual(await taskBlocks(page, 0), [want, want]);	// input, result
   const second = '[\n  1E22,\n  -0.0\n]';
   assert.deepEqual(await taskBlocks(page, 1), [second, second]);
+  assert.ok(lists.length > 0 && lists.every((u) => /[?&]result=false(&|$)/.test(u)), lists.join(' '));
 });
 
 test('the form says what the server would refuse before sending it', async (t) => {

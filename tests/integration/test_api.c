@@ -162,6 +162,17 @@ static void test_tasks_filter_and_pages(void **state)
 	assert_int_equal(jnum(j, "tasks.0.index"), 7);
 	assert_int_equal(jnum(j, "tasks.1.result"), 8);
 	cJSON_Delete(j);
+	/* result=false: the same page without the results. */
+	j = api(s, "GET", "/api/jobs/2/tasks?offset=7&limit=2&result=false", NULL, 200);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "tasks")), 2);
+	assert_int_equal(jnum(j, "tasks.1.index"), 8);
+	assert_string_equal(jstr(j, "tasks.1.state"), "succeeded");
+	assert_null(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "tasks"), 1),
+					"result"));
+	cJSON_Delete(j);
+	j = api(s, "GET", "/api/jobs/2/tasks?result=maybe", NULL, 400);
+	assert_string_equal(jstr(j, "error.message"), "result must be true or false");
+	cJSON_Delete(j);
 
 	j = api(s, "GET", "/api/jobs/1/tasks?state=failed", NULL, 200);
 	assert_int_equal(jnum(j, "total"), 1);
