@@ -964,6 +964,9 @@ function pretty(v) {
 
 function taskDetailRow(t) {
   const full = detail.open.get(t.index);
+  // Built once for each fetch of the task: the list is drawn again every
+  // second while its job runs, and an input or a result may be megabytes.
+  if (full && full.row) return full.row;
   const body = [];
   if (!full) {
     body.push(h('p', { class: 'muted' }, 'Loading…'));
@@ -986,8 +989,10 @@ function taskDetailRow(t) {
     ].filter(Boolean);
     body.push(h('p', { class: 'muted small' }, facts.join(' · ')));
   }
-  return h('tr', { class: 'task-detail', id: `task-${t.index}-detail` },
+  const row = h('tr', { class: 'task-detail', id: `task-${t.index}-detail` },
     h('td', { colspan: 7 }, h('div', { class: 'task-detail-body' }, ...body)));
+  if (full) full.row = row;
+  return row;
 }
 
 async function toggleTask(idx) {

@@ -258,6 +258,23 @@ test('the form says what the server would refuse before sending it', async (t) =
   assert.equal(posts.length, 1);
 });
 
+test("an open task's detail is drawn once, not again with every redraw of the list", async (t) => {
+  const s = await new Server(['--workers', '2']).start();
+  // Task 0 ends at once; the others keep the job running, and its list
+  // redrawn every second, for a few seconds.
+  const tasks = [{ ms: 1 }, ...Array.from({ length: 60 }, () => ({ ms: 300 }))];
+  await s.submit({ handler: 'sleep', tasks });
+  const page = await open(t, s, { hash: '/#/jobs/1' });
+  await live(page);
+  await page.waitForSelector('.task-row[data-index="0"][data-state="succeeded"]');
+  assert.deepEqual(await taskBlocks(page, 0), ['{\n  "ms": 1\n}', 'null']);
+  await page.$eval('#task-0-detail', (e) => { e.dataset.mark = 'first'; });
+  const done = () => page.$$eval('.task-row[data-state="succeeded"]', (els) => els.length);
+  const before = await done();
+  await until('the list redrawn twice as tasks finish', async () => (await done()) >= before + 4, 30000);
+  assert.equal(await page.$eval('#task-0-detail', (e) => e.dataset.mark || ''), 'first');
+});
+
 test("a failing task's error, in the job's deep-linked detail", async (t) => {
   const s = await new Server(['--workers', '2']).start();
   await s.submit({ handler: 'fail', name: 'import invoices', tasks: [
