@@ -287,6 +287,9 @@ void json_text_of(struct buf *out, const cJSON *root, const cJSON *v, const char
 {
 	const char *p = text;
 
+	/* cJSON skips a byte order mark before a document. */
+	if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3))
+		p += 3;
 	if (walk_to(root, v, &p, text + len) < 0)
 		p = NULL;
 	json_copy_of(out, v, &p, text + len);

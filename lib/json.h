@@ -50,8 +50,9 @@ void json_copy_of(struct buf *out, const cJSON *v, const char **p, const char *e
 
 /*
  * Appends v, a value inside root (or root itself), the tree cJSON read
- * from text[0..len), as json_copy_of does: found in the text by its place
- * in the tree. For small documents: each step searches the tree.
+ * from text[0..len) (a byte order mark first is skipped, as cJSON skips
+ * it), as json_copy_of does: found in the text by its place in the tree.
+ * For small documents: each step searches the tree.
  */
 void json_text_of(struct buf *out, const cJSON *root, const cJSON *v, const char *text,
 		  size_t len);

@@ -410,6 +410,12 @@ int registry_load_file(struct registry *r, const char *path, char *err,
 	text = read_file(path, &len, err, errlen);
 	if (!text)
 		return -1;
+	/* A byte order mark, as editors on Windows write, is no part of the
+	 * JSON. */
+	if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) {
+		len -= 3;
+		memmove(text, text + 3, len + 1);
+	}
 	doc = cJSON_ParseWithLengthOpts(text, len, &end, 0);
 	if (!doc) {
 		end = cJSON_GetErrorPtr();

@@ -585,6 +585,9 @@ static void run_task(struct worker *w, struct wtask *wt)
 			 * GET /api/jobs/{id}/results. */
 			const char *p = res;
 
+			/* cJSON skips a byte order mark first; so does the copy. */
+			if (len >= 3 && !memcmp(res, "\xEF\xBB\xBF", 3))
+				p += 3;
 			json_copy_of(&fixed, doc, &p, res + len);
 			if (fixed.len > RESULT_MAX) {
 				size_t n = fixed.len;

@@ -91,7 +91,8 @@ static void test_init_once_per_worker(void **state)
 	const char *want;
 
 	snprintf(log, sizeof(log), "%s/inits", s->dir);
-	buf_addf(&h, "{\"handlers\": {\"tp\": {\"plugin\": \"%s/tplugin.so\","
+	/* Saved as some editors on Windows save it: a byte order mark first. */
+	buf_addf(&h, "\xEF\xBB\xBF{\"handlers\": {\"tp\": {\"plugin\": \"%s/tplugin.so\","
 		 " \"config\": {\"log\": \"%s\",\n  \"seed\": 9007199254740993, \"ratio\": 1.0}}}}",
 		 plugin_dir(), log);
 	start_with(s, 2, h.data);

@@ -367,7 +367,8 @@ static void test_values_as_written(void **state)
 {
 	static const char pretty[] =
 		"#!/bin/sh\ncat >/dev/null\n"
-		"printf '{\\n  \"id\": 9007199254740993,\\n  \"f\": 1.0,\\n  \"s\": \"a\\tb\"\\n}\\n'\n";
+		"printf '\\357\\273\\277{\\n  \"id\": 9007199254740993,\\n  \"f\": 1.0,\\n"
+		"  \"s\": \"a\\tb\"\\n}\\n'\n";
 	struct server s;
 	struct buf b = BUF_INIT;
 	char hf[400], sh_path[400], cwd[PATH_MAX], path[128];
@@ -405,7 +406,8 @@ static void test_values_as_written(void **state)
 	has(text, "\"input\":9007199254740993");
 	free(text);
 
-	/* A command's result, printed over several lines. */
+	/* A command's result, printed over several lines after a byte order
+	 * mark. */
 	id = finished(&s, "pretty", "[1, 2]");
 	snprintf(path, sizeof(path), "/api/jobs/%lld/results", (long long)id);
 	text = get_text(&s, path);

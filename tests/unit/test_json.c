@@ -212,6 +212,14 @@ static void test_text_of(void **state)
 	json_text_of(&out, doc, doc, text, strlen(text));
 	assert_string_equal(out.data, "{\"a\":[1,{\"b\":2.50},[3.0]],\"a\":7,\"c\":9007199254740993}");
 	cJSON_Delete(doc);
+	/* cJSON reads a document after a byte order mark: so does this. */
+	text = "\xEF\xBB\xBF{\"r\": 1.0}";
+	doc = cJSON_Parse(text);
+	assert_non_null(doc);
+	buf_reset(&out);
+	json_text_of(&out, doc, doc->child, text, strlen(text));
+	assert_string_equal(out.data, "1.0");
+	cJSON_Delete(doc);
 	buf_release(&out);
 }
 
