@@ -1136,9 +1136,10 @@ function parseTasks(text) {
   if (!whole) return { error: 'there are none' };
   try {
     const v = JSON.parse(whole);
+    // An array is the tasks; any other one value is one task, however
+    // many lines it takes (as batchd submit --handler reads a file).
     if (Array.isArray(v)) return { count: v.length, text: whole };
-    if (!whole.includes('\n')) return { count: 1, text: `[${whole}]` };
-    return { error: 'one JSON value over several lines: give an array, or one input per line' };
+    return { count: 1, text: `[${whole}]` };
   } catch {
     // JSON Lines, then.
   }

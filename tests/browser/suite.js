@@ -190,6 +190,9 @@ test('tasks from a file or typed as JSON Lines: a small file into the box, a lar
   assert.equal(await text(page, '#f-tasks-info'), '2 tasks');
   await page.fill('#f-tasks', '{"k": 1}\n{"k": ');
   assert.match(await text(page, '#f-tasks-info'), /^Not valid yet: line 2 is not one JSON value/);
+  // One value over several lines, as pasted from a pretty printer: one task.
+  await page.fill('#f-tasks', '{\n  "k": 1\n}');
+  assert.equal(await text(page, '#f-tasks-info'), '1 task');
   await page.fill('#f-tasks', '{"k": 1}\n{"k": 2}');
   await page.fill('#f-name', 'typed lines');
   await page.click('#submit-go');
