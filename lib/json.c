@@ -213,6 +213,11 @@ int json_copy(struct buf *out, const char **p, const char *end)
 	return copy_value(out, p, end, 0);
 }
 
+size_t json_bom(const char *s, size_t len)
+{
+	return len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3) ? 3 : 0;
+}
+
 long json_nul_escape(const char *s, size_t len, int *zero)
 {
 	/* In JSON text every backslash is in a string and starts an escape,
@@ -285,11 +290,8 @@ static int walk_to(const cJSON *tree, const cJSON *v, const char **p, const char
 void json_text_of(struct buf *out, const cJSON *root, const cJSON *v, const char *text,
 		  size_t len)
 {
-	const char *p = text;
+	const char *p = text + json_bom(text, len);
 
-	/* cJSON skips a byte order mark before a document. */
-	if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3))
-		p += 3;
 	if (walk_to(root, v, &p, text + len) < 0)
 		p = NULL;
 	json_copy_of(out, v, &p, text + len);

@@ -32,6 +32,13 @@
 int json_copy(struct buf *out, const char **p, const char *end);
 
 /*
+ * The length of the UTF-8 byte order mark s[0..len) starts with: 3, or 0
+ * when it has none. Editors on Windows write one before JSON; cJSON skips
+ * it, and so must anything that reads the same text.
+ */
+size_t json_bom(const char *s, size_t len);
+
+/*
  * The offset of the first \u escape in the JSON text s[0..len) that cJSON
  * reads as a NUL, or -1. That is \u0000 (*zero set to 1), and a \u not
  * followed by 4 hex digits (*zero set to 0), which JSON does not allow

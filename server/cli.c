@@ -415,26 +415,15 @@ out:
  * says what is wrong with that). */
 static void object_tasks(cJSON *doc, const char *text, size_t len, struct buf *tasks)
 {
-	const cJSON *c, *t = NULL;
-	const char *p = text;
-	int n = 0, at = 0;
+	cJSON *t = cJSON_GetObjectItemCaseSensitive(doc, "tasks");
 
-	cJSON_ArrayForEach(c, doc) {
-		if (!strcmp(c->string, "tasks")) {
-			if (t)
-				return;
-			t = c;
-			at = n;
-		}
-		n++;
-	}
 	if (!t)
 		return;
-	if (json_member(&p, text + len, at) < 0 || json_copy(tasks, &p, text + len) < 0) {
-		buf_reset(tasks);
-		return;
-	}
-	cJSON_Delete(cJSON_DetachItemViaPointer(doc, (cJSON *)t));
+	for (const cJSON *c = t->next; c; c = c->next)
+		if (!strcmp(c->string, "tasks"))
+			return;
+	json_text_of(tasks, doc, t, text, len);
+	cJSON_Delete(cJSON_DetachItemViaPointer(doc, t));
 }
 
 int cli_submit(int argc, char **argv)
@@ -464,7 +453,7 @@ int cli_submit(int argc, char **argv)
 	struct buf body = BUF_INIT, hdr = BUF_INIT, tasks = BUF_INIT, payload = BUF_INIT;
 	cJSON *doc = NULL, *req = NULL;
 	char *text = NULL, *out = NULL, err[128];
-	size_t len;
+	size_t len, bom;
 	long status;
 
 	common_defaults(&c);
@@ -512,11 +501,10 @@ int cli_submit(int argc, char **argv)
 	text = read_all(argv[optind], &len);
 	if (!text)
 		return EXIT_USAGE;
-	/* A byte order mark, as editors on Windows write, is no part of the
-	 * JSON. */
-	if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) {
-		len -= 3;
-		memmove(text, text + 3, len + 1);
+	/* A byte order mark is no part of the JSON. */
+	if ((bom = json_bom(text, len))) {
+		len -= bom;
+		memmove(text, text + bom, len + 1);
 	}
 	/* One JSON document, or else JSON Lines. The tasks of an array or of
 	 * lines go out as their own text, spliced into the request below. */

@@ -58,7 +58,7 @@ static int parse(struct jobreq *r, const char *body, size_t len,
 	int64_t i = 0;
 	long esc;
 	int zero;
-	size_t bom = 0;
+	size_t bom = json_bom(body, len);
 
 	memset(r, 0, sizeof(*r));
 	*code = "invalid_request";
@@ -72,10 +72,8 @@ static int parse(struct jobreq *r, const char *body, size_t len,
 		snprintf(msg, msglen, "the body is not valid UTF-8 (at byte %zu)", bad);
 		return 400;
 	}
-	/* A byte order mark, as editors on Windows write, is no part of the
-	 * JSON: RFC 8259 lets a parser ignore it. Offsets still count it. */
-	if (len >= 3 && !memcmp(body, "\xEF\xBB\xBF", 3))
-		bom = 3;
+	/* A byte order mark is no part of the JSON (RFC 8259 lets a parser
+	 * ignore it); offsets still count it. */
 	r->doc = cJSON_ParseWithLengthOpts(body + bom, len - bom + 1, &end, 0);
 	/* One JSON value and nothing after it but white space: a NUL byte
 	 * does not end the body early. */

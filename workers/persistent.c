@@ -479,6 +479,7 @@ static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 	cJSON *doc;
 	enum line_kind kind = LINE_MORE;
 	int keys = 0, zero;
+	long esc;
 
 	if (len && line[len - 1] == '\r')
 		line[--len] = '\0';
@@ -494,8 +495,9 @@ static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 		return LINE_FAULT;
 	}
 	doc = utf8_valid(line, len, NULL) ? cJSON_ParseWithOpts(line, &end, 1) : NULL;
+	esc = doc ? json_nul_escape(line, len, &zero) : -1;
 	/* cJSON reads \uZZZZ as \u0000: that is not JSON either. */
-	if (doc && json_nul_escape(line, len, &zero) >= 0 && !zero) {
+	if (esc >= 0 && !zero) {
 		cJSON_Delete(doc);
 		doc = NULL;
 	}
@@ -509,7 +511,7 @@ static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 		goto out;
 	}
 	/* What batchd keeps must be what the co-process wrote. */
-	if (json_nul_escape(line, len, &zero) >= 0) {
+	if (esc >= 0) {
 		kind = protocol_error(msg, "a string holds \\u0000, which batchd cannot store",
 				      line, len);
 		goto out;

@@ -402,7 +402,7 @@ int registry_load_file(struct registry *r, const char *path, char *err,
 	char msg[512];
 	const char *end = NULL;
 	const cJSON *handlers, *spec, *config;
-	size_t len;
+	size_t len, bom;
 	char *text, *dir, *slash;
 	cJSON *doc;
 	int first = r->count;
@@ -410,11 +410,10 @@ int registry_load_file(struct registry *r, const char *path, char *err,
 	text = read_file(path, &len, err, errlen);
 	if (!text)
 		return -1;
-	/* A byte order mark, as editors on Windows write, is no part of the
-	 * JSON. */
-	if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) {
-		len -= 3;
-		memmove(text, text + 3, len + 1);
+	/* A byte order mark is no part of the JSON. */
+	if ((bom = json_bom(text, len))) {
+		len -= bom;
+		memmove(text, text + bom, len + 1);
 	}
 	doc = cJSON_ParseWithLengthOpts(text, len, &end, 0);
 	if (!doc) {

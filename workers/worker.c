@@ -583,12 +583,7 @@ static void run_task(struct worker *w, struct wtask *wt)
 			/* Kept compact, its numbers as written: a result over
 			 * several lines would break the JSON Lines of
 			 * GET /api/jobs/{id}/results. */
-			const char *p = res;
-
-			/* cJSON skips a byte order mark first; so does the copy. */
-			if (len >= 3 && !memcmp(res, "\xEF\xBB\xBF", 3))
-				p += 3;
-			json_copy_of(&fixed, doc, &p, res + len);
+			json_text_of(&fixed, doc, doc, res, len);
 			if (fixed.len > RESULT_MAX) {
 				size_t n = fixed.len;
 
