@@ -24,15 +24,32 @@
 #include <sqlite3.h>
 
 #include "../lib/clock.h"
+#include "../lib/log.h"
 
 #define APPLICATION_ID 0x62746364	/* "btcd" */
 #define APPLICATION_ID_S "1651794788"
 #define WAL_KEEP_BYTES_S "16777216"
 _Static_assert(STORE_WAL_KEEP_BYTES == 16777216, "WAL_KEEP_BYTES_S is its string");
-/* 2: jobs.paused. 3: jobs.idem_hash. A database of an older schema is
- * brought up to this one when opened. */
-#define SCHEMA_VERSION 3
-#define SCHEMA_VERSION_S "3"
+/* 2: jobs.paused. 3: jobs.idem_hash. 4: tasks keyed by one integer. A
+ * database of an older schema is brought up to this one when opened. */
+#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION_S "4"
+
+/* A task's key: its job's id shifted left by TASK_BITS, plus its index.
+ * TASK_BITS holds --max-tasks' ceiling (100,000,000), and leaves job ids
+ * 35 bits (34 billion jobs). */
+#define TASK_BITS_S "28"
+#define TASK_MASK_S "268435455"
+_Static_assert(STORE_TASK_BITS == 28, "TASK_BITS_S is its string");
+_Static_assert((1LL << STORE_TASK_BITS) - 1 == 268435455, "TASK_MASK_S is its mask");
+_Static_assert(100000000 < (1LL << STORE_TASK_BITS), "--max-tasks' ceiling has a key");
+/* The key of task (j, i), and the keys of all of job j's tasks, as SQL. */
+#define TASK_KEY(j, i) " ((" j " << " TASK_BITS_S ") + " i ")"
+#define JOB_TASKS(j) " id BETWEEN (" j " << " TASK_BITS_S ")" \
+	" AND (" j " << " TASK_BITS_S ") + " TASK_MASK_S
+/* Job j's tasks from index i on. */
+#define TASKS_FROM(j, i) " id BETWEEN" TASK_KEY(j, i) \
+	" AND (" j " << " TASK_BITS_S ") + " TASK_MASK_S
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS jobs("
@@ -55,12 +72,20 @@ static const char schema[] =
 	/* A hash of the request that came with idem_key; NULL before schema 3. */
 	" idem_hash INTEGER);"
 	"CREATE INDEX IF NOT EXISTS jobs_active ON jobs(state) WHERE state < 2;"
-	"CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finished_at) WHERE state >= 2;"
-	/* attempt_limit: NULL means the job's max_attempts; a retry from the
-	 * API sets it, to grant the task a fresh set of attempts. */
+	"CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finished_at) WHERE state >= 2;";
+
+static const char tasks_schema[] =
+	/* id is the task's key, TASK_KEY(job_id, idx): an integer, so that a
+	 * walk over a job's tasks or a seek to one compares integers and never
+	 * reads a row's input or result (a WITHOUT ROWID table keyed by
+	 * (job_id, idx) before schema 4 read every row it stepped over whole,
+	 * overflow pages and all). job_id and idx are computed from it, stored
+	 * nowhere. The columns that may be large come last, input and result
+	 * after all others: a column is read by walking the row's overflow
+	 * pages up to it. attempt_limit: NULL means the job's max_attempts; a retry
+	 * from the API sets it, to grant the task a fresh set of attempts. */
 	"CREATE TABLE IF NOT EXISTS tasks("
-	" job_id INTEGER NOT NULL,"
-	" idx INTEGER NOT NULL,"
+	" id INTEGER PRIMARY KEY,"
 	" state INTEGER NOT NULL DEFAULT 0,"
 	" attempts INTEGER NOT NULL DEFAULT 0,"
 	" attempt_limit INTEGER,"
@@ -70,18 +95,21 @@ static const char schema[] =
 	" worker INTEGER,"
 	" started_at INTEGER,"
 	" finished_at INTEGER,"
+	" error TEXT,"
 	" input TEXT NOT NULL,"
 	" result TEXT,"
-	" error TEXT,"
-	" PRIMARY KEY(job_id, idx)) WITHOUT ROWID;"
+	" job_id INTEGER AS (id >> " TASK_BITS_S ") VIRTUAL,"
+	" idx INTEGER AS (id & " TASK_MASK_S ") VIRTUAL);"
 	/* The few tasks running or failed, found without reading the many
 	 * queued or succeeded (the dashboard asks for a job's running tasks
-	 * every second). A tiny task never enters it: it goes from queued to
-	 * succeeded within a group commit. Cancelled tasks are left out: a
-	 * cancel or a retry of a million of them would have to write a million
-	 * entries. The queries that use it name it (NOTABLE below). */
-	"CREATE INDEX IF NOT EXISTS tasks_notable ON tasks(job_id, state, idx)"
+	 * every second). Its entries are (state, id): a job's tasks of a state
+	 * lie together, in order. A tiny task never enters it: it goes from
+	 * queued to succeeded within a group commit. Cancelled tasks are left
+	 * out: a cancel or a retry of a million of them would have to write a
+	 * million entries. The queries that use it name it (NOTABLE below). */
+	"CREATE INDEX IF NOT EXISTS tasks_notable ON tasks(state)"
 	" WHERE state IN (1, 3);";
+
 
 /* A query on tasks of those states reads them from tasks_notable: FROM
  * it, and with its condition spelt out, so that SQLite sees the index
@@ -95,6 +123,16 @@ static const char schema[] =
 	" cancelled, idem_key, paused"
 #define TASK_COLS "job_id, idx, state, attempts, not_before, progress, message," \
 	" worker, started_at, finished_at, result, error"
+/* The four statements of a list of tasks from rest (FROM ...): with the
+ * result or NULL in its place, and with the input or without. A column
+ * left out is never read: a row's result can be megabytes. */
+#define TASK_COLS_NO_RESULT "job_id, idx, state, attempts, not_before, progress," \
+	" message, worker, started_at, finished_at, NULL, error"
+#define LIST_QUERIES(q, rest) \
+	[q] = "SELECT " TASK_COLS rest, \
+	[q + STORE_WITH_INPUT] = "SELECT " TASK_COLS ", input" rest, \
+	[q + STORE_NO_RESULT] = "SELECT " TASK_COLS_NO_RESULT rest, \
+	[q + (STORE_WITH_INPUT | STORE_NO_RESULT)] = "SELECT " TASK_COLS_NO_RESULT ", input" rest
 
 
 /* Tasks inserted per statement by Q_TASK_INSERT_MANY: one statement per
@@ -108,7 +146,7 @@ static const char *const sql[Q_COUNT] = {
 	[Q_JOB_INSERT] = "INSERT INTO jobs(name, handler, state, priority,"
 		" timeout_ms, max_attempts, created_at, total, idem_key, paused, idem_hash)"
 		" VALUES(?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-	[Q_TASK_INSERT] = "INSERT INTO tasks(job_id, idx, input) VALUES(?1, ?2, ?3)",
+	[Q_TASK_INSERT] = "INSERT INTO tasks(id, input) VALUES(" TASK_KEY("?1", "?2") ", ?3)",
 	[Q_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
 	[Q_JOB_BY_KEY] = "SELECT id, idem_hash FROM jobs WHERE idem_key = ?1",
 	[Q_JOBS_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE id < ?1"
@@ -124,93 +162,84 @@ static const char *const sql[Q_COUNT] = {
 	[Q_JOB_DELETE] = "DELETE FROM jobs WHERE id = ?1",
 	[Q_JOBS_EXPIRED] = "SELECT id, total FROM jobs WHERE state >= 2"
 		" AND finished_at < ?1 ORDER BY finished_at, id LIMIT ?2",
-	[Q_JOB_DELETE_TASKS] = "DELETE FROM tasks WHERE job_id = ?1",
-	[Q_RECOUNT] = "SELECT state, count(*) FROM tasks WHERE job_id = ?1"
+	[Q_JOB_DELETE_TASKS] = "DELETE FROM tasks WHERE" JOB_TASKS("?1"),
+	[Q_RECOUNT] = "SELECT state, count(*) FROM tasks WHERE" JOB_TASKS("?1")
 		" GROUP BY state",
 	[Q_TOTALS] = "SELECT state, count(*), sum(total), sum(succeeded),"
 		" sum(failed), sum(cancelled) FROM jobs GROUP BY state",
-	[Q_TASKS_LIST] = "SELECT " TASK_COLS " FROM tasks WHERE job_id = ?1"
-		" AND idx >= ?2 ORDER BY idx LIMIT ?3",
-	[Q_TASKS_LIST_STATE] = "SELECT " TASK_COLS " FROM tasks WHERE job_id = ?1"
-		" AND state = ?4 ORDER BY idx LIMIT ?3 OFFSET ?2",
-	[Q_TASKS_LIST_IN] = "SELECT " TASK_COLS ", input FROM tasks"
-		" WHERE job_id = ?1 AND idx >= ?2 ORDER BY idx LIMIT ?3",
-	[Q_TASKS_LIST_STATE_IN] = "SELECT " TASK_COLS ", input FROM tasks"
-		" WHERE job_id = ?1 AND state = ?4 ORDER BY idx LIMIT ?3 OFFSET ?2",
-	[Q_TASKS_FROM_STATE] = "SELECT " TASK_COLS " FROM tasks WHERE job_id = ?1"
-		" AND idx >= ?2 AND state = ?4 ORDER BY idx LIMIT ?3",
-	[Q_TASKS_FROM_STATE_IN] = "SELECT " TASK_COLS ", input FROM tasks"
-		" WHERE job_id = ?1 AND idx >= ?2 AND state = ?4 ORDER BY idx LIMIT ?3",
-	[Q_TASKS_LIST_NOTABLE] = "SELECT " TASK_COLS NOTABLE_FROM " WHERE job_id = ?1"
-		" AND state = ?4" NOTABLE " ORDER BY idx LIMIT ?3 OFFSET ?2",
-	[Q_TASKS_LIST_NOTABLE_IN] = "SELECT " TASK_COLS ", input" NOTABLE_FROM
-		" WHERE job_id = ?1 AND state = ?4" NOTABLE " ORDER BY idx LIMIT ?3 OFFSET ?2",
-	[Q_TASKS_FROM_NOTABLE] = "SELECT " TASK_COLS NOTABLE_FROM " WHERE job_id = ?1"
-		" AND idx >= ?2 AND state = ?4" NOTABLE " ORDER BY idx LIMIT ?3",
-	[Q_TASKS_FROM_NOTABLE_IN] = "SELECT " TASK_COLS ", input" NOTABLE_FROM
-		" WHERE job_id = ?1 AND idx >= ?2 AND state = ?4" NOTABLE " ORDER BY idx LIMIT ?3",
+	LIST_QUERIES(Q_TASKS_LIST, " FROM tasks WHERE" TASKS_FROM("?1", "?2")
+		     " ORDER BY id LIMIT ?3"),
+	LIST_QUERIES(Q_TASKS_LIST_STATE, " FROM tasks WHERE" JOB_TASKS("?1")
+		     " AND state = ?4 ORDER BY id LIMIT ?3 OFFSET ?2"),
+	LIST_QUERIES(Q_TASKS_FROM_STATE, " FROM tasks WHERE" TASKS_FROM("?1", "?2")
+		     " AND state = ?4 ORDER BY id LIMIT ?3"),
+	LIST_QUERIES(Q_TASKS_LIST_NOTABLE, NOTABLE_FROM " WHERE" JOB_TASKS("?1")
+		     " AND state = ?4" NOTABLE " ORDER BY id LIMIT ?3 OFFSET ?2"),
+	LIST_QUERIES(Q_TASKS_FROM_NOTABLE, NOTABLE_FROM " WHERE" TASKS_FROM("?1", "?2")
+		     " AND state = ?4" NOTABLE " ORDER BY id LIMIT ?3"),
 	[Q_TASK_GET] = "SELECT " TASK_COLS ", input FROM tasks"
-		" WHERE job_id = ?1 AND idx = ?2",
+		" WHERE id =" TASK_KEY("?1", "?2"),
 	[Q_TASKS_QUEUED] = "SELECT idx, attempts, not_before, input,"
-		" attempt_limit FROM tasks WHERE job_id = ?1 AND idx >= ?2"
-		" AND state = 0 ORDER BY idx LIMIT ?3",
+		" attempt_limit FROM tasks WHERE" TASKS_FROM("?1", "?2")
+		" AND state = 0 ORDER BY id LIMIT ?3",
 	[Q_TASK_QUEUED] = "SELECT idx, attempts, not_before, input,"
-		" attempt_limit FROM tasks WHERE job_id = ?1 AND idx = ?2"
+		" attempt_limit FROM tasks WHERE id =" TASK_KEY("?1", "?2")
 		" AND state = 0",
 	[Q_TASK_RUNNING] = "UPDATE tasks SET state = 1, attempts = ?3,"
 		" worker = ?4, started_at = ?5, finished_at = NULL,"
-		" progress = NULL, message = NULL WHERE job_id = ?1 AND idx = ?2",
+		" progress = NULL, message = NULL WHERE id =" TASK_KEY("?1", "?2"),
 	[Q_TASK_PROGRESS] = "UPDATE tasks SET progress = ?3, message = ?4"
-		" WHERE job_id = ?1 AND idx = ?2",
+		" WHERE id =" TASK_KEY("?1", "?2"),
 	[Q_TASK_FINISH] = "UPDATE tasks SET state = ?3, attempts = ?4,"
 		" worker = ?5, started_at = ?6, finished_at = ?7, result = ?8,"
 		" error = ?9, not_before = NULL,"
 		" progress = CASE WHEN ?3 = 2 THEN 1.0 ELSE coalesce(?10, progress) END,"
 		" message = coalesce(?11, message)"
-		" WHERE job_id = ?1 AND idx = ?2",
+		" WHERE id =" TASK_KEY("?1", "?2"),
 	[Q_TASK_RETRY] = "UPDATE tasks SET state = 0, attempts = ?3,"
 		" not_before = ?4, error = ?5, worker = NULL, started_at = NULL,"
 		" finished_at = NULL, progress = NULL, message = NULL"
-		" WHERE job_id = ?1 AND idx = ?2",
+		" WHERE id =" TASK_KEY("?1", "?2"),
 	[Q_TASK_REQUEUE] = "UPDATE tasks SET state = 0, attempts = ?3,"
 		" worker = NULL, started_at = NULL, progress = NULL,"
-		" message = NULL WHERE job_id = ?1 AND idx = ?2",
+		" message = NULL WHERE id =" TASK_KEY("?1", "?2"),
 	[Q_TASKS_CANCEL] = "UPDATE tasks SET state = 4, finished_at = ?2,"
-		" not_before = NULL WHERE job_id = ?1 AND state IN (0, 1)",
-	[Q_TASKS_FAILED] = "SELECT idx, state FROM tasks WHERE job_id = ?1"
-		" AND state IN (3, 4) ORDER BY idx",
+		" not_before = NULL WHERE" JOB_TASKS("?1") " AND state IN (0, 1)",
+	[Q_TASKS_FAILED] = "SELECT idx, state FROM tasks WHERE" JOB_TASKS("?1")
+		" AND state IN (3, 4) ORDER BY id",
 	[Q_TASKS_RETRY] = "UPDATE tasks SET state = 0, not_before = NULL,"
 		" finished_at = NULL, started_at = NULL, worker = NULL,"
 		" progress = NULL, message = NULL, result = NULL,"
 		" attempt_limit = attempts + ?2"
-		" WHERE job_id = ?1 AND state IN (3, 4)",
+		" WHERE" JOB_TASKS("?1") " AND state IN (3, 4)",
 	[Q_REQUEUE_RUNNING] = "UPDATE tasks INDEXED BY tasks_notable SET state = 0,"
 		" attempts = max(attempts - 1, 0), worker = NULL,"
 		" started_at = NULL, progress = NULL, message = NULL"
-		" WHERE job_id = ?1 AND state = 1" NOTABLE,
+		" WHERE" JOB_TASKS("?1") " AND state = 1" NOTABLE,
 	[Q_TASKS_SUCCEED] = "UPDATE tasks SET state = 2, attempts = ?4, worker = ?5,"
 		" started_at = ?6, finished_at = ?7, result = ?8, error = NULL,"
 		" not_before = NULL, progress = 1.0"
-		" WHERE job_id = ?1 AND idx BETWEEN ?2 AND ?3",
+		" WHERE id BETWEEN" TASK_KEY("?1", "?2") " AND" TASK_KEY("?1", "?3"),
 	[Q_THROUGHPUT] = "SELECT (finished_at - ?2) / ?3, count(*) FROM tasks"
-		" WHERE job_id = ?1 AND state IN (2, 3) AND finished_at IS NOT NULL"
+		" WHERE" JOB_TASKS("?1") " AND state IN (2, 3) AND finished_at IS NOT NULL"
 		" GROUP BY 1",
 };
 
-/* "INSERT INTO tasks(job_id, idx, input) VALUES(?1, ?2, ?3),
- * (?1, ?2 + 1, ?4), ...": INSERT_ROWS consecutive tasks of one job. */
+/* "INSERT INTO tasks(id, input) VALUES(TASK_KEY(?1, ?2), ?3),
+ * (TASK_KEY(?1, ?2) + 1, ?4), ...": INSERT_ROWS consecutive tasks of one
+ * job. */
 static const char *insert_many_sql(void)
 {
-	static char text[64 + INSERT_ROWS * 32];
+	static char text[64 + INSERT_ROWS * 48];
 	size_t n;
 
 	if (text[0])
 		return text;
 	n = (size_t)snprintf(text, sizeof(text),
-			     "INSERT INTO tasks(job_id, idx, input) VALUES(?1, ?2, ?3)");
+			     "INSERT INTO tasks(id, input) VALUES(" TASK_KEY("?1", "?2") ", ?3)");
 	for (int r = 1; r < INSERT_ROWS; r++)
-		n += (size_t)snprintf(text + n, sizeof(text) - n, ", (?1, ?2 + %d, ?%d)",
-				      r, r + 3);
+		n += (size_t)snprintf(text + n, sizeof(text) - n, ", (" TASK_KEY("?1", "?2")
+				      " + %d, ?%d)", r, r + 3);
 	assert(n < sizeof(text) - 1);
 	return text;
 }
@@ -423,6 +452,39 @@ static int migrate(struct store *s)
 		return -1;
 	if (!has && pragma(s, "ALTER TABLE jobs ADD COLUMN idem_hash INTEGER") < 0)
 		return -1;
+	/* 3 -> 4: tasks keyed by id. The old table, keyed by (job_id, idx),
+	 * is copied over in key order, then dropped: for a while the file
+	 * holds both (its free pages are reused, the file does not shrink). */
+	if (query_int(s, "SELECT count(*) FROM pragma_table_info('tasks') WHERE name = 'id'",
+		      &has) < 0)
+		return -1;
+	if (!has) {
+		int64_t n = 0, bad;
+
+		LOG_INFO("store: converting the tasks table to schema " SCHEMA_VERSION_S);
+		if (pragma(s, "ALTER TABLE tasks RENAME TO tasks_v3") < 0 ||
+		    pragma(s, "DROP INDEX IF EXISTS tasks_notable") < 0 ||
+		    query_int(s, "SELECT count(*) FROM tasks_v3 WHERE job_id NOT BETWEEN 0 AND "
+			      STORE_MAX_JOB_ID_S " OR idx NOT BETWEEN 0 AND " TASK_MASK_S, &bad) < 0)
+			return -1;
+		if (bad) {
+			snprintf(s->errmsg, sizeof(s->errmsg), "%lld tasks have a job id or an"
+				 " index past what schema " SCHEMA_VERSION_S " can key",
+				 (long long)bad);
+			return -1;
+		}
+		if (pragma(s, tasks_schema) < 0 ||
+		    pragma(s, "INSERT INTO tasks(id, state, attempts, attempt_limit,"
+			   " not_before, progress, message, worker, started_at, finished_at,"
+			   " input, result, error) SELECT" TASK_KEY("job_id", "idx") ", state,"
+			   " attempts, attempt_limit, not_before, progress, message, worker,"
+			   " started_at, finished_at, input, result, error FROM tasks_v3"
+			   " ORDER BY job_id, idx") < 0 ||
+		    query_int(s, "SELECT count(*) FROM tasks", &n) < 0 ||
+		    pragma(s, "DROP TABLE tasks_v3") < 0)
+			return -1;
+		LOG_INFO("store: tasks table converted", LF_I("tasks", n));
+	}
 	return 0;
 }
 
@@ -549,6 +611,7 @@ struct store *store_open(const char *path, char *err, size_t errlen)
 		goto fail;
 	}
 	if (pragma(s, "BEGIN IMMEDIATE") < 0 || pragma(s, schema) < 0 ||
+	    pragma(s, tasks_schema) < 0 ||
 	    migrate(s) < 0 ||
 	    pragma(s, "PRAGMA application_id=" APPLICATION_ID_S) < 0 ||
 	    pragma(s, "PRAGMA user_version=" SCHEMA_VERSION_S) < 0 || pragma(s, "COMMIT") < 0)

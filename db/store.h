@@ -69,6 +69,13 @@ struct store_job {
 				 * (store_job_insert only, not read back) */
 };
 
+/* A task's key in the database is its job's id shifted left by this many
+ * bits, plus its index (db/store.c): a job holds at most 2^28 tasks
+ * (--max-tasks stops at 100,000,000), and job ids stop at STORE_MAX_JOB_ID. */
+#define STORE_TASK_BITS 28
+#define STORE_MAX_JOB_ID ((1LL << (63 - STORE_TASK_BITS)) - 1)
+#define STORE_MAX_JOB_ID_S "34359738367"
+
 struct store_task {
 	int64_t job_id;
 	int64_t idx;
@@ -210,14 +217,20 @@ int store_job_totals(struct store *s, int64_t jobs[ST_COUNT],
 int store_job_throughput(struct store *s, int64_t job, int64_t start_ms,
 			 int64_t bucket_ms, int n, int64_t *counts);
 
-/* Tasks of a job in index order, state -1 for any; with_input adds input. */
+/* The columns of a list of tasks: 0 for all but the input; with
+ * STORE_WITH_INPUT the input too; with STORE_NO_RESULT no result (NULL):
+ * a column left out is not read from the database. */
+#define STORE_WITH_INPUT 1
+#define STORE_NO_RESULT 2
+/* Tasks of a job in index order, state -1 for any, with the columns of
+ * cols. */
 int store_tasks_list(struct store *s, int64_t job, int state, int64_t offset,
-		     int limit, int with_input, store_task_fn fn, void *ctx);
+		     int limit, int cols, store_task_fn fn, void *ctx);
 /* The same from index from on (offset counts tasks of that state; from is
  * an index): a reader that goes on where it stopped, however far in the
  * job, reads no row twice. Returns how many went to fn, or -1. */
 int store_tasks_from(struct store *s, int64_t job, int state, int64_t from,
-		     int limit, int with_input, store_task_fn fn, void *ctx);
+		     int limit, int cols, store_task_fn fn, void *ctx);
 /* One task with its input, to fn. 0, STORE_NOT_FOUND or -1. */
 int store_task_get(struct store *s, int64_t job, int64_t idx,
 		   store_task_fn fn, void *ctx);

@@ -41,6 +41,12 @@ int store_job_insert(struct store *s, struct store_job *job,
 	if (store_exec(s, st) < 0)
 		goto fail;
 	job->id = sqlite3_last_insert_rowid(s->db);
+	if (job->id > STORE_MAX_JOB_ID) {
+		s->errcode = SQLITE_RANGE;
+		snprintf(s->errmsg, sizeof(s->errmsg), "job ids are used up (the last is %lld)",
+			 (long long)STORE_MAX_JOB_ID);
+		goto fail;
+	}
 	job->state = ST_QUEUED;
 	int64_t i = 0;
 

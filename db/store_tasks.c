@@ -14,12 +14,14 @@
 #include "store_int.h"
 
 static int tasks_list(struct store *s, int q, int64_t job, int state, int64_t offset,
-		      int limit, int with_input, store_task_fn fn, void *ctx)
+		      int limit, int cols, store_task_fn fn, void *ctx)
 {
-	sqlite3_stmt *st = store_stmt(s, q);
+	sqlite3_stmt *st;
 	struct store_task t;
 	int n = 0;
 
+	assert(cols >= 0 && cols <= (STORE_WITH_INPUT | STORE_NO_RESULT));
+	st = store_stmt(s, q + cols);
 	if (!st)
 		return -1;
 	sqlite3_bind_int64(st, 1, job);
@@ -27,7 +29,7 @@ static int tasks_list(struct store *s, int q, int64_t job, int state, int64_t of
 	sqlite3_bind_int(st, 3, limit);
 	if (state >= 0)
 		sqlite3_bind_int(st, 4, state);
-	FOR_EACH_ROW(s, st, n, (store_read_task(st, &t, with_input), fn(ctx, &t)));
+	FOR_EACH_ROW(s, st, n, (store_read_task(st, &t, cols & STORE_WITH_INPUT), fn(ctx, &t)));
 	return n;
 }
 
@@ -38,23 +40,21 @@ static int notable(int state)
 }
 
 int store_tasks_list(struct store *s, int64_t job, int state, int64_t offset,
-		     int limit, int with_input, store_task_fn fn, void *ctx)
+		     int limit, int cols, store_task_fn fn, void *ctx)
 {
-	int q = state < 0 ? (with_input ? Q_TASKS_LIST_IN : Q_TASKS_LIST)
-		: notable(state) ? (with_input ? Q_TASKS_LIST_NOTABLE_IN : Q_TASKS_LIST_NOTABLE)
-		: (with_input ? Q_TASKS_LIST_STATE_IN : Q_TASKS_LIST_STATE);
+	int q = state < 0 ? Q_TASKS_LIST
+		: notable(state) ? Q_TASKS_LIST_NOTABLE : Q_TASKS_LIST_STATE;
 
-	return tasks_list(s, q, job, state, offset, limit, with_input, fn, ctx);
+	return tasks_list(s, q, job, state, offset, limit, cols, fn, ctx);
 }
 
 int store_tasks_from(struct store *s, int64_t job, int state, int64_t from,
-		     int limit, int with_input, store_task_fn fn, void *ctx)
+		     int limit, int cols, store_task_fn fn, void *ctx)
 {
-	int q = state < 0 ? (with_input ? Q_TASKS_LIST_IN : Q_TASKS_LIST)
-		: notable(state) ? (with_input ? Q_TASKS_FROM_NOTABLE_IN : Q_TASKS_FROM_NOTABLE)
-		: (with_input ? Q_TASKS_FROM_STATE_IN : Q_TASKS_FROM_STATE);
+	int q = state < 0 ? Q_TASKS_LIST
+		: notable(state) ? Q_TASKS_FROM_NOTABLE : Q_TASKS_FROM_STATE;
 
-	return tasks_list(s, q, job, state, from, limit, with_input, fn, ctx);
+	return tasks_list(s, q, job, state, from, limit, cols, fn, ctx);
 }
 
 /* Statement q with the task's ids bound (?1 job, ?2 index), or NULL. */

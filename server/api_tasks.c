@@ -103,7 +103,7 @@ void api_tasks_list(struct request *q, struct reply *r)
 	struct store_job row;
 	struct tasks_ctx c = { q->app, NULL, 0 };
 	int64_t running, total;
-	int state = state_arg(q, r), result;
+	int state = state_arg(q, r), result, cols;
 	cJSON *doc;
 
 	if (state == -2)
@@ -160,9 +160,10 @@ void api_tasks_list(struct request *q, struct reply *r)
 	c.arr = cJSON_AddArrayToObject(doc, "tasks");
 	/* from: the tasks of the filter from that index on, found through
 	 * the primary key however deep (offset skips its rows one by one). */
-	if ((from >= 0 ? store_tasks_from(q->app->store, q->id, state, from, (int)limit, 0,
+	cols = result ? 0 : STORE_NO_RESULT;
+	if ((from >= 0 ? store_tasks_from(q->app->store, q->id, state, from, (int)limit, cols,
 					  add_task, &c)
-		       : store_tasks_list(q->app->store, q->id, state, offset, (int)limit, 0,
+		       : store_tasks_list(q->app->store, q->id, state, offset, (int)limit, cols,
 					  add_task, &c)) < 0) {
 		cJSON_Delete(doc);
 		reply_error(r, 500, "database_error", "database error: %s",
@@ -250,7 +251,7 @@ static int export_fill(struct export *x)
 	buf_reset(&x->out);
 	x->off = 0;
 	n = store_tasks_from(x->app->store, x->job, x->state, x->next, EXPORT_BATCH,
-			     x->with_input, add_line, x);
+			     x->with_input ? STORE_WITH_INPUT : 0, add_line, x);
 	if (n < 0) {
 		LOG_ERROR("export cut short: database error", LF_I("job", x->job),
 			  LF_S("error", store_errmsg(x->app->store)));

@@ -443,6 +443,111 @@ static void test_running_and_failed_found_directly(void **state)
 	assert_int_equal(store_tasks_list(f->s, id, ST_RUNNING, 0, 50, 0, last_idx, &idx), 0);
 }
 
+/* Pages the store's connection has fetched since the last call. */
+static long pages_read(struct store *s)
+{
+	int cur, hi;
+	long n = 0;
+
+	sqlite3_db_status(s->db, SQLITE_DBSTATUS_CACHE_HIT, &cur, &hi, 1);
+	n += cur;
+	sqlite3_db_status(s->db, SQLITE_DBSTATUS_CACHE_MISS, &cur, &hi, 1);
+	return n + cur;
+}
+
+#define BIG_VALUE (256 << 10)
+
+/* A string of BIG_VALUE bytes, its first digit the task's index. */
+static void big_input(void *ctx, int64_t idx, const char **text, size_t *len)
+{
+	char *buf = ctx;
+
+	memset(buf, 'x', BIG_VALUE);
+	buf[0] = '"';
+	buf[1] = (char)('0' + idx % 10);
+	buf[BIG_VALUE - 1] = '"';
+	*text = buf;
+	*len = BIG_VALUE;
+}
+
+/* Tasks whose input and result are large (here 40 of 256 KiB each, 20 MiB
+ * in all) cost their size only to what reads those columns: a list of
+ * their states and errors, counts and the throughput's walk read a few
+ * pages, not the rows whole. */
+static void test_large_values_not_read_by_lists(void **state)
+{
+	struct fixture *f = *state;
+	char *buf = malloc(BIG_VALUE);
+	struct store_job j = { .handler = "echo", .timeout_ms = 1000, .max_attempts = 1,
+			       .created_at = 1000, .total = 40 };
+	int64_t counts[ST_COUNT] = { 0 }, per[4] = { 0 }, idx = -1;
+	long small[5], whole;
+	int n = 0;
+
+	assert_int_equal(store_job_insert(f->s, &j, big_input, buf), 0);
+	assert_int_equal(store_begin(f->s), 0);
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(store_task_finish(f->s, j.id, i, i == 7 ? ST_FAILED : ST_SUCCEEDED,
+						   1, 1, 2000, 2000 + i, buf, BIG_VALUE,
+						   i == 7 ? "bad" : NULL, i == 7 ? 3 : 0, -1, NULL), 0);
+	assert_int_equal(store_commit(f->s), 0);
+	pages_read(f->s);
+
+	assert_int_equal(store_tasks_list(f->s, j.id, -1, 0, 40, STORE_NO_RESULT,
+					  count_tasks, &n), 40);
+	small[0] = pages_read(f->s);
+	assert_int_equal(store_tasks_list(f->s, j.id, ST_SUCCEEDED, 30, 40, STORE_NO_RESULT,
+					  count_tasks, &n), 9);
+	small[1] = pages_read(f->s);
+	assert_int_equal(store_tasks_from(f->s, j.id, ST_FAILED, 0, 40, STORE_NO_RESULT,
+					  last_idx, &idx), 1);
+	assert_int_equal(idx, 7);
+	small[2] = pages_read(f->s);
+	assert_int_equal(store_job_recount(f->s, j.id, counts), 0);
+	assert_int_equal(counts[ST_SUCCEEDED], 39);
+	small[3] = pages_read(f->s);
+	assert_int_equal(store_job_throughput(f->s, j.id, 2000, 10, 4, per), 0);
+	assert_int_equal(per[0] + per[1] + per[2] + per[3], 40);
+	small[4] = pages_read(f->s);
+	/* The same list with the results reads them: 40 x 64 pages at least. */
+	assert_int_equal(store_tasks_list(f->s, j.id, -1, 0, 40, 0, count_tasks, &n), 40);
+	whole = pages_read(f->s);
+	print_message("pages read: %ld, %ld, %ld, %ld and %ld without the large"
+		      " values, %ld for the list with its results\n", small[0], small[1],
+		      small[2], small[3], small[4], whole);
+	for (int i = 0; i < 5; i++)
+		assert_true(small[i] < 40);
+	assert_true(whole >= 40 * (BIG_VALUE / 4096));
+	free(buf);
+}
+
+/* Past the last job id a task key can hold, a job is refused whole. */
+static void test_job_ids_used_up(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job j = { .handler = "echo", .timeout_ms = 1, .max_attempts = 1,
+			       .total = 3 };
+	int64_t last = add_job(f->s, 1, NULL), counts[ST_COUNT] = { 0 };
+	char sql[128];
+
+	snprintf(sql, sizeof(sql), "UPDATE sqlite_sequence SET seq = %lld WHERE name = 'jobs'",
+		 (long long)STORE_MAX_JOB_ID - 1);
+	assert_int_equal(sqlite3_exec(f->s->db, sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(store_job_insert(f->s, &j, numbered_input, NULL), 0);
+	assert_int_equal(j.id, STORE_MAX_JOB_ID);
+	assert_int_equal(store_job_recount(f->s, j.id, counts), 0);
+	assert_int_equal(counts[ST_QUEUED], 3);
+	assert_int_equal(store_job_insert(f->s, &j, numbered_input, NULL), -1);
+	assert_non_null(strstr(store_errmsg(f->s), "job ids are used up"));
+	/* Nothing of it was written; the jobs before are as they were. */
+	assert_int_equal(store_job_get(f->s, STORE_MAX_JOB_ID + 1, &j), STORE_NOT_FOUND);
+	assert_int_equal(store_job_get(f->s, last, &j), 0);
+	store_job_release(&j);
+	memset(counts, 0, sizeof(counts));
+	assert_int_equal(store_job_recount(f->s, STORE_MAX_JOB_ID, counts), 0);
+	assert_int_equal(counts[ST_QUEUED], 3);
+}
+
 static void test_jobs_lists_delete_totals(void **state)
 {
 	struct fixture *f = *state;
@@ -1018,6 +1123,8 @@ static void test_migrates_schema_1(void **state)
 	int64_t hash;
 	struct store *s;
 	sqlite3 *db;
+	sqlite3_stmt *st;
+	int n = 0;
 
 	snprintf(path, sizeof(path), "%s/v1.db", f->dir);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
@@ -1038,7 +1145,12 @@ static void test_migrates_schema_1(void **state)
 		" PRIMARY KEY(job_id, idx)) WITHOUT ROWID;"
 		"INSERT INTO jobs(name, handler, state, priority, timeout_ms, max_attempts,"
 		" created_at, total, idem_key) VALUES('old', 'echo', 0, 0, 1000, 1, 5, 1, 'ok');"
-		"INSERT INTO tasks(job_id, idx, input) VALUES(1, 0, '7');",
+		"INSERT INTO tasks(job_id, idx, input) VALUES(1, 0, '7');"
+		"INSERT INTO tasks(job_id, idx, state, attempts, input, error)"
+		" VALUES(1, 1, 3, 1, '8', 'boom');"
+		"INSERT INTO tasks(job_id, idx, state, attempts, worker, input)"
+		" VALUES(1, 2, 1, 1, 2, '9');"
+		"CREATE INDEX tasks_notable ON tasks(job_id, state, idx) WHERE state IN (1, 3);",
 		NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 
@@ -1050,8 +1162,36 @@ static void test_migrates_schema_1(void **state)
 	j.paused = 1;
 	assert_int_equal(store_job_save(s, &j), 0);
 	store_job_release(&j);
+	/* Its tasks, keyed anew (schema 4), are all there, and the index of
+	 * the running and failed holds them. */
+	{
+		struct store_task t;
+		int64_t idx = -1;
+
+		assert_int_equal(store_task_get(s, 1, 0, keep_task, &t), 0);
+		assert_string_equal(t.input, "7");
+		assert_int_equal(t.job_id, 1);
+		assert_int_equal(t.idx, 0);
+		assert_int_equal(t.state, ST_QUEUED);
+		free_task(&t);
+		assert_int_equal(store_tasks_list(s, 1, ST_FAILED, 0, 10, 0, last_idx, &idx), 1);
+		assert_int_equal(idx, 1);
+		assert_int_equal(store_task_get(s, 1, 1, keep_task, &t), 0);
+		assert_string_equal(t.error, "boom");
+		free_task(&t);
+		assert_int_equal(store_requeue_running(s, 1), 1);
+		assert_int_equal(store_tasks_list(s, 1, ST_QUEUED, 0, 10, 0, count_tasks, &n), 2);
+		assert_int_equal(n, 2);
+	}
 	store_close(s);
-	assert_int_equal(user_version(path), 3);
+	assert_int_equal(user_version(path), 4);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_schema"
+					    " WHERE name = 'tasks_v3'", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 0);	/* the old table is gone */
+	sqlite3_finalize(st);
+	sqlite3_close(db);
 	s = store_open(path, err, sizeof(err));	/* once is enough */
 	assert_non_null(s);
 	assert_int_equal(store_job_get(s, 1, &j), 0);
@@ -1063,10 +1203,10 @@ static void test_migrates_schema_1(void **state)
 	store_close(s);
 
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=4", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=5", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	assert_null(store_open(path, err, sizeof(err)));
-	assert_non_null(strstr(err, "made by a newer batchd (schema 4)"));
+	assert_non_null(strstr(err, "made by a newer batchd (schema 5)"));
 }
 
 static void long_input(void *ctx, int64_t idx, const char **text, size_t *len)
@@ -1131,6 +1271,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuses_corrupt_pages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_large_values_not_read_by_lists, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_ids_used_up, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
