@@ -3,6 +3,7 @@
  */
 #include "http.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -272,7 +273,8 @@ static int match(const char *pattern, const char *path, struct request *q)
 }
 
 /* Compares the Authorization header with the token in constant time:
- * the time taken depends on the lengths only, never on the contents. */
+ * the time taken depends on the lengths only, never on the contents. The
+ * scheme's name is case-insensitive (RFC 9110, 11.1): "bearer" will do. */
 static int token_ok(const char *header, const char *token)
 {
 	static const char prefix[] = "Bearer ";
@@ -288,6 +290,8 @@ static int token_ok(const char *header, const char *token)
 		char want = i < sizeof(prefix) - 1 ? prefix[i] : token[i - (sizeof(prefix) - 1)];
 		char got = i < hl ? header[i] : 0;
 
+		if (i < sizeof(prefix) - 1)
+			got = (char)tolower((unsigned char)got), want = (char)tolower((unsigned char)want);
 		diff |= (unsigned)(unsigned char)(want ^ got);
 	}
 	return diff == 0;
@@ -299,10 +303,15 @@ static int is_api(const char *path)
 }
 
 /* With a token set, /api and (unless --metrics-public) /metrics need it. */
+/* As the router sees it: a trailing slash is forgiven (match()). */
+static int is_metrics(const char *path)
+{
+	return !strcmp(path, "/metrics") || !strcmp(path, "/metrics/");
+}
+
 static int needs_token(const struct config *cfg, const char *path)
 {
-	return cfg->token && (is_api(path) ||
-			      (!strcmp(path, "/metrics") && !cfg->metrics_public));
+	return cfg->token && (is_api(path) || (is_metrics(path) && !cfg->metrics_public));
 }
 
 /* The request's Origin if it is the one --cors-origin allows, else NULL. */

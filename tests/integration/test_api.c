@@ -637,6 +637,27 @@ static void test_token(void **state)
 	resp_free(&r);
 	cJSON_Delete(api(&t, "GET", "/healthz", NULL, 200));
 
+	/* The scheme's name is case-insensitive (RFC 9110, 11.1); the token
+	 * is not, nor is a missing space forgiven. */
+	const char *const cases[][2] = {
+		{ "Authorization: bearer s3cret-token", "200" },
+		{ "Authorization: BEARER s3cret-token", "200" },
+		{ "Authorization: bEaReR s3cret-token", "200" },
+		{ "Authorization: Bearer S3CRET-TOKEN", "401" },
+		{ "Authorization: Bearers3cret-token", "401" },
+		{ "Authorization: Basic s3cret-token", "401" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *h[] = { cases[i][0], NULL };
+
+		http_request(&t, "GET", "/api/progress", NULL, h, &r);
+		if (r.status != atol(cases[i][1])) {
+			print_error("%s: %ld\n", cases[i][0], r.status);
+			fail();
+		}
+		resp_free(&r);
+	}
 	t.token = "s3cret-token";
 	submit(&t, "{\"handler\": \"noop\", \"tasks\": [1]}");
 	cJSON_Delete(wait_job(&t, 1, "succeeded", 30));
