@@ -235,6 +235,18 @@ long json_nul_escape(const char *s, size_t len, int *zero)
 	return -1;
 }
 
+int json_all_finite(const cJSON *v)
+{
+	const cJSON *c;
+
+	if (cJSON_IsNumber(v))
+		return isfinite(v->valuedouble);
+	cJSON_ArrayForEach(c, v)
+		if (!json_all_finite(c))
+			return 0;
+	return 1;
+}
+
 void json_copy_of(struct buf *out, const cJSON *v, const char **p, const char *end)
 {
 	size_t mark = out->len;

@@ -48,6 +48,13 @@ size_t json_bom(const char *s, size_t len);
 long json_nul_escape(const char *s, size_t len, int *zero);
 
 /*
+ * 1 if every number in v is finite. cJSON reads 1e999 as infinity, and a
+ * number out of a double's range is refused by many JSON readers: batchd
+ * neither accepts nor stores one (the text is kept as written).
+ */
+int json_all_finite(const cJSON *v);
+
+/*
  * Appends v, the value cJSON read from the text at *p, as json_copy does
  * and moving *p the same way. Should the text not walk (never for text
  * cJSON parsed), or *p be NULL, appends v as cJSON prints it instead and

@@ -52,7 +52,7 @@ static int parse(struct jobreq *r, const char *body, size_t len,
 		 const char **code, char *msg, size_t msglen)
 {
 	const cJSON *f, *t;
-	const char *end = NULL;
+	const char *end = NULL, *nul;
 	const struct handler *h;
 	size_t bad;
 	int64_t i = 0;
@@ -70,6 +70,14 @@ static int parse(struct jobreq *r, const char *body, size_t len,
 	if (!utf8_valid(body, len, &bad)) {
 		*code = "bad_json";
 		snprintf(msg, msglen, "the body is not valid UTF-8 (at byte %zu)", bad);
+		return 400;
+	}
+	/* JSON has no raw NUL anywhere, and cJSON would take one in a string
+	 * for its end: "echo<NUL>x" would pass for the handler "echo". */
+	if ((nul = memchr(body, '\0', len))) {
+		*code = "bad_json";
+		snprintf(msg, msglen, "malformed JSON at byte %zu: a NUL byte",
+			 (size_t)(nul - body));
 		return 400;
 	}
 	/* A byte order mark is no part of the JSON (RFC 8259 lets a parser

@@ -28,6 +28,7 @@
 
 #include "../lib/buf.h"
 #include "../lib/clock.h"
+#include "../lib/json.h"
 #include "../lib/utf8.h"
 #include "proc.h"
 #include "registry.h"
@@ -124,6 +125,7 @@ static char *stdout_result(struct buf *out)
 	struct buf clean = BUF_INIT;
 	cJSON *doc, *str;
 	char *text;
+	int zero;
 
 	while (n && strchr(" \t\r\n", out->data[n - 1]))
 		n--;
@@ -131,12 +133,19 @@ static char *stdout_result(struct buf *out)
 	out->len = n;
 	if (!n)
 		return NULL;
-	if (utf8_valid(out->data, n, NULL)) {
+	/* JSON batchd can keep is the result as it is. Anything else is
+	 * text, kept as a string: output that is not UTF-8, that holds a NUL
+	 * byte (no JSON does), a \u without 4 hex digits or \u0000 (which
+	 * cJSON reads as a NUL, cutting the string short), or a number out of
+	 * range (1e999). */
+	if (utf8_valid(out->data, n, NULL) && !memchr(out->data, '\0', n) &&
+	    json_nul_escape(out->data, n, &zero) < 0) {
 		doc = cJSON_ParseWithLengthOpts(out->data, n + 1, &end, 1);
-		if (doc) {
+		if (doc && json_all_finite(doc)) {
 			cJSON_Delete(doc);
 			return buf_detach(out, NULL);
 		}
+		cJSON_Delete(doc);
 	}
 	utf8_sanitize(&clean, out->data, n);
 	str = cJSON_CreateString(clean.data);

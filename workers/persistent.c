@@ -436,18 +436,6 @@ static enum line_kind protocol_error(struct buf *msg, const char *what,
 
 /* Whether every number in v is finite: 1e999 parses as infinity, which a
  * result would print back as null, and which no progress can mean. */
-static int all_finite(const cJSON *v)
-{
-	const cJSON *c;
-
-	if (cJSON_IsNumber(v))
-		return isfinite(v->valuedouble);
-	cJSON_ArrayForEach(c, v)
-		if (!all_finite(c))
-			return 0;
-	return 1;
-}
-
 /* The first of the protocol's members that doc gives twice, or NULL: the
  * parser keeps both, and which one counts would be a guess. */
 static const char *given_twice(const cJSON *doc)
@@ -516,7 +504,7 @@ static enum line_kind take_line(struct persistent *p, struct batchd_task *task,
 				      line, len);
 		goto out;
 	}
-	if (!all_finite(doc)) {
+	if (!json_all_finite(doc)) {
 		kind = protocol_error(msg, "a number is out of range", line, len);
 		goto out;
 	}

@@ -415,9 +415,12 @@ int registry_load_file(struct registry *r, const char *path, char *err,
 		len -= bom;
 		memmove(text, text + bom, len + 1);
 	}
-	doc = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+	/* JSON has no raw NUL, and cJSON would end a string at one. */
+	end = memchr(text, '\0', len);
+	doc = end ? NULL : cJSON_ParseWithLengthOpts(text, len, &end, 0);
 	if (!doc) {
-		end = cJSON_GetErrorPtr();
+		if (!end)
+			end = cJSON_GetErrorPtr();
 		snprintf(err, errlen, "handlers file %s: invalid JSON at byte %zu",
 			 path, end && end >= text ? (size_t)(end - text) : (size_t)0);
 		free(text);

@@ -574,9 +574,20 @@ static void run_task(struct worker *w, struct wtask *wt)
 		 * one JSON value before it is stored as one. */
 		const char *end = NULL;
 		cJSON *doc = cJSON_ParseWithLengthOpts(res, len + 1, &end, 1);
+		int zero;
+		long esc = doc ? json_nul_escape(res, len, &zero) : -1;
 
-		if (!doc || !utf8_valid(res, len, NULL)) {
+		if (esc >= 0 && zero) {
+			buf_adds(&fixed, "handler returned a result with \\u0000 in a string,"
+				 " which batchd cannot store: ");
+			utf8_sanitize(&fixed, res, len > 200 ? 200 : len);
+			ok = 0;
+		} else if (!doc || esc >= 0 || !utf8_valid(res, len, NULL)) {
 			buf_adds(&fixed, "handler returned a result that is not JSON: ");
+			utf8_sanitize(&fixed, res, len > 200 ? 200 : len);
+			ok = 0;
+		} else if (!json_all_finite(doc)) {
+			buf_adds(&fixed, "handler returned a result with a number out of range: ");
 			utf8_sanitize(&fixed, res, len > 200 ? 200 : len);
 			ok = 0;
 		} else {

@@ -221,6 +221,28 @@ static void test_task_failure(void **state)
 	assert_string_equal(jstr(j, "tasks.1.state"), "succeeded");
 	assert_int_equal(jnum(j, "tasks.1.result.calls"), 2);
 	cJSON_Delete(j);
+
+	/* A result must be JSON batchd can carry back: not text, and no
+	 * number out of range (1e999, which cJSON reads as infinity and many
+	 * readers refuse). */
+	cJSON_Delete(wait_job(s, submit(s, "{\"handler\": \"tp\", \"tasks\": [\"raw:[1, 1e999]\","
+					 " \"raw:not json\", \"raw:[1, 1e308]\","
+					 " \"raw:[\\\"a\\\\u0000b\\\"]\", \"raw:[\\\"a\\\\uzzzzb\\\"]\"]}"),
+			      "failed", 30));
+	j = api(s, "GET", "/api/jobs/2/tasks", NULL, 200);
+	assert_string_equal(jstr(j, "tasks.0.state"), "failed");
+	assert_string_equal(jstr(j, "tasks.0.error"),
+			    "handler returned a result with a number out of range: [1, 1e999]");
+	assert_string_equal(jstr(j, "tasks.1.error"),
+			    "handler returned a result that is not JSON: not json");
+	assert_string_equal(jstr(j, "tasks.2.state"), "succeeded");
+	assert_true(jnum(j, "tasks.2.result.1") == 1e308);
+	/* cJSON reads both as a NUL, which would cut the string short. */
+	assert_string_equal(jstr(j, "tasks.3.error"), "handler returned a result with \\u0000"
+			    " in a string, which batchd cannot store: [\"a\\u0000b\"]");
+	assert_string_equal(jstr(j, "tasks.4.error"),
+			    "handler returned a result that is not JSON: [\"a\\uzzzzb\"]");
+	cJSON_Delete(j);
 	buf_release(&h);
 }
 
@@ -377,9 +399,10 @@ static void test_example_plugin(void **state)
 	buf_release(&h);
 }
 
-/* Starts batchd with a handlers file that it must refuse: it exits with
- * status 1 and says why on one line, naming the file. */
-static void expect_refused(struct server *s, const char *handlers, const char *want)
+/* Starts batchd with a handlers file of len bytes that it must refuse: it
+ * exits with status 1 and says why on one line, naming the file. */
+static void expect_refused_n(struct server *s, const char *handlers, size_t len,
+			     const char *want)
 {
 	char path[400], log[8192] = "";
 	const char *args[] = { "--handlers", path, NULL };
@@ -388,7 +411,11 @@ static void expect_refused(struct server *s, const char *handlers, const char *w
 	size_t n;
 	int rc;
 
-	write_file(s, "handlers.json", handlers, 0644, path, sizeof(path));
+	write_file(s, "handlers.json", "", 0644, path, sizeof(path));
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(handlers, 1, len, f), len);
+	fclose(f);
 	truncate(s->log, 0);
 	rc = server_try_start(s, args, 30);
 	f = fopen(s->log, "r");
@@ -403,6 +430,11 @@ static void expect_refused(struct server *s, const char *handlers, const char *w
 		fail();
 	}
 	buf_release(&line);
+}
+
+static void expect_refused(struct server *s, const char *handlers, const char *want)
+{
+	expect_refused_n(s, handlers, strlen(handlers), want);
 }
 
 static void test_refused_at_start(void **state)
@@ -432,6 +464,10 @@ static void test_refused_at_start(void **state)
 	buf_reset(&want);
 	buf_addf(&want, "handler \"p\": %s/lib/x.so: No such file or directory", s->dir);
 	expect_refused(s, "{\"handlers\": {\"p\": {\"plugin\": \"lib/x.so\"}}}", want.data);
+	/* A NUL, which JSON has nowhere, would end a name: "cat<NUL>x". */
+	static const char nul[] = "{\"handlers\": {\"cat\0x\": {\"argv\": [\"/bin/cat\"]}}}";
+
+	expect_refused_n(s, nul, sizeof(nul) - 1, "invalid JSON at byte 18");
 	buf_release(&h);
 	buf_release(&want);
 }

@@ -369,6 +369,11 @@ static void test_values_as_written(void **state)
 		"#!/bin/sh\ncat >/dev/null\n"
 		"printf '\\357\\273\\277{\\n  \"id\": 9007199254740993,\\n  \"f\": 1.0,\\n"
 		"  \"s\": \"a\\tb\"\\n}\\n'\n";
+	/* Output that reads as JSON batchd cannot keep as it is. */
+	static const char odd[] =
+		"#!/bin/sh\nread x\n"
+		"case $x in 1) printf '[1, 1e999]' ;; 2) printf '{\"a\": \"x\\000y\"}' ;;\n"
+		"3) printf '\"\\\\uzzzz\"' ;; 4) printf '[\"a\\\\u0000b\"]' ;; esac\n";
 	struct server s;
 	struct buf b = BUF_INIT;
 	char hf[400], sh_path[400], cwd[PATH_MAX], path[128];
@@ -380,8 +385,10 @@ static void test_values_as_written(void **state)
 	(void)state;
 	assert_non_null(getcwd(cwd, sizeof(cwd)));
 	server_init(&s);
+	write_file(&s, "odd.sh", odd, 0755, sh_path, sizeof(sh_path));
+	buf_addf(&b, "{\"handlers\": {\"odd\": {\"argv\": [\"%s\"]},\n", sh_path);
 	write_file(&s, "pretty.sh", pretty, 0755, sh_path, sizeof(sh_path));
-	buf_addf(&b, "{\"handlers\": {\"pretty\": {\"argv\": [\"%s\"]},\n"
+	buf_addf(&b, " \"pretty\": {\"argv\": [\"%s\"]},\n"
 		 " \"co\": {\"argv\": [\"%s/tests/helpers/coproc.py\"], \"mode\": \"persistent\"}}}",
 		 sh_path, cwd);
 	write_file(&s, "handlers.json", b.data, 0644, hf, sizeof(hf));
@@ -414,6 +421,19 @@ static void test_values_as_written(void **state)
 	assert_int_equal(parse_lines(text, strlen(text), &v), 2);
 	free_lines(v, 2);
 	has(text, "\"result\":{\"id\":9007199254740993,\"f\":1.0,\"s\":\"a\\tb\"},\"error\":null}\n");
+	free(text);
+
+	/* A number out of range (which many readers refuse), a NUL in a
+	 * string, \uzzzz and \u0000 (which cJSON reads as a NUL, cutting the
+	 * string short) are no JSON to keep: such output is kept as text,
+	 * like any other, its NUL bytes dropped. */
+	id = finished(&s, "odd", "[1, 2, 3, 4]");
+	snprintf(path, sizeof(path), "/api/jobs/%lld/results", (long long)id);
+	text = get_text(&s, path);
+	has(text, "\"result\":\"[1, 1e999]\",\"error\":null}\n");
+	has(text, "\"result\":\"{\\\"a\\\": \\\"xy\\\"}\",\"error\":null}\n");
+	has(text, "\"result\":\"\\\"\\\\uzzzz\\\"\",\"error\":null}\n");
+	has(text, "\"result\":\"[\\\"a\\\\u0000b\\\"]\",\"error\":null}\n");
 	free(text);
 
 	/* A co-process's result line. */

@@ -8,7 +8,8 @@
  * input: "wait:/path" reports progress 0.5 "halfway", then waits for the
  * file to exist, deaf to a stop; "until:/path" does the same, but
  * returns "stopped" (failing) when batchd_task_should_stop() says so;
- * "fail:text" fails with text; "config" returns {"config": <its config as
+ * "fail:text" fails with text; "raw:text" succeeds with text as its
+ * result, whatever it is (its \\ and \" read as \ and "); "config" returns {"config": <its config as
  * init() got it>}; "exit:N" ends the worker
  * process with exit(N), as a careless library might; "kill" ends it at
  * once with SIGKILL, as the OOM killer would; anything else succeeds.
@@ -104,6 +105,17 @@ static int t_run(void *state, struct batchd_task *task, const char *input, char 
 		*result = strdup(input + 6);
 		(*result)[strlen(*result) - 1] = '\0';	/* the closing quote */
 		return BATCHD_FAILED;
+	}
+	if (!strncmp(input, "\"raw:", 5)) {
+		char *w;
+
+		*result = strdup(input + 5);
+		(*result)[strlen(*result) - 1] = '\0';	/* the closing quote */
+		w = *result;
+		for (const char *r = *result; *r; r++)
+			*w++ = *r == '\\' && (r[1] == '\\' || r[1] == '"') ? *++r : *r;
+		*w = '\0';
+		return BATCHD_OK;
 	}
 	if (!strncmp(input, "\"exit:", 6))
 		exit(atoi(input + 6));

@@ -135,6 +135,31 @@ static void test_refusals(void **state)
 		"malformed JSON at byte 32: \\u needs 4 hex digits");
 	refused("{\"handler\": \"echo\", \"tasks\": [\"\\u12zz\"]}", 400, "bad_json",
 		"\\u needs 4 hex digits");
+	/* A raw NUL is no JSON either; in a string cJSON would end the string
+	 * there: the handler "echo<NUL>x" taken for "echo", a field
+	 * "paused<NUL>x" for "paused". */
+	static const char *const nul[] = {
+		"{\"handler\": \"echo\0x\", \"tasks\": [1]}",
+		"{\"handler\": \"echo\", \"tasks\": [1], \"paused\0x\": true}",
+		"{\"handler\": \"echo\", \"tasks\": [\"a\0b\"]}",
+		"{\"handler\": \"echo\", \"tasks\": [1]}\0",
+	};
+	static const size_t nul_len[] = { 35, 51, 37, 34 };
+	static const size_t nul_at[] = { 17, 41, 32, 33 };
+
+	for (size_t i = 0; i < sizeof(nul) / sizeof(nul[0]); i++) {
+		struct jobreq r;
+		const char *code;
+		char msg[256], want[64];
+
+		assert_int_equal(nul[i][nul_at[i]], '\0');
+		assert_int_equal(jobreq_parse(&r, nul[i], nul_len[i], reg, &lim, &code, msg,
+					      sizeof(msg)), 400);
+		assert_string_equal(code, "bad_json");
+		snprintf(want, sizeof(want), "malformed JSON at byte %zu: a NUL byte", nul_at[i]);
+		assert_string_equal(msg, want);
+		assert_null(r.doc);
+	}
 }
 
 /* Each input is stored as the client wrote it, compact: its numbers are
@@ -219,7 +244,7 @@ static void test_nul_inside_body(void **state)
 	assert_int_equal(jobreq_parse(&r, junk, sizeof(junk) - 1, reg, &lim, &code, msg,
 				      sizeof(msg)), 400);
 	assert_string_equal(code, "bad_json");
-	assert_string_equal(msg, "malformed JSON at byte 33");
+	assert_string_equal(msg, "malformed JSON at byte 33: a NUL byte");
 	assert_null(r.doc);
 	assert_int_equal(jobreq_parse(&r, nul, sizeof(nul) - 1, reg, &lim, &code, msg,
 				      sizeof(msg)), 400);
