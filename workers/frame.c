@@ -35,7 +35,7 @@ static int fixed_size(uint8_t type)
 	case FRAME_HELLO:
 		return 4;
 	case FRAME_RESULT:
-		return 8 + 4 + 1 + 4;
+		return 8 + 4 + 1 + 8;
 	case FRAME_PROGRESS:
 		return 8 + 4 + 4;
 	case FRAME_INIT:
@@ -112,7 +112,7 @@ ssize_t frame_decode(const void *buf, size_t n, struct frame *f, char *err,
 		f->job = get64(p);
 		f->idx = get32(p + 8);
 		f->ok = p[12];
-		f->duration_us = get32(p + 13);
+		f->duration_us = get64(p + 13);
 		if (f->ok > RESULT_SKIPPED) {
 			snprintf(err, errlen, "RESULT frame with status %u", f->ok);
 			return -1;
@@ -179,13 +179,13 @@ void frame_put_skip(struct buf *b, uint64_t job, uint32_t idx)
 }
 
 void frame_put_result(struct buf *b, uint64_t job, uint32_t idx, int status,
-		      uint32_t duration_us, const char *data, size_t len)
+		      uint64_t duration_us, const char *data, size_t len)
 {
-	put_header(b, FRAME_RESULT, 17 + len);
+	put_header(b, FRAME_RESULT, 21 + len);
 	buf_add_u64(b, job);
 	buf_add_u32(b, idx);
 	buf_add_u8(b, (uint8_t)status);
-	buf_add_u32(b, duration_us);
+	buf_add_u64(b, duration_us);
 	buf_add(b, data, len);
 }
 

@@ -19,7 +19,7 @@
  *                              answer RESULT with status RESULT_SKIPPED
  *   HELLO    worker -> server  pid u32
  *   RESULT   worker -> server  job u64, index u32, status u8 (RESULT_FAILED,
- *                              RESULT_OK, RESULT_SKIPPED), duration_us u32,
+ *                              RESULT_OK, RESULT_SKIPPED), duration_us u64,
  *                              result JSON (ok) or error text
  *   PROGRESS worker -> server  job u64, index u32, ppm u32 (0..1000000),
  *                              message
@@ -64,7 +64,7 @@ struct frame {
 	uint32_t timeout_ms;
 	uint32_t attempt;
 	uint8_t ok;
-	uint32_t duration_us;
+	uint64_t duration_us;	/* 32 bits would end at 71 minutes */
 	uint32_t ppm;		/* progress, millionths */
 	uint32_t pid;
 	const char *data;	/* the variable part; points into the input */
@@ -87,7 +87,7 @@ void frame_put_stop(struct buf *b);
 void frame_put_skip(struct buf *b, uint64_t job, uint32_t idx);
 void frame_put_hello(struct buf *b, uint32_t pid);
 void frame_put_result(struct buf *b, uint64_t job, uint32_t idx, int status,
-		      uint32_t duration_us, const char *data, size_t len);
+		      uint64_t duration_us, const char *data, size_t len);
 void frame_put_progress(struct buf *b, uint64_t job, uint32_t idx,
 			uint32_t ppm, const char *msg, size_t len);
 void frame_put_init(struct buf *b, uint16_t handler, int status, const char *msg,

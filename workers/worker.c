@@ -619,7 +619,7 @@ static void run_task(struct worker *w, struct wtask *wt)
 	}
 	running->on = 0;
 	frame_put_result(out_take(w), wt->job, wt->idx, ok ? RESULT_OK : RESULT_FAILED,
-			 dur > UINT32_MAX ? UINT32_MAX : (uint32_t)dur, data, len);
+			 dur < 0 ? 0 : (uint64_t)dur, data, len);
 	out_result(w, dur, start + dur);
 	buf_release(&fixed);
 	buf_release(&t.msg);

@@ -46,7 +46,7 @@ static void test_every_type(void **state)
 	(void)state;
 	frame_put_hello(&b, 4242);
 	frame_put_result(&b, 9, 3, 1, 1500, "[1,2]", 5);
-	frame_put_result(&b, 9, 4, 0, 7, "boom", 4);
+	frame_put_result(&b, 9, 4, 0, 10800000000ULL, "boom", 4);	/* 3 hours */
 	frame_put_progress(&b, 9, 5, 250000, "a quarter", 9);
 	frame_put_init(&b, 2, 0, "no model", 8);
 	frame_put_stop(&b);
@@ -71,6 +71,7 @@ static void test_every_type(void **state)
 	assert_int_equal(f.type, FRAME_RESULT);
 	assert_int_equal(f.ok, 0);
 	assert_int_equal(f.idx, 4);
+	assert_true(f.duration_us == 10800000000ULL);
 	off += (size_t)n;
 
 	n = frame_decode(b.data + off, b.len - off, &f, err, sizeof(err));
@@ -152,12 +153,12 @@ static void test_malformed(void **state)
 	assert_int_equal(frame_decode(b.data, b.len, &f, err, sizeof(err)), -1);
 	buf_release(&b);
 
-	buf_add_u32(&b, 1 + 17);
+	buf_add_u32(&b, 1 + 21);
 	buf_add_u8(&b, FRAME_RESULT);
 	buf_add_u64(&b, 1);
 	buf_add_u32(&b, 1);
 	buf_add_u8(&b, 3);	/* status must be 0, 1 or 2 */
-	buf_add_u32(&b, 1);
+	buf_add_u64(&b, 1);
 	assert_int_equal(frame_decode(b.data, b.len, &f, err, sizeof(err)), -1);
 	buf_release(&b);
 }

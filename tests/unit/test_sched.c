@@ -171,7 +171,7 @@ static int teardown(void **state)
 
 /* The result frame worker slot would send for a task it ran in dur_us. */
 static void result_from(struct fixture *f, int slot, int64_t job, uint32_t idx,
-			uint32_t dur_us)
+			uint64_t dur_us)
 {
 	struct frame fr = { .type = FRAME_RESULT, .job = (uint64_t)job, .idx = idx, .ok = 1,
 			    .duration_us = dur_us, .data = "\"done\"", .len = 6 };
@@ -355,6 +355,31 @@ static void test_late_result_is_not_a_timeout(void **state)
 	assert_int_equal(counts[ST_FAILED], 1);
 }
 
+/* The same for a task of hours: its duration is no 32-bit count of
+ * microseconds (that ends at 71 minutes). A task stopped at its timeout
+ * of 2.5 hours, whose answer says it ran 2.5 hours, timed out: what it
+ * answered the stop with is not kept as its result. */
+static void test_timeout_of_hours(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job job = { .handler = "noop", .timeout_ms = 9000000, .max_attempts = 1,
+				 .created_at = 1, .total = 1 };
+	int64_t counts[ST_COUNT];
+	char err[256];
+
+	assert_int_equal(store_job_insert(f->store, &job, numbered, NULL), 0);
+	assert_int_equal(sched_load(f->sched, err, sizeof(err)), 0);
+	sched_set_pool(f->sched, (struct pool *)f);
+	sched_pool_events()->ready(f->sched, 0);
+	sched_dispatch(f->sched);
+	sched_tick(f->sched, clock_mono_us() + 9001000000LL);
+	result_from(f, 0, job.id, 0, 9000500000ULL);
+	assert_int_equal(sched_flush(f->sched), 0);
+	assert_int_equal(store_job_recount(f->store, job.id, counts), 0);
+	assert_int_equal(counts[ST_SUCCEEDED], 0);
+	assert_int_equal(counts[ST_FAILED], 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -362,6 +387,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dispatch_in_runs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_small_job_spreads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_late_result_is_not_a_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timeout_of_hours, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("sched", tests, NULL, NULL);
