@@ -235,6 +235,85 @@ long json_nul_escape(const char *s, size_t len, int *zero)
 	return -1;
 }
 
+/* Moves past the value at s (white space before it skipped), counting the
+ * elements of an array into *n when n is not NULL. Checks only what it
+ * needs to find the value's end: NULL when it cannot. */
+static const char *scan_value(const char *s, const char *end, long long *n)
+{
+	int depth = 0, any = 0;
+
+	s = skip_ws(s, end);
+	if (s < end && *s != '[' && *s != '{' && *s != '"') {
+		while (s < end && *s != ',' && *s != '}' && *s != ']' && (unsigned char)*s > ' ')
+			s++;
+		return n ? NULL : s;
+	}
+	if (n && (s >= end || *s != '['))
+		return NULL;
+	for (; s < end; s++) {
+		char c = *s;
+
+		if (c == '"') {
+			for (s++; s < end && *s != '"'; s++)
+				if (*s == '\\')
+					s++;
+			if (s >= end)
+				return NULL;
+			any |= depth == 1;
+			if (!depth)
+				return s + 1;
+		} else if (c == '[' || c == '{') {
+			any |= depth == 1;
+			if (++depth > DEPTH_MAX)
+				return NULL;
+		} else if (c == ']' || c == '}') {
+			if (--depth <= 0) {
+				if (n)
+					*n = any ? *n + 1 : 0;
+				return s + 1;
+			}
+		} else if (depth == 1) {
+			if (c == ',' && n)
+				++*n;
+			else if ((unsigned char)c > ' ')
+				any = 1;
+		}
+	}
+	return NULL;
+}
+
+long long json_array_member_len(const char *s, size_t len, const char *key)
+{
+	const char *end = s + len;
+	size_t klen = strlen(key);
+
+	s = skip_ws(s, end);
+	if (s >= end || *s != '{')
+		return -1;
+	s = skip_ws(s + 1, end);
+	while (s < end && *s == '"') {
+		const char *k = s + 1;
+		long long n = 0;
+		int same;
+
+		if (!(s = scan_value(s, end, NULL)))
+			return -1;
+		same = (size_t)(s - 1 - k) == klen && !memcmp(k, key, klen);
+		s = skip_ws(s, end);
+		if (s >= end || *s != ':')
+			return -1;
+		if (same)
+			return scan_value(s + 1, end, &n) ? n : -1;
+		if (!(s = scan_value(s + 1, end, NULL)))
+			return -1;
+		s = skip_ws(s, end);
+		if (s >= end || *s != ',')
+			return -1;
+		s = skip_ws(s + 1, end);
+	}
+	return -1;
+}
+
 int json_all_finite(const cJSON *v)
 {
 	const cJSON *c;

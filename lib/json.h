@@ -48,6 +48,17 @@ size_t json_bom(const char *s, size_t len);
 long json_nul_escape(const char *s, size_t len, int *zero);
 
 /*
+ * The number of elements in the array that member key of the object in
+ * s[0..len) holds, counted before any parse, in one pass over the bytes
+ * (so that a request of millions of tasks over the limit is refused without
+ * building its tree); -1 when s is not an object with that member as an
+ * array. The count is right for JSON text; for other text it is anything,
+ * and the text is refused by the parser later. key is matched as written
+ * (a key spelt with escapes is not found).
+ */
+long long json_array_member_len(const char *s, size_t len, const char *key);
+
+/*
  * 1 if every number in v is finite. cJSON reads 1e999 as infinity, and a
  * number out of a double's range is refused by many JSON readers: batchd
  * neither accepts nor stores one (the text is kept as written).

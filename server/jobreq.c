@@ -56,6 +56,7 @@ static int parse(struct jobreq *r, const char *body, size_t len,
 	const struct handler *h;
 	size_t bad;
 	int64_t i = 0;
+	long long n;
 	long esc;
 	int zero;
 	size_t bom = json_bom(body, len);
@@ -79,6 +80,15 @@ static int parse(struct jobreq *r, const char *body, size_t len,
 		snprintf(msg, msglen, "malformed JSON at byte %zu: a NUL byte",
 			 (size_t)(nul - body));
 		return 400;
+	}
+	/* Too many tasks is known before the tree is built: a body of
+	 * millions of tiny tasks takes gigabytes as cJSON's tree, and seconds
+	 * of the server's thread. */
+	if ((n = json_array_member_len(body + bom, len - bom, "tasks")) > lim->max_tasks) {
+		*code = "too_many_tasks";
+		snprintf(msg, msglen, "%lld tasks; this server takes at most %lld in one job (--max-tasks)",
+			 n, (long long)lim->max_tasks);
+		return 413;
 	}
 	/* A byte order mark is no part of the JSON (RFC 8259 lets a parser
 	 * ignore it); offsets still count it. */

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -162,6 +163,42 @@ static void test_refusals(void **state)
 	}
 }
 
+static size_t allocations;
+
+static void *counting_malloc(size_t n)
+{
+	allocations++;
+	return malloc(n);
+}
+
+/* A request over --max-tasks is refused before its tree is built: a body
+ * of millions of tiny tasks would take gigabytes as cJSON's tree (and
+ * seconds of the server's one thread) only to be refused. */
+static void test_too_many_refused_unparsed(void **state)
+{
+	cJSON_Hooks counting = { counting_malloc, free }, plain = { NULL, NULL };
+	struct buf body = BUF_INIT;
+	struct jobreq r;
+	const char *code;
+	char msg[256];
+
+	(void)state;
+	buf_adds(&body, "{\"handler\": \"noop\", \"tasks\": [0");
+	for (int i = 1; i < 100000; i++)
+		buf_adds(&body, ",{\"a\":[1,2]}");
+	buf_adds(&body, "]}");
+	cJSON_InitHooks(&counting);
+	allocations = 0;
+	assert_int_equal(jobreq_parse(&r, body.data, body.len, reg, &lim, &code, msg,
+				      sizeof(msg)), 413);
+	cJSON_InitHooks(&plain);
+	assert_string_equal(code, "too_many_tasks");
+	assert_string_equal(msg, "100000 tasks; this server takes at most 5 in one job (--max-tasks)");
+	assert_int_equal(allocations, 0);
+	assert_null(r.doc);
+	buf_release(&body);
+}
+
 /* Each input is stored as the client wrote it, compact: its numbers are
  * not the doubles cJSON read (9007199254740993 is not one), 1.0 stays
  * 1.0; and a pretty-printed request stores one line per input. */
@@ -297,6 +334,7 @@ int main(void)
 		cmocka_unit_test(test_accepts_full_request),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_too_many_refused_unparsed),
 		cmocka_unit_test(test_deep_nesting),
 		cmocka_unit_test(test_nul_inside_body),
 		cmocka_unit_test(test_escaped_backslash_is_not_nul),

@@ -187,6 +187,42 @@ static void test_nul_escape(void **state)
 }
 
 /* A value deep in a tree, found in the text by its place. */
+/* The tasks counted before any parse: right for JSON, -1 when the member
+ * is not found as written. */
+static void test_array_member_len(void **state)
+{
+	static const struct {
+		const char *text;
+		long long n;
+	} cases[] = {
+		{ "{\"tasks\":[1,2,3]}", 3 },
+		{ "{\"tasks\": []}", 0 },
+		{ "{ \"name\" : \"x\" , \"tasks\" : [ 1 , 2 ] }", 2 },
+		{ "{\"a\":{\"tasks\":[1]},\"tasks\":[ ]}", 0 },
+		{ "{\"handler\":\"x\",\"tasks\":[[1,2],{\"a\":[3,4]},\"a,b]\",5]}", 4 },
+		{ "{\"tasks\":[{\"x\":\"\\\"],[\"}]}", 1 },
+		{ "{\"a\":true,\"b\":null,\"c\":-1.5e3,\"d\":\"}\",\"tasks\":[null]}", 1 },
+		{ "\xEF\xBB\xBF{\"tasks\":[1]}", -1 },	/* the caller skips the mark */
+		{ "{\"tasks\":1}", -1 },
+		{ "{\"tasks\":\"[1,2]\"}", -1 },
+		{ "{\"tasksx\":[1]}", -1 },
+		{ "{\"t\\u0061sks\":[1]}", -1 },
+		{ "[1,2]", -1 },
+		{ "{\"tasks\":[1,2", -1 },
+		{ "{\"a\":\"x\"", -1 },
+		{ "{\"a\" 1, \"tasks\":[1]}", -1 },
+		{ "", -1 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		long long n = json_array_member_len(cases[i].text, strlen(cases[i].text), "tasks");
+
+		if (n != cases[i].n)
+			fail_msg("%s: %lld, want %lld", cases[i].text, n, cases[i].n);
+	}
+}
+
 static void test_text_of(void **state)
 {
 	const char *text = " {\"a\": [1, {\"b\": 2.50}, [3.0]], \"a\": 7, \"c\": 9007199254740993}";
@@ -258,6 +294,7 @@ int main(void)
 		cmocka_unit_test(test_not_values),
 		cmocka_unit_test(test_next_and_member),
 		cmocka_unit_test(test_nul_escape),
+		cmocka_unit_test(test_array_member_len),
 		cmocka_unit_test(test_text_of),
 		cmocka_unit_test(test_copy_of),
 	};
