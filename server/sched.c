@@ -345,10 +345,14 @@ void sched_stop_head(struct sched *s, int slot, enum kill_reason why)
 {
 	struct wslot *w = &s->slots[slot];
 	const struct inflight *e = wslot_at(w, 0);
+	const struct handler *h = registry_get(s->reg, e->job->handler);
 
 	if (w->stop_until_us)
 		return;		/* asked already; its deadline stands */
-	if (!e->setup) {
+	/* A co-process's start-up hears a stop, like its task: the
+	 * co-process goes, its worker stays (persistent.c). A plugin's init()
+	 * cannot be stopped: it goes with its worker. */
+	if (!e->setup || (h && h->kind == HANDLER_PERSISTENT)) {
 		frame_put_skip(pool_out(s->pool, slot), (uint64_t)e->job->row.id,
 			       (uint32_t)e->idx);
 		pool_flush(s->pool, slot);

@@ -103,6 +103,16 @@ static void release(struct sched *s, struct inflight *e, int was_head)
 	s->version++;
 }
 
+/* "the set-up of handler "h" took longer than N s", for task e. */
+static void describe_setup_timeout(struct sched *s, struct buf *b, const struct inflight *e)
+{
+	const struct handler *h = registry_get(s->reg, e->job->handler);
+
+	buf_addf(b, "the set-up of handler \"%s\" took longer than %g s",
+		 h ? h->name : "?", h && h->init_timeout_ms ?
+		 (double)h->init_timeout_ms / 1000 : (double)e->job->row.timeout_ms / 1000);
+}
+
 static void on_result(struct sched *s, int slot, const struct frame *f)
 {
 	struct wslot *w = &s->slots[slot];
@@ -139,7 +149,11 @@ static void on_result(struct sched *s, int slot, const struct frame *f)
 		if (!e->dead) {
 			struct buf msg = BUF_INIT;
 
-			buf_addf(&msg, "timed out after %g s", (double)e->job->row.timeout_ms / 1000);
+			if (w->stop_why == KILL_SETUP_TIMEOUT)
+				describe_setup_timeout(s, &msg, e);
+			else
+				buf_addf(&msg, "timed out after %g s",
+					 (double)e->job->row.timeout_ms / 1000);
 			LOG_WARN("task timed out", LF_I("job", e->job->row.id), LF_I("task", e->idx),
 				 LF_I("worker", sched_worker_id(s, slot)), LF_S("error", msg.data));
 			attempt_failed(s, e, slot, msg.data, msg.len);
@@ -254,16 +268,14 @@ static void ev_ready(void *ctx, int slot)
 static void describe_exit(struct sched *s, int slot, struct buf *b, int status,
 			  enum kill_reason why, const struct inflight *e)
 {
-	const struct handler *h = registry_get(s->reg, e->job->handler);
 	const struct pool_info *info = pool_info(s->pool, slot);
 
 	if (why == KILL_TIMEOUT) {
 		buf_addf(b, "timed out after %g s (worker killed)",
 			 (double)e->job->row.timeout_ms / 1000);
 	} else if (why == KILL_SETUP_TIMEOUT) {
-		buf_addf(b, "the set-up of handler \"%s\" took longer than %g s (worker killed)",
-			 h ? h->name : "?", h && h->init_timeout_ms ?
-			 (double)h->init_timeout_ms / 1000 : (double)e->job->row.timeout_ms / 1000);
+		describe_setup_timeout(s, b, e);
+		buf_adds(b, " (worker killed)");
 	} else if (info->over_memory) {
 		buf_addf(b, "worker exceeded the memory limit (%lld MiB): %lld MiB resident "
 			 "(worker killed; --worker-memory-limit)",

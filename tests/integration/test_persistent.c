@@ -652,6 +652,41 @@ static void test_init_timeout(void **state)
 	assert_true(wait_until(pid_gone, &e->s, &pids[0], 30));
 }
 
+static int started_once(const struct server *s, void *ctx)
+{
+	(void)s;
+	return start_count(ctx) == 1;
+}
+
+/* A stop while the co-process is still starting up, before its ready
+ * line: the co-process goes with its group, its worker stays (no restart).
+ * So for a cancel, and for a start-up past its bound (here, without
+ * init_timeout_s, the task's timeout), which fails the task. */
+static void test_stop_during_startup_keeps_the_worker(void **state)
+{
+	struct env *e = *state;
+	long pids[8];
+	int64_t id;
+	cJSON *t;
+
+	start_with(e, 1, "\"STARTUP_S\": \"60\"", "");
+	id = submit(&e->s, "{\"handler\": \"co\", \"tasks\": [{\"do\": \"echo\"}]}");
+	assert_true(wait_until(started_once, &e->s, e, 30));
+	cJSON_Delete(apif(&e->s, "POST", 200, NULL, "/api/jobs/%lld/cancel", (long long)id));
+	assert_int_equal(starts(e, pids, 8), 1);
+	assert_true(wait_until(pid_gone, &e->s, &pids[0], 10));
+	cJSON_Delete(wait_job(&e->s, id, "cancelled", 30));
+	assert_int_equal(restarts(&e->s, NULL), 0);
+
+	t = run_one(e, "{\"do\": \"echo\"}", "\"timeout_s\": 1");
+	assert_string_equal(jstr(t, "state"), "failed");
+	assert_string_equal(jstr(t, "error"), "the set-up of handler \"co\" took longer than 1 s");
+	cJSON_Delete(t);
+	assert_int_equal(starts(e, pids, 8), 2);
+	assert_true(wait_until(pid_gone, &e->s, &pids[1], 10));
+	assert_int_equal(restarts(&e->s, NULL), 0);
+}
+
 /* A set-up longer than the task's timeout: init_timeout_s bounds the
  * set-up, and the task's own timeout starts once it is done, so a model
  * that takes 2 s to load serves tasks that must each finish in 1 s. */
@@ -773,6 +808,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_killed_worker_takes_the_group, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cannot_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_during_startup_keeps_the_worker, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_setup_not_counted_in_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ready_line_ends_startup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_request_lines, setup, teardown),
