@@ -244,7 +244,8 @@ void api_jobs_list(struct request *q, struct reply *r)
 			    LIST_MAX);
 		return;
 	}
-	if (cursor == -2) {
+	/* A "next" is a job's id, 2 at least: 0 was taken for no cursor. */
+	if (cursor == -2 || cursor == 0) {
 		reply_error(r, 400, "invalid_request",
 			    "cursor must be the \"next\" value of a previous page");
 		return;
@@ -254,7 +255,7 @@ void api_jobs_list(struct request *q, struct reply *r)
 	l.limit = (int)limit;
 	doc = cJSON_CreateObject();
 	l.arr = cJSON_AddArrayToObject(doc, "jobs");
-	n = store_jobs_list(q->app->store, state, cursor > 0 ? cursor : 0, l.limit + 1,
+	n = store_jobs_list(q->app->store, state, cursor, l.limit + 1,
 			    list_one, &l);
 	if (n < 0) {
 		cJSON_Delete(doc);

@@ -42,6 +42,26 @@ static int bad_number(const cJSON *v, struct buf *path)
 	return 0;
 }
 
+/* How deep in arrays and objects s[0..off) leaves the text that follows
+ * (cJSON refuses to nest deeper than CJSON_NESTING_LIMIT). */
+static long depth_at(const char *s, size_t off)
+{
+	long depth = 0;
+
+	for (size_t i = 0; i < off; i++) {
+		if (s[i] == '"') {
+			for (i++; i < off && s[i] != '"'; i++)
+				if (s[i] == '\\')
+					i++;
+		} else if (s[i] == '[' || s[i] == '{') {
+			depth++;
+		} else if (s[i] == ']' || s[i] == '}') {
+			depth--;
+		}
+	}
+	return depth;
+}
+
 static int whole(double v, double lo, double hi)
 {
 	return isfinite(v) && v == floor(v) && v >= lo && v <= hi;
@@ -100,11 +120,17 @@ static int parse(struct jobreq *r, const char *body, size_t len,
 	if (!r->doc || end != body + len) {
 		const char *at = r->doc ? end : cJSON_GetErrorPtr();
 		size_t off = at && at >= body && at <= body + len ? (size_t)(at - body) : 0;
+		int deep = !r->doc && off < len && (body[off] == '[' || body[off] == '{') &&
+			   depth_at(body, off) >= CJSON_NESTING_LIMIT;
 
 		cJSON_Delete(r->doc);
 		r->doc = NULL;
 		*code = "bad_json";
-		snprintf(msg, msglen, "malformed JSON at byte %zu", off);
+		if (deep)
+			snprintf(msg, msglen, "JSON nested deeper than %d levels at byte %zu",
+				 CJSON_NESTING_LIMIT, off);
+		else
+			snprintf(msg, msglen, "malformed JSON at byte %zu", off);
 		return 400;
 	}
 	if ((esc = json_nul_escape(body, len, &zero)) >= 0) {

@@ -143,6 +143,7 @@ static void test_list_and_paginate(void **state)
 	expect_error(s, "GET", "/api/jobs?state=bogus", NULL, 400, "invalid_request", "state");
 	expect_error(s, "GET", "/api/jobs?limit=0", NULL, 400, "invalid_request", "limit");
 	expect_error(s, "GET", "/api/jobs?cursor=x", NULL, 400, "invalid_request", "cursor");
+	expect_error(s, "GET", "/api/jobs?cursor=0", NULL, 400, "invalid_request", "cursor");
 }
 
 static void test_tasks_filter_and_pages(void **state)
