@@ -322,6 +322,18 @@ static void test_failed_group_does_not_land(void **state)
 	store_job_release(&row);
 }
 
+/* Stores job and hands its first task to the one worker, slot 0. */
+static void start_on_one_worker(struct fixture *f, struct store_job *job)
+{
+	char err[256];
+
+	assert_int_equal(store_job_insert(f->store, job, numbered, NULL), 0);
+	assert_int_equal(sched_load(f->sched, err, sizeof(err)), 0);
+	sched_set_pool(f->sched, (struct pool *)f);
+	sched_pool_events()->ready(f->sched, 0);
+	sched_dispatch(f->sched);
+}
+
 /* A task past its timeout by the server's clock, stopped, whose result
  * then says it ran for 5 us: it finished in time and its result was held
  * for a batch (worker.c) while the task behind it ran. It succeeded; it is
@@ -332,13 +344,8 @@ static void test_late_result_is_not_a_timeout(void **state)
 	struct store_job job = { .handler = "noop", .timeout_ms = 50, .max_attempts = 1,
 				 .created_at = 1, .total = 2 };
 	int64_t counts[ST_COUNT];
-	char err[256];
 
-	assert_int_equal(store_job_insert(f->store, &job, numbered, NULL), 0);
-	assert_int_equal(sched_load(f->sched, err, sizeof(err)), 0);
-	sched_set_pool(f->sched, (struct pool *)f);
-	sched_pool_events()->ready(f->sched, 0);
-	sched_dispatch(f->sched);
+	start_on_one_worker(f, &job);
 	sched_tick(f->sched, clock_mono_us() + 1000000);	/* a second on */
 	result_from(f, 0, job.id, 0, 5);
 	assert_int_equal(sched_flush(f->sched), 0);
@@ -365,13 +372,8 @@ static void test_timeout_of_hours(void **state)
 	struct store_job job = { .handler = "noop", .timeout_ms = 9000000, .max_attempts = 1,
 				 .created_at = 1, .total = 1 };
 	int64_t counts[ST_COUNT];
-	char err[256];
 
-	assert_int_equal(store_job_insert(f->store, &job, numbered, NULL), 0);
-	assert_int_equal(sched_load(f->sched, err, sizeof(err)), 0);
-	sched_set_pool(f->sched, (struct pool *)f);
-	sched_pool_events()->ready(f->sched, 0);
-	sched_dispatch(f->sched);
+	start_on_one_worker(f, &job);
 	sched_tick(f->sched, clock_mono_us() + 9001000000LL);
 	result_from(f, 0, job.id, 0, 9000500000ULL);
 	assert_int_equal(sched_flush(f->sched), 0);
