@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +14,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
@@ -29,6 +32,8 @@
 /* Jobs per request when listing: the API's most. */
 #define LIST_PAGE 1000
 #define DEFAULT_URL "http://127.0.0.1:8080"
+/* Symbolic links followed in a row before giving up, as Linux does. */
+#define MAX_LINKS 40
 /* A job's failed and running tasks that status ID shows. */
 #define FAILED_SHOWN 5
 #define RUNNING_SHOWN 5
@@ -1163,7 +1168,9 @@ static void results_usage(FILE *out)
 	      "                     succeeded, failed or cancelled\n"
 	      "  --input            add each task's input to its line\n"
 	      "  --output FILE      write to FILE, whole or not at all, instead of\n"
-	      "                     stdout\n"
+	      "                     stdout; a symbolic link's file is written so,\n"
+	      "                     the link kept; a FIFO or a device (/dev/stdout)\n"
+	      "                     is written to as the lines come\n"
 	      "  --url URL          server (default $BATCHD_URL or http://127.0.0.1:8080)\n"
 	      "  --token TOKEN      API token (default $BATCHD_TOKEN)\n"
 	      "\n"
@@ -1198,6 +1205,99 @@ static void results_cleanup_on_signals(const char *tmp)
 	}
 }
 
+/* Follows path through its symbolic links into out (a relative link from
+ * the link's directory): the name of the file path stands for, which need
+ * not exist yet. 0, or -1 with errno set (ELOOP for a loop). */
+static int follow_links(const char *path, struct buf *out)
+{
+	struct buf next = BUF_INIT;
+	char link[PATH_MAX];
+	struct stat st;
+	int hops = 0, rc = 0;
+
+	buf_reset(out);
+	buf_adds(out, path);
+	while (lstat(out->data, &st) == 0 && S_ISLNK(st.st_mode)) {
+		const char *slash = strrchr(out->data, '/');
+		ssize_t n;
+
+		if (++hops > MAX_LINKS) {
+			errno = ELOOP;
+			rc = -1;
+			break;
+		}
+		n = readlink(out->data, link, sizeof(link));
+		if (n < 0 || n == (ssize_t)sizeof(link)) {
+			if (n >= 0)
+				errno = ENAMETOOLONG;
+			rc = -1;
+			break;
+		}
+		buf_reset(&next);
+		if (link[0] != '/' && slash)
+			buf_add(&next, out->data, (size_t)(slash - out->data) + 1);
+		buf_add(&next, link, (size_t)n);
+		buf_reset(out);
+		buf_add(out, next.data, next.len);
+	}
+	buf_release(&next);
+	return rc;
+}
+
+/*
+ * Opens results --output's file for writing. A regular file, or a name
+ * not there yet, is written as a temporary file beside it (its name in
+ * tmp), to be renamed over target once whole. A symbolic link stands for
+ * the file it points at: that is target, the link is kept. Anything else
+ * that is there (a FIFO, /dev/null, the terminal /dev/stdout points at)
+ * is opened and written as the lines come, tmp left empty: renamed over,
+ * it would be replaced by a file, and whoever reads it would get nothing.
+ * Returns the stream, or NULL after saying why, with nothing left behind.
+ */
+static FILE *open_output(const char *output, struct buf *target, struct buf *tmp)
+{
+	struct stat st, at;
+	int there = stat(output, &st) == 0, in_place = there && !S_ISREG(st.st_mode);
+	int fd = -1;
+	FILE *f = NULL;
+
+	buf_reset(target);
+	buf_reset(tmp);
+	if (!in_place) {
+		if (follow_links(output, target) < 0)
+			goto fail;
+		/* A link of /proc's (/dev/stdout to a file) may name no file:
+		 * "/x (deleted)", "/memfd:y". Then what it opens is written. */
+		in_place = there && (stat(target->data, &at) != 0 || at.st_dev != st.st_dev ||
+				     at.st_ino != st.st_ino);
+	}
+	if (in_place) {
+		fd = open(output, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	} else {
+		buf_addf(tmp, "%s.tmp.%ld", target->data, (long)getpid());
+		if (tmp->len >= sizeof(results_tmp)) {
+			buf_reset(tmp);
+			errno = ENAMETOOLONG;
+			goto fail;
+		}
+		results_cleanup_on_signals(tmp->data);
+		fd = open(tmp->data, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	}
+	if (fd < 0 || !(f = fdopen(fd, "w")))
+		goto fail;
+	return f;
+fail:
+	fprintf(stderr, "batchd results: cannot write %s: %s\n", output, strerror(errno));
+	if (fd >= 0) {
+		close(fd);
+		if (tmp->len)
+			unlink(tmp->data);
+	}
+	results_tmp[0] = '\0';
+	buf_reset(tmp);
+	return NULL;
+}
+
 int cli_results(int argc, char **argv)
 {
 	enum { O_URL = 1, O_TOKEN, O_STATE, O_INPUT, O_OUTPUT, O_HELP };
@@ -1212,7 +1312,7 @@ int cli_results(int argc, char **argv)
 	};
 	struct common c;
 	const char *state = NULL, *output = NULL;
-	struct buf path = BUF_INIT, other = BUF_INIT, tmp = BUF_INIT;
+	struct buf path = BUF_INIT, other = BUF_INIT, target = BUF_INIT, tmp = BUF_INIT;
 	struct client *cl;
 	FILE *out = stdout;
 	long long id;
@@ -1243,29 +1343,8 @@ int cli_results(int argc, char **argv)
 	cl = client_new(c.url, c.token);
 	if (!cl)
 		return EXIT_FAILED;
-	if (output) {
-		/* Beside the file, renamed over it once whole. */
-		int fd;
-
-		buf_addf(&tmp, "%s.tmp.%ld", output, (long)getpid());
-		if (tmp.len >= sizeof(results_tmp)) {
-			fprintf(stderr, "batchd results: cannot write %s: %s\n", output,
-				strerror(ENAMETOOLONG));
-			goto done;
-		}
-		results_cleanup_on_signals(tmp.data);
-		fd = open(tmp.data, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-		if (fd < 0 || !(out = fdopen(fd, "w"))) {
-			fprintf(stderr, "batchd results: cannot write %s: %s\n", output,
-				strerror(errno));
-			if (fd >= 0) {
-				close(fd);
-				unlink(tmp.data);
-			}
-			results_tmp[0] = '\0';
-			goto done;
-		}
-	}
+	if (output && !(out = open_output(output, &target, &tmp)))
+		goto done;
 	buf_addf(&path, "/api/jobs/%lld/results%s%s%s", id, state ? "?state=" : "",
 		 state ? state : "", input ? (state ? "&input=true" : "?input=true") : "");
 	status = client_get_to(cl, path.data, out, &other, &complete);
@@ -1277,7 +1356,7 @@ int cli_results(int argc, char **argv)
 	} else if (!complete) {
 		fprintf(stderr, "batchd results: the answer was cut short: %s\n",
 			client_error(cl));
-	} else if (fflush(out) != 0 || (output && fsync(fileno(out)) != 0)) {
+	} else if (fflush(out) != 0 || (tmp.len && fsync(fileno(out)) != 0)) {
 		fprintf(stderr, "batchd results: cannot write %s: %s\n",
 			output ? output : "the output", strerror(errno));
 	} else {
@@ -1289,12 +1368,12 @@ int cli_results(int argc, char **argv)
 				strerror(errno));
 			rc = EXIT_FAILED;
 		}
-		if (rc == 0 && rename(tmp.data, output) != 0) {
+		if (tmp.len && rc == 0 && rename(tmp.data, target.data) != 0) {
 			fprintf(stderr, "batchd results: cannot write %s: %s\n", output,
 				strerror(errno));
 			rc = EXIT_FAILED;
 		}
-		if (rc != 0)
+		if (tmp.len && rc != 0)
 			unlink(tmp.data);
 		results_tmp[0] = '\0';
 	}
@@ -1302,6 +1381,7 @@ done:
 	client_free(cl);
 	buf_release(&path);
 	buf_release(&other);
+	buf_release(&target);
 	buf_release(&tmp);
 	return rc;
 }

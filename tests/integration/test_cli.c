@@ -7,10 +7,13 @@
 #include "harness.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -564,6 +567,111 @@ static void test_results(void **state)
 	server_free(&s);
 }
 
+/* Whether path is, by lstat(), of the kind (S_IFLNK, S_IFIFO...). */
+static int is_kind(const char *path, mode_t kind)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == kind;
+}
+
+/* results --output to what is not a plain file: a symbolic link stands
+ * for its file, written whole beside it and the link kept; a FIFO and a
+ * device are written to as they are, never replaced by a file. */
+static void test_results_output_kinds(void **state)
+{
+	struct server s;
+	const char *args[] = { "--workers", "1", NULL };
+	struct buf out = BUF_INIT, want = BUF_INIT, got = BUF_INIT;
+	char path[400], link[450], file[450], other[450];
+	char chunk[4096];
+	char *text;
+	ssize_t n;
+	int fd;
+
+	(void)state;
+	server_init(&s);
+	server_start(&s, args);
+	write_file(&s, "tasks.jsonl", "{\"n\": 1}\n{\"n\": 2}\n{\"n\": 3}\n", 0644, path,
+		   sizeof(path));
+	assert_int_equal(run(&out, "submit --url %s --handler echo --wait %s", s.url, path), 0);
+	assert_int_equal(run(&want, "results --url %s 1", s.url), 0);
+	assert_int_equal(lines(&want), 3);
+	snprintf(path, sizeof(path), "%s/sub", s.dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+
+	/* A link, by a relative name, to a file in another directory. */
+	write_file(&s, "sub/real.jsonl", "old\n", 0644, file, sizeof(file));
+	snprintf(link, sizeof(link), "%s/link.jsonl", s.dir);
+	assert_int_equal(symlink("sub/real.jsonl", link), 0);
+	assert_int_equal(run(&out, "results --url %s --output %s 1", s.url, link), 0);
+	assert_int_equal(out.len, 0);
+	assert_true(is_kind(link, S_IFLNK));
+	text = file_text(file);
+	assert_non_null(text);
+	assert_string_equal(text, want.data);
+	free(text);
+
+	/* A link to a link to a name not there yet: the file is made. */
+	snprintf(link, sizeof(link), "%s/dangling", s.dir);
+	assert_int_equal(symlink("sub/new.jsonl", link), 0);
+	snprintf(link, sizeof(link), "%s/chain", s.dir);
+	assert_int_equal(symlink("dangling", link), 0);
+	assert_int_equal(run(&out, "results --url %s --output %s 1", s.url, link), 0);
+	assert_true(is_kind(link, S_IFLNK));
+	snprintf(file, sizeof(file), "%s/dangling", s.dir);
+	assert_true(is_kind(file, S_IFLNK));
+	snprintf(file, sizeof(file), "%s/sub/new.jsonl", s.dir);
+	text = file_text(file);
+	assert_non_null(text);
+	assert_string_equal(text, want.data);
+	free(text);
+
+	/* Links in a loop: refused, and nothing made. */
+	snprintf(link, sizeof(link), "%s/loop-a", s.dir);
+	snprintf(other, sizeof(other), "%s/loop-b", s.dir);
+	assert_int_equal(symlink("loop-b", link), 0);
+	assert_int_equal(symlink("loop-a", other), 0);
+	assert_int_equal(run(&out, "results --url %s --output %s 1", s.url, link), 1);
+	assert_non_null(strstr(out.data, "cannot write"));
+	assert_non_null(strstr(out.data, "Too many levels of symbolic links"));
+	assert_true(is_kind(link, S_IFLNK));
+
+	/* A FIFO: its reader, there before the command, gets the lines. */
+	snprintf(file, sizeof(file), "%s/fifo", s.dir);
+	assert_int_equal(mkfifo(file, 0644), 0);
+	fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(run(&out, "results --url %s --output %s 1", s.url, file), 0);
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		buf_add(&got, chunk, (size_t)n);
+	assert_true(n == 0 || errno == EAGAIN);
+	close(fd);
+	assert_string_equal(got.data, want.data);
+	assert_true(is_kind(file, S_IFIFO));
+
+	/* Devices, through links (a test must not risk /dev/null itself):
+	 * /dev/null takes the lines; /dev/stdout is the command's stdout. */
+	snprintf(link, sizeof(link), "%s/null", s.dir);
+	assert_int_equal(symlink("/dev/null", link), 0);
+	assert_int_equal(run(&out, "results --url %s --output %s 1", s.url, link), 0);
+	assert_int_equal(out.len, 0);
+	assert_true(is_kind(link, S_IFLNK));
+	assert_true(is_kind("/dev/null", S_IFCHR));
+	snprintf(link, sizeof(link), "%s/stdout", s.dir);
+	assert_int_equal(symlink("/dev/stdout", link), 0);
+	assert_int_equal(run(&out, "results --url %s --output %s 1", s.url, link), 0);
+	assert_string_equal(out.data, want.data);
+	assert_true(is_kind(link, S_IFLNK));
+
+	/* No temporary file left anywhere. */
+	assert_int_equal(sh("find '%s' -name '*.tmp.*' | grep -q .", s.dir), 1);
+	buf_release(&out);
+	buf_release(&want);
+	buf_release(&got);
+	server_free(&s);
+}
+
 static int file_has(const struct server *s, void *ctx)
 {
 	const char *const *what = ctx;	/* { path, text } */
@@ -854,6 +962,7 @@ int main(void)
 		cmocka_unit_test(test_submit_wait_status_cancel),
 		cmocka_unit_test(test_submit_inputs),
 		cmocka_unit_test(test_results),
+		cmocka_unit_test(test_results_output_kinds),
 		cmocka_unit_test(test_wait),
 		cmocka_unit_test(test_wait_outlives_restart),
 		cmocka_unit_test(test_status_list),
