@@ -114,6 +114,58 @@ static const char *str(const cJSON *o, const char *key)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* What a successful answer of batchd's holds. */
+enum answer {
+	ANSWER_JOB,	/* a job object */
+	ANSWER_JOBS,	/* a page of the list of jobs */
+};
+
+/*
+ * The body of a successful answer (HTTP status) from cl's server, parsed,
+ * when it is the JSON batchd sends: a job object, with the members the
+ * commands read (a numeric "id", a string "state" and "handler", a
+ * "progress" object), or for ANSWER_JOBS an object with a "jobs" array.
+ * When it is not, as when --url names another HTTP server, says so on
+ * stderr, with what was wrong, and returns NULL: the command then fails
+ * (EXIT_FAILED, as for a server's error) rather than show a job of nan
+ * tasks, or wait on it forever. The caller deletes what it returns.
+ */
+static cJSON *batchd_answer(const struct client *cl, long status, const struct buf *body,
+			    enum answer want)
+{
+	cJSON *doc = cJSON_ParseWithOpts(body->data, NULL, 1);
+	struct buf why = BUF_INIT;
+
+	if (!doc && !body->len) {
+		buf_adds(&why, "an empty body");
+	} else if (!doc) {
+		buf_adds(&why, "not JSON: \"");
+		buf_add_quoted(&why, body->data, 40);
+		buf_addc(&why, '"');
+	} else if (!cJSON_IsObject(doc)) {
+		buf_adds(&why, "JSON, but not an object");
+	} else if (want == ANSWER_JOBS) {
+		if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(doc, "jobs")))
+			buf_adds(&why, "no \"jobs\" array");
+	} else if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(doc, "id"))) {
+		buf_adds(&why, "no numeric \"id\"");
+	} else if (!str(doc, "state")) {
+		buf_adds(&why, "no string \"state\"");
+	} else if (!str(doc, "handler")) {
+		buf_adds(&why, "no string \"handler\"");
+	} else if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(doc, "progress"))) {
+		buf_adds(&why, "no \"progress\" object");
+	}
+	if (why.len) {
+		fprintf(stderr, "batchd: %s did not answer as batchd does (HTTP %ld, %s)\n",
+			client_url(cl), status, why.data);
+		cJSON_Delete(doc);
+		doc = NULL;
+	}
+	buf_release(&why);
+	return doc;
+}
+
 /* An RFC 3339 time of the API ("2026-11-27T21:37:26.123Z") in seconds
  * since the epoch, milliseconds kept; 0 when there is none. */
 static double parse_time(const char *s)
@@ -377,7 +429,9 @@ static int wait_job(struct client *cl, long long id, int json)
 			print_error("cannot follow the job", status, &body);
 			goto out;
 		}
-		job = cJSON_Parse(body.data);
+		job = batchd_answer(cl, status, &body, ANSWER_JOB);
+		if (!job)
+			goto out;
 		state = str(job, "state");
 		done = job_over(job);
 		format_bar(job, 30, line, sizeof(line));
@@ -610,7 +664,10 @@ int cli_submit(int argc, char **argv)
 		rc = status == 401 || status >= 500 ? EXIT_FAILED : EXIT_USAGE;
 		goto out;
 	}
-	cJSON *job = cJSON_Parse(body.data);
+	cJSON *job = batchd_answer(cl, status, &body, ANSWER_JOB);
+
+	if (!job)
+		goto out;
 	long long id = (long long)num(job, "id");
 
 	/* With --wait, --json prints the finished job, as batchd wait does. */
@@ -794,6 +851,11 @@ static int list_jobs(struct client *cl, const char *state, long long limit, int 
 			rc = EXIT_FAILED;
 			goto out;
 		}
+		doc = batchd_answer(cl, status, &body, ANSWER_JOBS);
+		if (!doc) {
+			rc = EXIT_FAILED;
+			goto out;
+		}
 		if (!pages++) {
 			if (json)
 				fputs("{\"jobs\":[", stdout);
@@ -801,7 +863,6 @@ static int list_jobs(struct client *cl, const char *state, long long limit, int 
 				printf("%6s  %-9s  %-12s  %19s %6s  %11s  %8s  %s\n", "ID", "STATE",
 				       "HANDLER", "DONE/TOTAL", "", "RATE", "ETA", "NAME");
 		}
-		doc = cJSON_Parse(body.data);
 		cJSON_ArrayForEach(j, cJSON_GetObjectItemCaseSensitive(doc, "jobs")) {
 			if (json) {
 				char *text = cJSON_PrintUnformatted(j);
@@ -937,6 +998,7 @@ int cli_status(int argc, char **argv)
 	int opt, all = 0, listing = 0, rc = 0;
 	char path[96];
 	long status;
+	cJSON *job;
 
 	common_defaults(&c);
 	optind = 1;
@@ -988,10 +1050,12 @@ int cli_status(int argc, char **argv)
 	} else if (status != 200) {
 		print_error("cannot show the job", status, &body);
 		rc = EXIT_FAILED;
+	} else if (!(job = batchd_answer(cl, status, &body, ANSWER_JOB))) {
+		rc = EXIT_FAILED;
 	} else if (c.json) {
 		printf("%s\n", body.data);
+		cJSON_Delete(job);
 	} else {
-		cJSON *job = cJSON_Parse(body.data);
 		const cJSON *p = cJSON_GetObjectItemCaseSensitive(job, "progress");
 		char line[1024];
 
@@ -1023,6 +1087,7 @@ static int job_action(int argc, char **argv, const char *cmd, const char *action
 	char path[96];
 	long status;
 	long long id;
+	cJSON *job = NULL;
 	int rc = parse_common(argc, argv, &c, usage, cmd);
 
 	if (rc)
@@ -1042,6 +1107,8 @@ static int job_action(int argc, char **argv, const char *cmd, const char *action
 	} else if (status != (action ? 200 : 204)) {
 		print_error(cmd, status, &body);
 		rc = EXIT_FAILED;
+	} else if (action && !(job = batchd_answer(cl, status, &body, ANSWER_JOB))) {
+		rc = EXIT_FAILED;
 	} else if (c.json && !action) {
 		printf("{\"id\":%lld,\"deleted\":true}\n", id);	/* 204: no body */
 	} else if (c.json) {
@@ -1049,6 +1116,7 @@ static int job_action(int argc, char **argv, const char *cmd, const char *action
 	} else {
 		printf("job %lld %s\n", id, done);
 	}
+	cJSON_Delete(job);
 	buf_release(&body);
 	client_free(cl);
 	return rc;
@@ -1066,8 +1134,9 @@ static void wait_usage(FILE *out)
 	      "is asked again for up to 60 s while it does not.\n"
 	      "\n"
 	      "Exits 0 when every task succeeded; 1 when some failed or were\n"
-	      "cancelled, or the server refuses (no such job); 3 when the server\n"
-	      "cannot be reached; 130 when interrupted (the job goes on).\n", out);
+	      "cancelled, or the server refuses (no such job) or does not answer\n"
+	      "as batchd does; 3 when the server cannot be reached; 130 when\n"
+	      "interrupted (the job goes on).\n", out);
 }
 
 int cli_wait(int argc, char **argv)

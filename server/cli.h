@@ -4,8 +4,9 @@
  * (--url, default $BATCHD_URL or http://127.0.0.1:8080; --token, default
  * $BATCHD_TOKEN).
  *
- * Exit status: 0 success; 1 the job (or the request) failed; 2 bad usage;
- * 3 the server could not be reached; 130 interrupted while waiting.
+ * Exit status: 0 success; 1 the job (or the request) failed, or the
+ * server's answer was not batchd's; 2 bad usage; 3 the server could not be
+ * reached; 130 interrupted while waiting.
  */
 #ifndef BATCHD_CLI_H
 #define BATCHD_CLI_H

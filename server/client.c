@@ -177,3 +177,8 @@ const char *client_error(const struct client *c)
 {
 	return c->err;
 }
+
+const char *client_url(const struct client *c)
+{
+	return c->url;
+}

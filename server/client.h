@@ -35,5 +35,7 @@ long client_request(struct client *c, const char *method, const char *path,
 long client_get_to(struct client *c, const char *path, FILE *out, struct buf *other,
 		   int *complete);
 const char *client_error(const struct client *c);
+/* The server's URL, as given to client_new() less any trailing '/'. */
+const char *client_url(const struct client *c);
 
 #endif

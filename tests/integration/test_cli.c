@@ -683,6 +683,107 @@ static int file_has(const struct server *s, void *ctx)
 	return found;
 }
 
+/* An HTTP server that is not batchd (python3's http.server), started as
+ * s's server: it answers every request 200 with the text of the file
+ * "answer" in s's directory as it is then (as HTML when it starts with
+ * '<'). server_free() stops it. */
+static const char fake_server_py[] =
+	"import http.server, os, signal, sys\n"
+	"signal.signal(signal.SIGTERM, lambda *a: os._exit(0))\n"
+	"answer = os.path.join(sys.argv[1], 'answer')\n"
+	"class H(http.server.BaseHTTPRequestHandler):\n"
+	"    def answer(self):\n"
+	"        self.rfile.read(int(self.headers.get('Content-Length') or 0))\n"
+	"        body = open(answer, 'rb').read()\n"
+	"        self.send_response(200)\n"
+	"        self.send_header('Content-Type', 'text/html' if body[:1] == b'<'\n"
+	"                         else 'application/json')\n"
+	"        self.send_header('Content-Length', str(len(body)))\n"
+	"        self.end_headers()\n"
+	"        self.wfile.write(body)\n"
+	"    do_GET = do_POST = do_DELETE = answer\n"
+	"    def log_message(self, *args):\n"
+	"        pass\n"
+	"server = http.server.HTTPServer(('127.0.0.1', 0), H)\n"
+	"print('listening on port', server.server_address[1], flush=True)\n"
+	"server.serve_forever()\n";
+
+static void fake_server_start(struct server *s)
+{
+	char script[400];
+	const char *argv[] = { "/usr/bin/env", "python3", script, s->dir, NULL };
+	const char *look[2] = { s->log, "listening on port " };
+	char *text;
+
+	write_file(s, "fake.py", fake_server_py, 0644, script, sizeof(script));
+	server_spawn(s, argv);
+	assert_true(wait_until(file_has, s, look, 30));
+	text = file_text(s->log);
+	s->port = atoi(strstr(text, look[1]) + strlen(look[1]));
+	free(text);
+	assert_true(s->port > 0);
+	snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d", s->port);
+}
+
+/* --url naming another HTTP server that answers 200: each command says
+ * the answer is not batchd's, and what was wrong, and exits 1, as for a
+ * server's error; none shows a job of nan tasks, or waits forever. */
+static void test_not_batchd(void **state)
+{
+	struct server f;
+	struct buf out = BUF_INIT;
+	char path[400], answer[400], said[200];
+
+	(void)state;
+	server_init(&f);
+	write_file(&f, "answer", "<!DOCTYPE html>\n<html><head><title>It works!</title></head>"
+		   "<body>Apache2 Default Page</body></html>\n", 0644, answer, sizeof(answer));
+	fake_server_start(&f);
+	write_file(&f, "tasks.json", "[{\"ms\": 1}]", 0644, path, sizeof(path));
+	snprintf(said, sizeof(said), "batchd: %s did not answer as batchd does (HTTP 200, "
+		 "not JSON: \"<!DOCTYPE html>\\n<html><head><title>It wo...\")\n", f.url);
+
+	assert_int_equal(run(&out, "submit --url %s --handler sleep %s", f.url, path), 1);
+	assert_string_equal(out.data, said);
+	assert_int_equal(run(&out, "submit --url %s --handler sleep --wait %s", f.url, path), 1);
+	assert_string_equal(out.data, said);
+	assert_int_equal(run(&out, "cancel --url %s 5", f.url), 1);
+	assert_string_equal(out.data, said);
+	assert_int_equal(run(&out, "retry --url %s --json 5", f.url), 1);
+	assert_string_equal(out.data, said);
+	assert_int_equal(run(&out, "status --url %s 5", f.url), 1);
+	assert_string_equal(out.data, said);
+	assert_int_equal(run(&out, "status --url %s --json 5", f.url), 1);
+	assert_string_equal(out.data, said);
+	assert_int_equal(run(&out, "status --url %s", f.url), 1);
+	assert_string_equal(out.data, said);
+	assert_int_equal(run(&out, "wait --url %s 5", f.url), 1);
+	assert_string_equal(out.data, said);
+
+	/* JSON, but not batchd's: the member that is missing is named. */
+	write_file(&f, "answer", "{\"ok\": true}", 0644, answer, sizeof(answer));
+	assert_int_equal(run(&out, "submit --url %s --handler sleep %s", f.url, path), 1);
+	assert_non_null(strstr(out.data, "did not answer as batchd does (HTTP 200, "
+					 "no numeric \"id\")\n"));
+	assert_int_equal(run(&out, "status --url %s", f.url), 1);
+	assert_non_null(strstr(out.data, "(HTTP 200, no \"jobs\" array)\n"));
+	write_file(&f, "answer", "{\"id\": 5, \"status\": \"cancelled\"}", 0644, answer,
+		   sizeof(answer));
+	assert_int_equal(run(&out, "cancel --url %s 5", f.url), 1);
+	assert_non_null(strstr(out.data, "(HTTP 200, no string \"state\")\n"));
+	assert_null(strstr(out.data, "job 5 cancelled"));
+	assert_int_equal(run(&out, "wait --url %s 5", f.url), 1);
+	assert_non_null(strstr(out.data, "(HTTP 200, no string \"state\")\n"));
+	write_file(&f, "answer", "[1, 2]", 0644, answer, sizeof(answer));
+	assert_int_equal(run(&out, "status --url %s 5", f.url), 1);
+	assert_non_null(strstr(out.data, "(HTTP 200, JSON, but not an object)\n"));
+	write_file(&f, "answer", "", 0644, answer, sizeof(answer));
+	assert_int_equal(run(&out, "pause --url %s 5", f.url), 1);
+	assert_non_null(strstr(out.data, "(HTTP 200, an empty body)\n"));
+	buf_release(&out);
+	server_free(&f);
+}
+
 /* wait: any job's bar, from another terminal than the one that submitted
  * it; its exit status says how the job ended; Ctrl-C leaves the job be. */
 static void test_wait(void **state)
@@ -967,6 +1068,7 @@ int main(void)
 		cmocka_unit_test(test_wait_outlives_restart),
 		cmocka_unit_test(test_status_list),
 		cmocka_unit_test(test_token_from_env),
+		cmocka_unit_test(test_not_batchd),
 	};
 
 	return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
