@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -41,6 +42,11 @@
 /* Output through pipes held open after the program ended is read this
  * long at most. */
 #define LEFTOVER_US 1000000
+/* How often a program that has closed its pipes is looked at until it
+ * ends: first after this long, then twice as long each time, up to
+ * CLOSED_MAX_US. */
+#define CLOSED_FIRST_US 25
+#define CLOSED_MAX_US 16000
 
 static void command_fini(void *state)
 {
@@ -186,6 +192,7 @@ static int command_run(void *state, struct batchd_task *task, const char *input,
 	int status = 0, rc, stopped = 0;
 	int64_t ended_us = 0;	/* when the program was seen ended */
 	int64_t looked_us;	/* when that was last looked at */
+	int closed_us = 0;	/* the next wait for it once its pipes are closed */
 
 	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) ||
 	    pipe2(err, O_CLOEXEC) || pipe2(prog, O_CLOEXEC)) {
@@ -221,11 +228,16 @@ static int command_run(void *state, struct batchd_task *task, const char *input,
 	if (in_off == in_len)
 		close_fd(&in[1]);
 
-	while (out[0] >= 0 || err[0] >= 0 || prog[0] >= 0) {
+	/* Until the program has ended and its pipes are closed (or given up
+	 * on, below). A program may close them first and go on (a quiet
+	 * clean-up, a sleep): it is waited for, not killed, and until it ends
+	 * a stop (a cancel, or its timeout: the server sends both) and the
+	 * memory limit hold as while it writes. */
+	while (out[0] >= 0 || err[0] >= 0 || prog[0] >= 0 || !ended_us) {
 		struct pollfd p[5];
 		/* The server's socket too, while it may still ask for a stop. */
 		int fds[5] = { in[1], out[0], err[0], prog[0], stopped ? -1 : worker_fd(task) };
-		int np = 0;
+		int np = 0, closed = out[0] < 0 && err[0] < 0 && prog[0] < 0;
 
 		for (int i = 0; i < 5; i++) {
 			if (fds[i] < 0)
@@ -235,16 +247,25 @@ static int command_run(void *state, struct batchd_task *task, const char *input,
 			p[np].revents = 0;
 			np++;
 		}
-		int ready = poll(p, (nfds_t)np, 50);
+		/* With its pipes closed, nothing says when the program ends.
+		 * Most often it is in the middle of ending as they close: it
+		 * is looked at at once, then at intervals from CLOSED_FIRST_US
+		 * (ppoll: poll's milliseconds would hold up most tasks by one)
+		 * doubling up to CLOSED_MAX_US. */
+		struct timespec timeout = { 0, closed ? closed_us * 1000L : 50000000L };
+		int ready = ppoll(p, (nfds_t)np, &timeout, NULL);
 
 		if (ready < 0 && errno != EINTR)
 			break;
+		if (closed)
+			closed_us = !closed_us ? CLOSED_FIRST_US :
+				2 * closed_us < CLOSED_MAX_US ? 2 * closed_us : CLOSED_MAX_US;
 		worker_progress_flush(task);
-		/* Pipes still open 50 ms on: has the program itself ended,
-		 * leaving something that holds them (a child in the
-		 * background)? Then its group goes, and what is still written
-		 * to the pipes is read for at most LEFTOVER_US more. */
-		if (ready == 0 || clock_mono_us() - looked_us >= 50000) {
+		/* Pipes still open 50 ms on, or closed: has the program itself
+		 * ended? With pipes still open, something holds them (a child
+		 * in the background): its group goes, and what is still
+		 * written to the pipes is read for at most LEFTOVER_US more. */
+		if (closed || ready == 0 || clock_mono_us() - looked_us >= 50000) {
 			siginfo_t si = { 0 };
 
 			looked_us = clock_mono_us();
@@ -324,8 +345,9 @@ static int command_run(void *state, struct batchd_task *task, const char *input,
 	close_fd(&err[0]);
 	close_fd(&prog[0]);
 	/* Nothing the program started outlives its task: what is left in its
-	 * group goes now. Until it is reaped its pid, the group's id, cannot
-	 * be reused, so the server may still kill the group by that id. */
+	 * group goes now (the program too, if the loop gave up on it). Until
+	 * it is reaped its pid, the group's id, cannot be reused, so the
+	 * server may still kill the group by that id. */
 	kill(-pid, SIGKILL);
 	*group = 0;
 	status = proc_wait(pid);

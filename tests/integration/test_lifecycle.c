@@ -436,6 +436,115 @@ static void test_command_handler(void **state)
 	server_free(&s);
 }
 
+/* Programs that close stdout, stderr and the progress pipe before they end
+ * (their children, started first, hold none of them): "closes" writes its
+ * result, leaves a child behind and exits 0 0.3 s after closing them;
+ * "lingers" closes them and waits on its child. Each writes its pid and its
+ * child's to pid.<name>.<job>.<task> first. */
+static const char closes_script[] =
+	"#!/bin/sh\n"
+	"sleep 60 < /dev/null > /dev/null 2>&1 3>&- &\n"
+	"echo \"$$ $!\" > \"$(dirname \"$0\")/pid.closes.$BATCHD_JOB.$BATCHD_TASK\"\n"
+	"echo '{\"ok\": true}'\n"
+	"exec > /dev/null 2>&1 3>&-\n"
+	"sleep 0.3\n"
+	"exit 0\n";
+
+static const char lingers_script[] =
+	"#!/bin/sh\n"
+	"sleep 60 < /dev/null > /dev/null 2>&1 3>&- &\n"
+	"echo \"$$ $!\" > \"$(dirname \"$0\")/pid.lingers.$BATCHD_JOB.$BATCHD_TASK\"\n"
+	"exec > /dev/null 2>&1 3>&-\n"
+	"wait\n";
+
+/* The pids that the program of task idx of job wrote (its own and its
+ * child's), once it has. */
+static void script_pids(const struct server *s, const char *name, int64_t job, int idx,
+			pid_t *pids)
+{
+	char path[400];
+
+	snprintf(path, sizeof(path), "%s/pid.%s.%lld.%d", s->dir, name, (long long)job, idx);
+	assert_int_equal(read_pids_file(path, pids, 2, 30), 2);
+}
+
+/* Whether program *ctx has closed its pipes (its progress descriptor is
+ * gone) and still runs. */
+static int pipes_closed(const struct server *s, void *ctx)
+{
+	char path[64];
+
+	(void)s;
+	snprintf(path, sizeof(path), "/proc/%d/fd/3", (int)*(pid_t *)ctx);
+	return pid_alive(*(pid_t *)ctx) && access(path, F_OK) < 0;
+}
+
+/* A program that closes its pipes before it ends is waited for, not
+ * killed: its exit status 0 makes its task succeed with what it wrote, and
+ * what it left in its group goes when it ends. Until then its task's
+ * timeout and a cancel stop it in its worker, which stays. */
+static void test_command_closes_pipes(void **state)
+{
+	struct server s;
+	char p1[400], p2[400], hf[400], handlers[1024];
+	pid_t pids[2];
+	cJSON *j, *t;
+	int64_t id;
+	double t0;
+
+	(void)state;
+	server_init(&s);
+	write_file(&s, "closes.sh", closes_script, 0755, p1, sizeof(p1));
+	write_file(&s, "lingers.sh", lingers_script, 0755, p2, sizeof(p2));
+	snprintf(handlers, sizeof(handlers),
+		 "{\"handlers\": {\"closes\": {\"argv\": [\"%s\"]},"
+		 " \"lingers\": {\"argv\": [\"%s\"]}}}", p1, p2);
+	write_file(&s, "handlers.json", handlers, 0644, hf, sizeof(hf));
+	const char *args[] = { "--workers", "1", "--handlers", hf, NULL };
+
+	server_start(&s, args);
+	id = submit(&s, "{\"handler\": \"closes\", \"tasks\": [1, 2]}");
+	cJSON_Delete(wait_job(&s, id, "succeeded|failed", 30));
+	for (int i = 0; i < 2; i++) {
+		t = task(&s, id, i);
+		if (strcmp(jstr(t, "state"), "succeeded"))
+			fail_msg("task %d %s: %s", i, jstr(t, "state"),
+				 jstr(t, "error") ? jstr(t, "error") : "");
+		assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(t, "result"),
+							     "ok")));
+		cJSON_Delete(t);
+		script_pids(&s, "closes", id, i, pids);
+		assert_true(pids_gone_within(pids, 2, 10));
+	}
+
+	/* Its timeout still applies once the pipes are closed. */
+	id = submit(&s, "{\"handler\": \"lingers\", \"timeout_s\": 0.3, \"tasks\": [null]}");
+	script_pids(&s, "lingers", id, 0, pids);
+	cJSON_Delete(wait_job(&s, id, "failed", 30));
+	t = task(&s, id, 0);
+	assert_string_equal(jstr(t, "error"), "timed out after 0.3 s");
+	cJSON_Delete(t);
+	assert_true(pids_gone_within(pids, 2, 10));
+
+	/* So does a cancel, at once: the worker stops the program itself,
+	 * well before the server's 2 s of patience would end. */
+	id = submit(&s, "{\"handler\": \"lingers\", \"tasks\": [null]}");
+	script_pids(&s, "lingers", id, 0, pids);
+	assert_true(wait_until(pipes_closed, &s, &pids[0], 30));
+	t0 = now_s();
+	cJSON_Delete(apif(&s, "POST", 200, NULL, "/api/jobs/%lld/cancel", (long long)id));
+	assert_true(pids_gone_within(pids, 2, 10));
+	print_message("cancelled with its pipes closed: gone in %.0f ms\n", (now_s() - t0) * 1000);
+	assert_true(now_s() - t0 < 1.5);
+	cJSON_Delete(wait_job(&s, submit(&s, "{\"handler\": \"noop\", \"tasks\": [null]}"),
+			      "succeeded", 30));
+	assert_int_equal(restarts(&s, NULL), 0);
+	j = apif(&s, "GET", 200, NULL, "/api/jobs/%lld", (long long)id);
+	assert_string_equal(jstr(j, "state"), "cancelled");
+	cJSON_Delete(j);
+	server_free(&s);
+}
+
 /* A handler is initialized once per worker and keeps its state: 100 tasks
  * of the counter handler on 2 workers count up per worker. */
 static void test_stateful_init_once(void **state)
@@ -656,6 +765,7 @@ int main(void)
 		cmocka_unit_test(test_priority),
 		cmocka_unit_test(test_long_task_does_not_hold_up_others),
 		cmocka_unit_test(test_command_handler),
+		cmocka_unit_test(test_command_closes_pipes),
 		cmocka_unit_test(test_stateful_init_once),
 		cmocka_unit_test(test_kill9_restart),
 		cmocka_unit_test(test_graceful_shutdown),
