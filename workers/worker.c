@@ -617,6 +617,10 @@ static void run_task(struct worker *w, struct wtask *wt)
 			len = fixed.len;
 		}
 	}
+	/* The last word on its progress, held back by PROGRESS_EVERY_US,
+	 * goes before the result: a failed task shows where it stopped. */
+	if (t.pending)
+		send_progress(&t);
 	running->on = 0;
 	frame_put_result(out_take(w), wt->job, wt->idx, ok ? RESULT_OK : RESULT_FAILED,
 			 dur < 0 ? 0 : (uint64_t)dur, data, len);

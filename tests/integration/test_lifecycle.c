@@ -340,6 +340,8 @@ static const char progress_script[] =
 
 static const char failing_script[] =
 	"#!/bin/sh\n"
+	"echo '0.2 reading' >&$BATCHD_PROGRESS_FD\n"
+	"echo '0.7 writing the index' >&$BATCHD_PROGRESS_FD\n"
 	"echo 'some output'\n"
 	"echo 'it went wrong: disk on fire' >&2\n"
 	"exit 3\n";
@@ -426,6 +428,10 @@ static void test_command_handler(void **state)
 	t = task(&s, id, 0);
 	assert_string_equal(jstr(t, "error"),
 			    "exited with status 3; stderr: it went wrong: disk on fire");
+	/* Its last progress line, close on the heels of the one before (which
+	 * holds it back a while), is what it shows: where it stopped. */
+	assert_float_equal(jnum(t, "progress"), 0.7, 1e-9);
+	assert_string_equal(jstr(t, "message"), "writing the index");
 	cJSON_Delete(t);
 
 	id = submit(&s, "{\"handler\": \"plain\", \"tasks\": [null]}");
