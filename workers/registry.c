@@ -418,6 +418,14 @@ int registry_load_file(struct registry *r, const char *path, char *err,
 	/* JSON has no raw NUL, and cJSON would end a string at one. */
 	end = memchr(text, '\0', len);
 	doc = end ? NULL : cJSON_ParseWithLengthOpts(text, len, &end, 0);
+	/* One JSON value, and nothing after it but white space: a second
+	 * object after the first would be ignored, not read. */
+	while (doc && end < text + len && strchr(" \t\r\n", *end))
+		end++;
+	if (doc && end < text + len) {
+		cJSON_Delete(doc);
+		doc = NULL;
+	}
 	if (!doc) {
 		if (!end)
 			end = cJSON_GetErrorPtr();
@@ -435,8 +443,16 @@ int registry_load_file(struct registry *r, const char *path, char *err,
 		free(text);
 		return -1;
 	}
-	/* Strict, as each handler's fields are: a misspelt key is an error. */
+	/* Strict, as each handler's fields are: a misspelt key is an error,
+	 * and so is "handlers" twice (only the first would be read). */
 	for (const cJSON *k = doc->child; k; k = k->next) {
+		if (k != handlers && !strcmp(k->string, "handlers")) {
+			snprintf(err, errlen, "handlers file %s: field \"handlers\" is given twice",
+				 path);
+			cJSON_Delete(doc);
+			free(text);
+			return -1;
+		}
 		if (strcmp(k->string, "handlers")) {
 			struct buf q = BUF_INIT;
 

@@ -512,6 +512,14 @@ static void test_handlers_file_checks(void **state)
 		       "handler \"h\": unknown field \"a\\nb\"");
 	expect_refused(s, "{\"handlers\": {\"a\\nb\": {\"argv\": [\"/bin/cat\"]}}}",
 		       "bad handler name \"a\\nb\" (letters, digits, _ . -; at most 64)");
+	/* Read whole or refused: a second object after the first, or a second
+	 * "handlers", would be passed over without a word. */
+	expect_refused(s, "{\"handlers\": {\"a\": {\"argv\": [\"/bin/cat\"]}}}\n"
+		       "{\"handlers\": {\"b\": {\"argv\": [\"/bin/cat\"]}}}\n",
+		       "invalid JSON at byte 44");
+	expect_refused(s, "{\"handlers\": {\"a\": {\"argv\": [\"/bin/cat\"]}},"
+		       " \"handlers\": {\"b\": {\"argv\": [\"/bin/cat\"]}}}",
+		       "field \"handlers\" is given twice");
 }
 
 int main(void)
