@@ -200,6 +200,26 @@ static void set_str(char **dst, const char *v)
 		abort();
 }
 
+/* A token is what a client can send after "Bearer ": no control
+ * character, which no header carries as it is. */
+static int set_token(struct config *c, const char *name, const char *v, char *err,
+		     size_t errlen)
+{
+	if (!*v) {
+		snprintf(err, errlen, "%s: empty token", name);
+		return -1;
+	}
+	for (const char *p = v; *p; p++) {
+		if ((unsigned char)*p < ' ' || *p == 0x7f) {
+			snprintf(err, errlen, "%s: the token holds a control character (at byte"
+				 " %zu), which a client cannot send", name, (size_t)(p - v));
+			return -1;
+		}
+	}
+	set_str(&c->token, v);
+	return 0;
+}
+
 static int read_token_file(struct config *c, const char *path, char *err,
 			   size_t errlen)
 {
@@ -213,16 +233,23 @@ static int read_token_file(struct config *c, const char *path, char *err,
 	}
 	if (!fgets(line, sizeof(line), f))
 		line[0] = '\0';
-	fclose(f);
 	n = strlen(line);
-	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
+	/* A line that did not fit would be cut: the token the clients send
+	 * would never match. */
+	if (n == sizeof(line) - 1 && line[n - 1] != '\n' && fgetc(f) != EOF) {
+		fclose(f);
+		snprintf(err, errlen, "--token-file %s: the token is longer than %zu bytes",
+			 path, sizeof(line) - 2);
+		return -1;
+	}
+	fclose(f);
+	while (n && isspace((unsigned char)line[n - 1]))
 		line[--n] = '\0';
 	if (!n) {
 		snprintf(err, errlen, "--token-file %s: the file is empty", path);
 		return -1;
 	}
-	set_str(&c->token, line);
-	return 0;
+	return set_token(c, "--token-file", line, err, errlen);
 }
 
 /* An origin as browsers send it: scheme://host[:port], nothing after. */
@@ -288,12 +315,7 @@ static int apply(struct config *c, int opt, const char *v, const char *name,
 		set_str(&c->handlers, v);
 		return 0;
 	case O_TOKEN:
-		if (!*v) {
-			snprintf(err, errlen, "%s: empty token", name);
-			return -1;
-		}
-		set_str(&c->token, v);
-		return 0;
+		return set_token(c, name, v, err, errlen);
 	case O_TOKEN_FILE:
 		return read_token_file(c, v, err, errlen);
 	case O_GRACE:
@@ -433,6 +455,7 @@ int config_parse(struct config *c, int argc, char **argv, char *err,
 		 size_t errlen)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	char given[O_HELP - O_LISTEN] = { 0 };
 	int opt;
 
 	memset(c, 0, sizeof(*c));
@@ -448,14 +471,24 @@ int config_parse(struct config *c, int argc, char **argv, char *err,
 	c->max_connections = 4096;
 	c->conn_timeout_s = 30;
 
+	/* The command line wins: a variable of an option given there is not
+	 * read at all, so that a bad one it overrides does not stop the
+	 * start. --token and --token-file stand for each other. */
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+", long_opts, NULL)) != -1)
+		if (opt >= O_LISTEN && opt < O_HELP)
+			given[(opt == O_TOKEN_FILE ? O_TOKEN : opt) - O_LISTEN] = 1;
 	for (int i = 0; env_names[i]; i++) {
 		const char *v = getenv(env_names[i]);
+		int o = long_opts[i].val;
 
-		if (v && *v && apply(c, long_opts[i].val, v, env_names[i], err, errlen) < 0)
+		if (given[(o == O_TOKEN_FILE ? O_TOKEN : o) - O_LISTEN])
+			continue;
+		if (v && *v && apply(c, o, v, env_names[i], err, errlen) < 0)
 			return -1;
 	}
 	optind = 1;
-	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "+", long_opts, NULL)) != -1) {
 		char name[64];
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -132,6 +133,54 @@ static void test_errors(void **state)
 	setenv("BATCHD_KEEP_FINISHED", "3 days", 1);
 	bad("BATCHD_KEEP_FINISHED: expected a duration", NULL);
 	unsetenv("BATCHD_KEEP_FINISHED");
+	/* Tokens a client could not send, and a token file that holds one. */
+	bad("--token: the token holds a control character (at byte 3)", "--token", "abc\tdef", NULL);
+	{
+		char path[] = "/tmp/batchd-token-XXXXXX";
+		int fd = mkstemp(path);
+		FILE *f = fdopen(fd, "w");
+
+		assert_non_null(f);
+		for (int i = 0; i < 5000; i++)
+			fputc('A', f);
+		fputc('\n', f);
+		fclose(f);
+		bad("--token-file /tmp/batchd-token-", "--token-file", path, NULL);
+		bad("the token is longer than 4094 bytes", "--token-file", path, NULL);
+		unlink(path);
+	}
+}
+
+/* The command line wins over the environment, so a bad variable that an
+ * option overrides is never read: no error for it. */
+static void test_args_override_bad_env(void **state)
+{
+	struct config c;
+	char err[256], path[] = "/tmp/batchd-token-XXXXXX";
+	int fd;
+
+	(void)state;
+	setenv("BATCHD_GRACE", "soon", 1);
+	setenv("BATCHD_TOKEN_FILE", "/nonexistent/token", 1);
+	assert_int_equal(parse(&c, err, sizeof(err), "--grace", "5", "--token", "x", NULL), 0);
+	assert_float_equal(c.grace_s, 5, 0);
+	assert_string_equal(c.token, "x");
+	config_release(&c);
+	/* Not overridden, it is read, and refused. */
+	bad("BATCHD_GRACE: expected seconds", "--token", "x", NULL);
+	unsetenv("BATCHD_GRACE");
+	unsetenv("BATCHD_TOKEN_FILE");
+	/* A token file's line, its trailing white space (a tab too) dropped. */
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "s3cret\t \r\n", 11), 11);
+	close(fd);
+	setenv("BATCHD_TOKEN", "from-env", 1);
+	assert_int_equal(parse(&c, err, sizeof(err), "--token-file", path, NULL), 0);
+	assert_string_equal(c.token, "s3cret");
+	config_release(&c);
+	unsetenv("BATCHD_TOKEN");
+	unlink(path);
 }
 
 static void test_worker_and_http_options(void **state)
@@ -206,6 +255,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_env_then_args),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_args_override_bad_env),
 		cmocka_unit_test(test_worker_and_http_options),
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_durations),
