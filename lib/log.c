@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "utf8.h"
 
 static enum log_level threshold = LOG_INFO;
 static enum log_format format = LOG_LOGFMT;
@@ -57,6 +58,14 @@ int log_enabled(enum log_level level)
 /* Appends s as a JSON string body (without quotes), escaping controls. */
 static void add_escaped(struct buf *b, const char *s)
 {
+	struct buf clean = BUF_INIT;
+
+	/* A request's path, a program's words: any bytes. A line of JSON
+	 * (or of logfmt, for the tools that read it) is UTF-8. */
+	if (!utf8_valid(s, strlen(s), NULL)) {
+		utf8_sanitize(&clean, s, strlen(s));
+		s = clean.data;
+	}
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
 
@@ -73,6 +82,7 @@ static void add_escaped(struct buf *b, const char *s)
 			buf_addc(b, (char)c);
 		}
 	}
+	buf_release(&clean);
 }
 
 static int needs_quotes(const char *s)
@@ -100,7 +110,7 @@ static void add_value(struct buf *b, const struct log_field *f)
 	default: {
 		const char *s = f->s ? f->s : "";
 
-		if (format == LOG_JSON || needs_quotes(s)) {
+		if (format == LOG_JSON || needs_quotes(s) || !utf8_valid(s, strlen(s), NULL)) {
 			buf_addc(b, '"');
 			add_escaped(b, s);
 			buf_addc(b, '"');

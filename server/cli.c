@@ -1477,8 +1477,12 @@ static void url_of_listen(const char *listen, char *out, size_t len)
 		snprintf(out, len, "http://127.0.0.1:8080");
 	else if (hl == 0 || !strncmp(listen, "0.0.0.0", hl) || !strncmp(listen, "*", hl))
 		snprintf(out, len, "http://127.0.0.1%s", colon);
-	else if (!strncmp(listen, "[::]", hl))
+	else if ((hl == 4 && !strncmp(listen, "[::]", hl)) || (hl == 2 && !strncmp(listen, "::", hl)))
 		snprintf(out, len, "http://[::1]%s", colon);
+	else if (listen[0] != '[' && memchr(listen, ':', hl))
+		/* A bare IPv6 address, which serve takes ("::1:8080"): a URL
+		 * wants it in brackets. */
+		snprintf(out, len, "http://[%.*s]%s", (int)hl, listen, colon);
 	else
 		snprintf(out, len, "http://%s", listen);
 }

@@ -204,6 +204,15 @@ static void test_log_json(void **state)
 	unsetenv("BATCHD_LOG_FORMAT");
 	id = submit(&s, "{\"handler\": \"echo\", \"tasks\": [\"a \\\"quoted\\\" word\", 2]}");
 	cJSON_Delete(wait_job(&s, id, "succeeded", 30));
+	/* A path that decodes to a byte that is no UTF-8: logged as U+FFFD,
+	 * so that the line is still JSON. */
+	{
+		struct resp r;
+
+		http_request(&s, "GET", "/x%ff", NULL, NULL, &r);
+		assert_int_equal(r.status, 404);
+		resp_free(&r);
+	}
 	assert_int_equal(server_stop(&s), 0);
 
 	lines = read_lines(&s, &n);
@@ -214,6 +223,10 @@ static void test_log_json(void **state)
 
 		if (!j)
 			fail_msg("log line %d is not JSON: %s", i + 1, lines[i]);
+		if (strchr(lines[i], '\xff'))
+			fail_msg("log line %d is not UTF-8: %s", i + 1, lines[i]);
+		if (strstr(lines[i], "\"path\":\"/x"))
+			assert_non_null(strstr(lines[i], "\"path\":\"/x\xEF\xBF\xBD\""));
 		msg = jstr(j, "msg");
 		assert_true(is_timestamp(jstr(j, "ts")));
 		assert_true(level_rank(jstr(j, "level")) >= 0);
@@ -360,6 +373,27 @@ static void test_health_command(void **state)
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 3);
 	assert_non_null(strstr(out, "cannot reach the server"));
 	free(out);
+	server_free(&s);
+
+	/* A bare IPv6 address, as serve takes it, is asked in brackets. */
+	server_init(&s);
+	if (server_try_start(&s, (const char *const[]){ "--workers", "1", "--listen", "::1:0",
+							NULL }, 30) != 0) {
+		print_message("no IPv6 loopback here: the bare IPv6 address is not tried\n");
+		server_free(&s);
+		return;
+	}
+	for (int i = 0; i < 2; i++) {
+		char want[64];
+
+		snprintf(cmd, sizeof(cmd), "BATCHD_URL= BATCHD_LISTEN=%s:%d '%s' health 2>&1",
+			 i ? "::" : "::1", s.port, batchd_bin());
+		out = run(cmd, &status);
+		snprintf(want, sizeof(want), "http://[::1]:%d: ok (HTTP 200)", s.port);
+		if (status != 0 || !strstr(out, want))
+			fail_msg("%s: status %d, %s", cmd, status, out);
+		free(out);
+	}
 	server_free(&s);
 }
 
