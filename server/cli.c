@@ -1460,10 +1460,11 @@ static void health_usage(FILE *out)
 	fputs("usage: batchd health [--json] [--url URL]\n"
 	      "\n"
 	      "Asks a server whether it is healthy (GET /healthz, which needs no\n"
-	      "token): exits 0 when it is serving, 1 when it answers otherwise (for\n"
-	      "example while it shuts down), 3 when it cannot be reached. Without\n"
-	      "--url or $BATCHD_URL it asks the port of $BATCHD_LISTEN on this\n"
-	      "machine, so a container's health check follows its configuration.\n", out);
+	      "token): exits 0 when it is serving, 1 when it answers otherwise, 3\n"
+	      "when it cannot be reached (as once it shuts down: it stops taking\n"
+	      "connections at once). Without --url or $BATCHD_URL it asks the port\n"
+	      "of $BATCHD_LISTEN on this machine, so a container's health check\n"
+	      "follows its configuration.\n", out);
 }
 
 /* http://127.0.0.1:PORT for a listen address "HOST:PORT" when HOST means
