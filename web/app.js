@@ -687,6 +687,7 @@ const detail = {
   offset: 0,
   downloading: false,
   tasksKey: '',
+  tasksText: '',       // the task page last drawn, as the API answered it
   tasks: null,
   open: new Map(),     // task index -> fetched task (with input), or null while loading
   sig: '',
@@ -707,7 +708,7 @@ detail.figs.root.id = 'job-figs';
 
 function resetDetail(id) {
   Object.assign(detail, {
-    id, job: null, filter: '', offset: 0, tasksKey: '', tasks: null, sig: '',
+    id, job: null, filter: '', offset: 0, tasksKey: '', tasksText: '', tasks: null, sig: '',
     chartAt: 0, chartJob: null, chartData: null,
   });
   detail.open = new Map();

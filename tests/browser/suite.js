@@ -278,6 +278,24 @@ test("an open task's detail is drawn once, not again with every redraw of the li
   assert.equal(await page.$eval('#task-0-detail', (e) => e.dataset.mark || ''), 'first');
 });
 
+test('a job opened again, after going back to the list, shows its tasks again', async (t) => {
+  const s = await new Server(['--workers', '2']).start();
+  const id = await s.submit({ handler: 'echo', name: 'seen twice', tasks: [1, 2] });
+  await s.waitJob(id, 'succeeded');
+  const page = await open(t, s, { hash: `/#/jobs/${id}` });
+  await live(page);
+  const rows = () => page.$$eval('.task-row', (els) => els.length);
+  await until('the two tasks listed', async () => (await rows()) === 2, 30000);
+  await page.click('#job-back');
+  await page.waitForSelector('#view-jobs', { state: 'visible' });
+  await page.click(`${jobCard(id)} .job-link`);
+  await page.waitForSelector('#job-title >> text=seen twice');
+  await page.waitForSelector('#job-state.badge.succeeded');
+  // The same page of tasks as before, drawn again in the emptied table.
+  await until('the two tasks listed again', async () => (await rows()) === 2, 10000);
+  assert.match(await text(page, '#pg-info'), /^1–2 of 2 /);
+});
+
 test("a failing task's error, in the job's deep-linked detail", async (t) => {
   const s = await new Server(['--workers', '2']).start();
   await s.submit({ handler: 'fail', name: 'import invoices', tasks: [
