@@ -747,6 +747,9 @@ async function pollJob() {
   const key = `${detail.filter}/${detail.offset}`;
   if (changed || active || key !== detail.tasksKey) await loadTasks();
   await loadRunning(active);
+  // After loadRunning, not in it: the poll that sees the job end is the
+  // one that brings its last tasks' results.
+  refreshStaleOpen();
   const now = Date.now();
   if (detail.chartJob !== sig && (!active || now - detail.chartAt > 3000 || !detail.chartData)) {
     detail.chartAt = now;
@@ -1048,7 +1051,6 @@ async function loadRunning(active) {
   $('running-none').hidden = items.length > 0;
   setText($('running-count'), r.data.total > items.length
     ? `${fmt.int(r.data.total)} (first ${items.length} shown)` : fmt.int(r.data.total));
-  refreshStaleOpen();
 }
 
 function page(to) {

@@ -296,6 +296,21 @@ test('a job opened again, after going back to the list, shows its tasks again', 
   assert.match(await text(page, '#pg-info'), /^1–2 of 2 /);
 });
 
+test("an open task's detail shows its result when its end finishes the job", async (t) => {
+  const s = await new Server(['--workers', '1']).start();
+  const id = await s.submit({ handler: 'sleep', tasks: [{ ms: 8000, steps: 4 }] });
+  const page = await open(t, s, { hash: `/#/jobs/${id}` });
+  await live(page);
+  await page.waitForSelector('.task-row[data-index="0"][data-state="running"]');
+  assert.deepEqual(await taskBlocks(page, 0), ['{\n  "ms": 8000,\n  "steps": 4\n}']);
+  await page.waitForSelector('#job-state.badge.succeeded', { timeout: 30000 });
+  await page.waitForSelector('.task-row[data-index="0"][data-state="succeeded"]');
+  // The last poll saw the job finish: the open task is fetched again.
+  await until("the task's result in its detail", async () =>
+    (await page.$$eval('#task-0-detail .kv .k', (els) => els.map((e) => e.textContent))).includes('Result'), 10000);
+  assert.match(await text(page, '#task-0-detail p.muted'), /finished /);
+});
+
 test("a failing task's error, in the job's deep-linked detail", async (t) => {
   const s = await new Server(['--workers', '2']).start();
   await s.submit({ handler: 'fail', name: 'import invoices', tasks: [
