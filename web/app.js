@@ -720,6 +720,13 @@ function resetDetail(id) {
   disarmCancel();
 }
 
+// Whether the page moved on from job id while an answer about it was on
+// its way: to another job, or off the job pages (where the answer would
+// draw the old job into the new detail, or set the old job's title).
+function leftJob(id) {
+  return app.route.view !== 'job' || id !== detail.id;
+}
+
 async function pollJob() {
   const id = detail.id;
   let r;
@@ -727,6 +734,7 @@ async function pollJob() {
     r = await api.get(`/api/jobs/${id}`);
   } catch (e) {
     if (e instanceof api.ApiError && e.status === 404) {
+      if (leftJob(id)) return;
       $('job-detail').hidden = true;
       $('job-missing').hidden = false;
       setText($('job-missing-text'), `There is no job ${id}: it may have been deleted.`);
@@ -735,7 +743,7 @@ async function pollJob() {
     }
     throw e;
   }
-  if (id !== detail.id) return;
+  if (leftJob(id)) return;
   const j = r.data;
   detail.job = j;
   renderJob(j);
@@ -746,7 +754,9 @@ async function pollJob() {
   const active = isActive(j);
   const key = `${detail.filter}/${detail.offset}`;
   if (changed || active || key !== detail.tasksKey) await loadTasks();
+  if (leftJob(id)) return;
   await loadRunning(active);
+  if (leftJob(id)) return;
   // After loadRunning, not in it: the poll that sees the job end is the
   // one that brings its last tasks' results.
   refreshStaleOpen();
@@ -755,6 +765,7 @@ async function pollJob() {
     detail.chartAt = now;
     detail.chartJob = active ? null : sig;
     const t = await api.get(`/api/jobs/${id}/throughput`);
+    if (leftJob(id)) return;
     detail.chartData = t.data;
     renderChart();
   }
@@ -896,7 +907,7 @@ async function loadTasks() {
   if (again) q.set('from', detail.tasks.tasks[0].index);
   else q.set('offset', detail.offset);
   const r = await api.get(`/api/jobs/${id}/tasks?${q}`);
-  if (id !== detail.id) return;
+  if (leftJob(id)) return;
   // Its tasks all moved on (a queued page ran): by the offset once more.
   if (again && !r.data.tasks.length) {
     detail.tasksKey = '';
@@ -1014,10 +1025,11 @@ async function refreshOpen(idx) {
   const id = detail.id;
   try {
     const r = await api.get(`/api/jobs/${id}/tasks/${idx}`, { exact: true });
-    if (id !== detail.id || !detail.open.has(idx)) return;
+    if (leftJob(id) || !detail.open.has(idx)) return;
     detail.open.set(idx, r.data);
     renderTasks();
   } catch (e) {
+    if (leftJob(id)) return;
     if (detail.open.get(idx) === null) detail.open.delete(idx);
     toast(`Could not load task ${idx}: ${e.message}`);
   }
@@ -1039,7 +1051,9 @@ async function loadRunning(active) {
     return;
   }
   $('running-card').hidden = false;
-  const r = await api.get(`/api/jobs/${detail.id}/tasks?state=running&limit=50`);
+  const id = detail.id;
+  const r = await api.get(`/api/jobs/${id}/tasks?state=running&limit=50`);
+  if (leftJob(id)) return;
   const items = r.data.tasks.map((t) => h('li', { class: 'run-item', dataset: { index: t.index } },
     h('div', { class: 'run-top' },
       h('span', { class: 'run-idx' }, `Task ${fmt.int(t.index)}`),

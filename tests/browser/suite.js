@@ -311,6 +311,68 @@ test("an open task's detail shows its result when its end finishes the job", asy
   assert.match(await text(page, '#task-0-detail p.muted'), /finished /);
 });
 
+// Holds the first request whose path is path until the returned release()
+// is called; later ones go at once. held resolves when it is held, done
+// when its answer has reached the page.
+async function holdOnce(page, path) {
+  let release, seen, done;
+  const gate = new Promise((r) => { release = r; });
+  const held = new Promise((r) => { seen = r; });
+  const finished = new Promise((r) => { done = r; });
+  let first = true;
+  await page.route((u) => u.pathname === path, async (route) => {
+    if (!first) return route.continue();
+    first = false;
+    seen();
+    await gate;
+    const q = route.request();
+    page.on('requestfinished', (f) => { if (f === q) done(); });
+    await route.continue();
+  });
+  return { held, release, done: finished };
+}
+
+test("a late answer about the job left is not drawn on the next page", async (t) => {
+  const s = await new Server(['--workers', '2']).start();
+  // Two jobs that end alike (the same counts), each with its own chart.
+  const a = await s.submit({ handler: 'echo', name: 'job left', tasks: [1, 2] });
+  const b = await s.submit({ handler: 'echo', name: 'job shown', tasks: [3, 4] });
+  await s.waitJob(a, 'succeeded');
+  await s.waitJob(b, 'succeeded');
+  const page = await open(t, s);
+  await live(page);
+  const charts = [];
+  page.on('request', (q) => {
+    const m = new URL(q.url()).pathname.match(/^\/api\/jobs\/(\d+)\/throughput$/);
+    if (m) charts.push(Number(m[1]));
+  });
+  // Job a's tasks come late, after the page went on to job b.
+  const tasks = await holdOnce(page, `/api/jobs/${a}/tasks`);
+  await page.evaluate((id) => { location.hash = `#/jobs/${id}`; }, a);
+  await tasks.held;
+  await page.evaluate((id) => { location.hash = `#/jobs/${id}`; }, b);
+  tasks.release();
+  await page.waitForSelector('#job-title >> text=job shown');
+  // Job b's own chart, not job a's: job a's poll stops once it sees the
+  // page moved on, and draws nothing more.
+  await until(`job ${b}'s throughput fetched`, () => charts.includes(b), 10000);
+  assert.deepEqual(charts, [b]);
+  await until("job b's tasks listed", async () =>
+    (await page.$$eval('.task-row', (els) => els.length)) === 2, 10000);
+  // Leaving a job page while its job is on its way: the main page keeps
+  // its own title.
+  const job = await holdOnce(page, `/api/jobs/${a}`);
+  await page.evaluate((id) => { location.hash = `#/jobs/${id}`; }, a);
+  await job.held;
+  await page.click('#job-back');
+  await page.waitForSelector('#view-jobs', { state: 'visible' });
+  job.release();
+  await job.done;
+  // Two polls after that answer, so that it had its chance to draw.
+  for (let i = 0; i < 2; i++) await page.waitForResponse((r) => r.url().endsWith('/api/progress'));
+  assert.equal(await page.title(), 'batchd');
+});
+
 test("a failing task's error, in the job's deep-linked detail", async (t) => {
   const s = await new Server(['--workers', '2']).start();
   await s.submit({ handler: 'fail', name: 'import invoices', tasks: [
