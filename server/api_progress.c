@@ -6,7 +6,9 @@
  *
  * Built from memory and the job rows (never by counting tasks), cached while
  * nothing changes, and answered with 304 when the client's If-None-Match
- * holds the current ETag, so an idle dashboard costs next to nothing.
+ * holds the current ETag, so an idle dashboard costs next to nothing. The
+ * ETag is "p<start>-<version>-<second>": the server's start (wall ms), the
+ * scheduler's version, and the second while a job is active (else 0).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,8 +112,12 @@ void api_progress(struct request *q, struct reply *r)
 	cJSON *doc;
 
 	/* Rates and ETAs move with time while a job is active: the ETag
-	 * changes every second then, and only with events otherwise. */
-	snprintf(etag, sizeof(etag), "\"p%llu-%lld\"",
+	 * changes every second then, and only with events otherwise. The
+	 * version starts again at every start, so the ETag begins with the
+	 * server's start time: one run's never matches another's, whose
+	 * workers and jobs may differ. */
+	snprintf(etag, sizeof(etag), "\"p%lld-%llu-%lld\"",
+		 (long long)app->started_at,
 		 (unsigned long long)sched_version(app->sched),
 		 sched_has_live(app->sched) ? (long long)(now / 1000) : 0LL);
 	reply_header(r, "ETag", etag);

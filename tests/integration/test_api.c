@@ -545,6 +545,45 @@ static void test_progress_etag(void **state)
 	resp_free(&r);
 }
 
+/* An ETag of one run of the server never matches another's: the version
+ * in it starts again at every start, and a page open across a restart
+ * would otherwise keep what it had (old worker pids) on a 304. Each run
+ * here comes up on the same database and settles the same way. */
+static void test_progress_etag_across_restarts(void **state)
+{
+	struct server *s = *state;
+	const char *args[] = { "--workers", "2", "--max-body", "64K", NULL };
+	struct resp r;
+	char etag[64], again[64], hdr[96];
+	const char *h[] = { hdr, NULL };
+	int two = 2;
+
+	submit(s, "{\"handler\": \"noop\", \"tasks\": [1, 2, 3]}");
+	cJSON_Delete(wait_job(s, 1, "succeeded", 30));
+	assert_int_equal(server_stop(s), 0);
+
+	server_start(s, args);
+	assert_true(wait_until(workers_idle, s, &two, 30));
+	http_request(s, "GET", "/api/progress", NULL, NULL, &r);
+	assert_int_equal(r.status, 200);
+	assert_non_null(resp_header(&r, "ETag", etag, sizeof(etag)));
+	resp_free(&r);
+	snprintf(hdr, sizeof(hdr), "If-None-Match: %s", etag);
+	http_request(s, "GET", "/api/progress", NULL, h, &r);
+	assert_int_equal(r.status, 304);
+	resp_free(&r);
+	assert_int_equal(server_stop(s), 0);
+
+	server_start(s, args);
+	assert_true(wait_until(workers_idle, s, &two, 30));
+	http_request(s, "GET", "/api/progress", NULL, h, &r);
+	assert_int_equal(r.status, 200);
+	assert_non_null(resp_header(&r, "ETag", again, sizeof(again)));
+	assert_string_not_equal(again, etag);
+	assert_int_equal(jnum(r.json, "jobs.0.progress.succeeded"), 3);
+	resp_free(&r);
+}
+
 static void test_workers_handlers_health(void **state)
 {
 	struct server *s = *state;
@@ -677,6 +716,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cancel_retry_delete, setup, server_teardown),
 		cmocka_unit_test_setup_teardown(test_pause_resume, setup, server_teardown),
 		cmocka_unit_test_setup_teardown(test_progress_etag, setup, server_teardown),
+		cmocka_unit_test_setup_teardown(test_progress_etag_across_restarts, setup, server_teardown),
 		cmocka_unit_test_setup_teardown(test_workers_handlers_health, setup, server_teardown),
 		cmocka_unit_test(test_token),
 	};
