@@ -1151,14 +1151,15 @@ let fileTasks = null;
 function parseTasks(text) {
   const whole = text.trim();
   if (!whole) return { error: 'there are none' };
+  let wholeError;
   try {
     const v = JSON.parse(whole);
     // An array is the tasks; any other one value is one task, however
     // many lines it takes (as batchd submit --handler reads a file).
     if (Array.isArray(v)) return { count: v.length, text: whole };
     return { count: 1, text: `[${whole}]` };
-  } catch {
-    // JSON Lines, then.
+  } catch (e) {
+    wholeError = e;   // JSON Lines, then.
   }
   const tasks = [];
   const lines = text.split('\n');
@@ -1168,12 +1169,29 @@ function parseTasks(text) {
     try {
       JSON.parse(line);
     } catch (e) {
+      // The first value goes on past its line (an array, or one value,
+      // spread over lines): not JSON Lines, so the mistake is where the
+      // whole text says, not on this line.
+      if (!tasks.length) return { error: jsonError(text, wholeError) };
       return { error: `line ${fmt.int(i + 1)} is not one JSON value (${e.message})` };
     }
     tasks.push(line);
   }
   if (!tasks.length) return { error: 'there are none' };
   return { count: tasks.length, text: `[${tasks.join(',')}]` };
+}
+
+// What is wrong with text as one JSON value, from e, the error JSON.parse
+// threw for it trimmed: by line and column when the message gives a
+// position ("at position 28", as Chromium's does).
+function jsonError(text, e) {
+  const m = /at position (\d+)/.exec(e.message);
+  if (!m) return `not valid JSON (${e.message})`;
+  const at = Math.min(text.length, Number(m[1]) + text.length - text.trimStart().length);
+  const before = text.slice(0, at);
+  const line = before.split('\n').length;
+  const column = at - before.lastIndexOf('\n');
+  return `not valid JSON at line ${fmt.int(line)}, column ${fmt.int(column)} (${e.message})`;
 }
 
 // Why the server would refuse a job of count tasks in a body of bytes

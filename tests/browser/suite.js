@@ -201,6 +201,37 @@ test('tasks from a file or typed as JSON Lines: a small file into the box, a lar
   assert.deepEqual((await s.api('GET', '/api/jobs/2/tasks/1')).input, { k: 2 });
 });
 
+test('a mistake in a JSON array or one value over several lines is found by its line and column', async (t) => {
+  const { s, page } = await formFor(t, 'echo');
+  // A comma missing in a pretty-printed array: line 4, where the third
+  // element starts, not line 1 as if it were JSON Lines.
+  await page.fill('#f-tasks', '[\n  {"n": 1},\n  {"n": 2}\n  {"n": 3}\n]');
+  assert.match(await text(page, '#f-tasks-info'), /^Not valid yet: not valid JSON at line 4, column 3 \(.+\)\.$/);
+  await page.click('#submit-go');
+  await page.waitForSelector('#submit-error:not([hidden])');
+  assert.match(await text(page, '#submit-error'), /^Tasks: not valid JSON at line 4, column 3 \(.+\)\.$/);
+  // One value over several lines, after blank lines: counted from the
+  // top of the box.
+  await page.fill('#f-tasks', '\n\n{\n  "k": 1\n  "j": 2\n}');
+  assert.match(await text(page, '#f-tasks-info'), /^Not valid yet: not valid JSON at line 5, column 3 /);
+  // From a file too.
+  await page.setInputFiles('#f-file', { name: 'pretty.json', mimeType: 'application/json',
+    buffer: Buffer.from('[\n  1,\n  2\n  3\n]\n') });
+  await page.waitForFunction(() => document.querySelector('#submit-error').textContent.startsWith('pretty.json'));
+  assert.match(await text(page, '#submit-error'), /^pretty\.json: not valid JSON at line 4, column 3 /);
+  // A message with no position (a trailing comma, to Chromium) is the
+  // whole text's still.
+  await page.fill('#f-tasks', '[\n  1,\n  2,\n]');
+  assert.match(await text(page, '#f-tasks-info'), /^Not valid yet: not valid JSON( at line 4, column 1)? \(/);
+  // JSON Lines whose values are arrays are still JSON Lines, and a bad
+  // line of them is named by its number.
+  await page.fill('#f-tasks', '[1]\n[2, 3]');
+  assert.equal(await text(page, '#f-tasks-info'), '2 tasks');
+  await page.fill('#f-tasks', '[1]\n[2, 3');
+  assert.match(await text(page, '#f-tasks-info'), /^Not valid yet: line 2 is not one JSON value/);
+  assert.deepEqual((await s.api('GET', '/api/jobs')).jobs, []);
+});
+
 test('numbers go to the server and come back on the page as they were typed', async (t) => {
   const { s, page } = await formFor(t, 'echo');
   // 9007199254740993 is no double: parsed and printed again, it would go
