@@ -155,8 +155,10 @@ test('tasks from a file or typed as JSON Lines: a small file into the box, a lar
   // box keeps its lines with \n alone).
   const small = '{"a": 1}\r\n\n[2]\n"x"\n';
   await file('small.jsonl', small);
-  assert.equal(await page.inputValue('#f-tasks'), small.replace('\r', ''));
-  assert.equal(await text(page, '#f-tasks-info'), '3 tasks');
+  // The file is read after setInputFiles returns: wait for it in the box.
+  await until('the small file in the box', async () =>
+    (await page.inputValue('#f-tasks')) === small.replace('\r', '') &&
+    (await text(page, '#f-tasks-info')) === '3 tasks', 10000);
   // Two values on a line: refused by its number, the box left as it was.
   await file('two.jsonl', '{"a": 1}\n{"b": 2} {"c": 3}\n');
   await page.waitForSelector('#submit-error:not([hidden])');
