@@ -908,7 +908,7 @@ test('the dashboard with running jobs (README screenshot), phone and dark', asyn
     tasks: Array.from({ length: 400 }, (_, i) => (i % 9 === 4 ? { ms: 20000 } : { ms: 250 + (i * 37) % 300, steps: 5 })) });
   await until('the first job to use its workers', async () => {
     const j = await s.api('GET', `/api/jobs/${mixed}`);
-    return j.progress.succeeded >= 80 && j.progress.failed >= 1;
+    return j.progress.succeeded >= 30 && j.progress.failed >= 1;
   }, 120000);
   // A higher priority job takes the workers as they free up: both run.
   const urgent = await s.submit({ handler: 'sleep', name: 'score rows with model v7', priority: 5,
@@ -916,7 +916,7 @@ test('the dashboard with running jobs (README screenshot), phone and dark', asyn
   await s.submit({ handler: 'sleep', name: 'nightly thumbnails', tasks: Array.from({ length: 500 }, () => ({ ms: 500 })) });
   await until('both jobs to make progress', async () => {
     const j = await s.api('GET', `/api/jobs/${urgent}`);
-    return j.progress.succeeded >= 40;
+    return j.progress.succeeded >= 16;
   }, 120000);
   const page = await open(t, s);
   await live(page);
