@@ -743,22 +743,21 @@ static void test_not_batchd(void **state)
 	snprintf(said, sizeof(said), "batchd: %s did not answer as batchd does (HTTP 200, "
 		 "not JSON: \"<!DOCTYPE html>\\n<html><head><title>It wo...\")\n", f.url);
 
-	assert_int_equal(run(&out, "submit --url %s --handler sleep %s", f.url, path), 1);
-	assert_string_equal(out.data, said);
-	assert_int_equal(run(&out, "submit --url %s --handler sleep --wait %s", f.url, path), 1);
-	assert_string_equal(out.data, said);
-	assert_int_equal(run(&out, "cancel --url %s 5", f.url), 1);
-	assert_string_equal(out.data, said);
-	assert_int_equal(run(&out, "retry --url %s --json 5", f.url), 1);
-	assert_string_equal(out.data, said);
-	assert_int_equal(run(&out, "status --url %s 5", f.url), 1);
-	assert_string_equal(out.data, said);
-	assert_int_equal(run(&out, "status --url %s --json 5", f.url), 1);
-	assert_string_equal(out.data, said);
-	assert_int_equal(run(&out, "status --url %s", f.url), 1);
-	assert_string_equal(out.data, said);
-	assert_int_equal(run(&out, "wait --url %s 5", f.url), 1);
-	assert_string_equal(out.data, said);
+	/* Each command, its arguments after --url URL (a file: the tasks). */
+	static const struct {
+		const char *cmd, *args;
+		int file;
+	} each[] = {
+		{ "submit", "--handler sleep", 1 }, { "submit", "--handler sleep --wait", 1 },
+		{ "cancel", "5", 0 }, { "retry", "--json 5", 0 }, { "status", "5", 0 },
+		{ "status", "--json 5", 0 }, { "status", "", 0 }, { "wait", "5", 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(each) / sizeof(each[0]); i++) {
+		if (run(&out, "%s --url %s %s %s", each[i].cmd, f.url, each[i].args,
+			each[i].file ? path : "") != 1 || strcmp(out.data, said))
+			fail_msg("%s %s: %s", each[i].cmd, each[i].args, out.data);
+	}
 
 	/* JSON, but not batchd's: the member that is missing is named. */
 	write_file(&f, "answer", "{\"ok\": true}", 0644, answer, sizeof(answer));
