@@ -709,7 +709,7 @@ detail.figs.root.id = 'job-figs';
 function resetDetail(id) {
   Object.assign(detail, {
     id, job: null, filter: '', offset: 0, tasksKey: '', tasksText: '', tasks: null, sig: '',
-    chartAt: 0, chartJob: null, chartData: null,
+    chartAt: 0, chartJob: null, chartData: null, missing: false,
   });
   detail.open = new Map();
   $('job-detail').hidden = true;
@@ -730,11 +730,15 @@ function leftJob(id) {
 async function pollJob() {
   const id = detail.id;
   let r;
+  // A job that is not there never comes back (ids are not reused): it is
+  // asked once, not every second for as long as the page stays open.
+  if (detail.missing) return;
   try {
     r = await api.get(`/api/jobs/${id}`);
   } catch (e) {
     if (e instanceof api.ApiError && e.status === 404) {
       if (leftJob(id)) return;
+      detail.missing = true;
       $('job-detail').hidden = true;
       $('job-missing').hidden = false;
       setText($('job-missing-text'), `There is no job ${id}: it may have been deleted.`);

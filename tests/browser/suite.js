@@ -365,6 +365,28 @@ async function holdOnce(page, path) {
   return { held, release, done: finished };
 }
 
+test('a job deleted while its page is open: said once, and asked no more', async (t) => {
+  const s = await new Server(['--workers', '1']).start();
+  const id = await s.submit({ handler: 'echo', name: 'soon gone', tasks: [1] });
+  await s.waitJob(id, 'succeeded');
+  const page = await open(t, s, { hash: `/#/jobs/${id}` });
+  await live(page);
+  await page.waitForSelector('#job-title >> text=soon gone');
+  let asked = 0, polls = 0;
+  page.on('request', (q) => {
+    const p = new URL(q.url()).pathname;
+    if (p === `/api/jobs/${id}`) asked++;
+    if (p === '/api/progress') polls++;
+  });
+  await s.api('DELETE', `/api/jobs/${id}`);
+  await page.waitForSelector(`#job-missing-text >> text=There is no job ${id}: it may have been deleted.`);
+  assert.equal(await page.title(), 'No such job — batchd');
+  // The poll goes on (two more rounds of it), the job is not asked again.
+  const [seen, from] = [asked, polls];
+  await until('two more polls', async () => polls >= from + 2, 15000);
+  assert.equal(asked, seen, `the deleted job was asked ${asked - seen} more times`);
+});
+
 test("a late answer about the job left is not drawn on the next page", async (t) => {
   const s = await new Server(['--workers', '2']).start();
   // Two jobs that end alike (the same counts), each with its own chart.
