@@ -365,6 +365,47 @@ async function holdOnce(page, path) {
   return { held, release, done: finished };
 }
 
+// The contrast of text with what is behind it (WCAG 2), for the elements
+// that match sel: [{ text, ratio }], the background found up the tree.
+async function contrasts(page, sel) {
+  return page.$$eval(sel, (els) => els.map((el) => {
+    const rgb = (c) => c.match(/[\d.]+/g).map(Number);
+    const lum = ([r, g, b]) => [r, g, b].map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    }).reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+    let bg = el;
+    while (bg && rgb(getComputedStyle(bg).backgroundColor)[3] === 0) bg = bg.parentElement;
+    const a = lum(rgb(getComputedStyle(el).color));
+    const b = lum(rgb(getComputedStyle(bg || document.body).backgroundColor));
+    return { text: el.textContent.trim(), ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05) };
+  }));
+}
+
+test('state badges, counts and links can be read: 4.5:1 in light and dark', async (t) => {
+  // No grace at the end: the last job's task would hold the stop 10 s.
+  const s = await new Server(['--workers', '1', '--grace', '0']).start();
+  await s.submit({ handler: 'echo', tasks: [1] });
+  await s.waitJob(1, 'succeeded');
+  await s.submit({ handler: 'fail', tasks: [{}] });
+  await s.waitJob(2, 'failed');
+  const c = await s.submit({ handler: 'sleep', tasks: [{ ms: 60000 }, { ms: 1 }] });
+  await until('the sleep to run', async () => (await s.api('GET', `/api/jobs/${c}`)).progress.running === 1);
+  await s.api('POST', `/api/jobs/${c}/cancel`);
+  await s.submit({ handler: 'sleep', tasks: [{ ms: 60000 }] });
+  for (const colorScheme of ['light', 'dark']) {
+    const page = await open(t, s, { colorScheme });
+    await live(page);
+    await page.waitForSelector('.badge.running');
+    await page.waitForSelector('.badge.cancelled');
+    const seen = await contrasts(page, '.badge, .figs .failed, .figs .cancelled, #all-jobs-link, #worker-rows a');
+    for (const x of seen) {
+      assert.ok(x.ratio >= 4.5, `${colorScheme}: "${x.text}" at ${x.ratio.toFixed(2)}:1`);
+    }
+    assert.ok(seen.length >= 8, `only ${seen.length} elements checked`);
+  }
+});
+
 test('a job deleted while its page is open: said once, and asked no more', async (t) => {
   const s = await new Server(['--workers', '1']).start();
   const id = await s.submit({ handler: 'echo', name: 'soon gone', tasks: [1] });
