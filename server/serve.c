@@ -250,6 +250,11 @@ static void on_signal(void *ctx, int fd, uint32_t events)
 			}
 			begin_shutdown(sv, si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
 			break;
+		case SIGHUP:
+			/* Often sent to mean "reload": say that nothing is, rather
+			 * than die of it (its default) or take it in silence. */
+			LOG_INFO("SIGHUP ignored: batchd reloads nothing; restart it to change its settings");
+			break;
 		default:
 			break;
 		}

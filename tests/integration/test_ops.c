@@ -312,6 +312,11 @@ static void test_log_level_warn(void **state)
 	server_free(&s);
 }
 
+static int logged(const struct server *s, void *text)
+{
+	return server_log_has(s, text);
+}
+
 /* The default: logfmt at info, the example of the README. */
 static void test_log_default(void **state)
 {
@@ -325,6 +330,12 @@ static void test_log_default(void **state)
 	server_start(&s, (const char *const[]){ "--workers", "1", NULL });
 	id = submit(&s, "{\"handler\": \"noop\", \"tasks\": [1, 2, 3]}");
 	cJSON_Delete(wait_job(&s, id, "succeeded", 30));
+	/* SIGHUP, often meant as "reload": said to be ignored, and the server
+	 * goes on serving. */
+	kill(s.pid, SIGHUP);
+	assert_true(wait_until(logged, &s, "msg=\"SIGHUP ignored: batchd reloads nothing; restart"
+			       " it to change its settings\"", 10));
+	cJSON_Delete(api(&s, "GET", "/healthz", NULL, 200));
 	assert_int_equal(server_stop(&s), 0);
 
 	lines = read_lines(&s, &n);
