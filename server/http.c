@@ -671,15 +671,38 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 	return NULL;
 }
 
+/* libmicrohttpd's own lines, at most this many a second. */
+#define MHD_LOG_PER_S 10
+
+/* What libmicrohttpd says of the requests it turns away itself (a bad
+ * HTTP version, a broken Content-Length): a client's mistake, so info, not
+ * warn, and at most MHD_LOG_PER_S lines a second, so that nobody can fill
+ * the log with them; the next line counts those left out. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	static int64_t second;
+	static int lines;
+	static long long dropped;
+	int64_t now = clock_mono_us() / 1000000;
 	struct buf b = BUF_INIT;
 
 	(void)cls;
+	if (now != second) {
+		second = now;
+		lines = 0;
+	}
+	if (++lines > MHD_LOG_PER_S) {
+		dropped++;
+		return;
+	}
 	buf_vaddf(&b, fmt, ap);
 	while (b.len && b.data[b.len - 1] == '\n')
 		b.data[--b.len] = '\0';
-	LOG_WARN("http", LF_S("detail", b.data));
+	if (dropped)
+		LOG_INFO("http", LF_S("detail", b.data), LF_I("left_out", dropped));
+	else
+		LOG_INFO("http", LF_S("detail", b.data));
+	dropped = 0;
 	buf_release(&b);
 }
 

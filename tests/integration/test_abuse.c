@@ -284,6 +284,46 @@ static void test_refused_body_is_read(void **state)
 
 /* ---- headers ---- */
 
+/* How many lines of the server's log hold text. */
+static int log_count(const struct server *s, const char *text)
+{
+	FILE *f = fopen(s->log, "r");
+	char line[8192];
+	int n = 0;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, text) != NULL;
+	fclose(f);
+	return n;
+}
+
+/* Requests libmicrohttpd turns away itself (here HTTP/9.9): answered,
+ * and logged at info, not warn, at most 10 lines a second whatever their
+ * number, the next line counting those left out. */
+static void test_mhd_rejections_logged_sparingly(void **state)
+{
+	const char *args[] = { "--workers", "1", NULL };
+	struct server *s = server_new(args);
+	static const char req[] = "GET /healthz HTTP/9.9\r\nHost: t\r\n\r\n";
+	struct buf out = BUF_INIT;
+	double start = now_s();
+	int lines;
+
+	(void)state;
+	for (int i = 0; i < 200; i++)
+		assert_int_equal(raw(s, req, sizeof(req) - 1, &out), 505);
+	int secs = (int)(now_s() - start) + 1;
+
+	still_serving(s);
+	assert_false(server_log_has(s, "level=warn msg=http "));
+	lines = log_count(s, "level=info msg=http ");
+	print_message("200 requests in %d s: %d log lines\n", secs, lines);
+	assert_true(lines >= 1 && lines <= 10 * (secs + 1));
+	buf_release(&out);
+	server_delete(s);
+}
+
 static void test_oversized_headers(void **state)
 {
 	const char *args[] = { "--workers", "1", NULL };
@@ -646,6 +686,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_bodies),
 		cmocka_unit_test(test_refused_body_is_read),
+		cmocka_unit_test(test_mhd_rejections_logged_sparingly),
 		cmocka_unit_test(test_oversized_headers),
 		cmocka_unit_test(test_slow_clients),
 		cmocka_unit_test(test_many_connections),
