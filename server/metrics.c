@@ -39,7 +39,8 @@ struct hist {
 /* What is kept per handler. queued and running are scratch for render. */
 struct hstat {
 	char *name;
-	uint64_t final[3];	/* succeeded, failed, cancelled */
+	uint64_t final[3];	/* succeeded, failed, cancelled: committed */
+	uint64_t pending[3];	/* the same, not yet committed */
 	struct hist dur;
 	int64_t queued, running;
 };
@@ -129,7 +130,23 @@ void metrics_tasks_final(const char *handler, int state, int64_t n)
 		state == ST_CANCELLED ? 2 : -1;
 
 	if (k >= 0 && n > 0)
-		hstat_of(handler)->final[k] += (uint64_t)n;
+		hstat_of(handler)->pending[k] += (uint64_t)n;
+}
+
+/* Ends the group's counts: into the totals when it landed, else away. */
+static void settle_pending(int landed)
+{
+	for (size_t i = 0; i < m.nh; i++)
+		for (int k = 0; k < 3; k++) {
+			if (landed)
+				m.h[i].final[k] += m.h[i].pending[k];
+			m.h[i].pending[k] = 0;
+		}
+}
+
+void metrics_discard(void)
+{
+	settle_pending(0);
 }
 
 void metrics_task_duration(const char *handler, int64_t duration_us)
@@ -200,6 +217,7 @@ void metrics_http_request(const char *method, const char *route, int status)
 void metrics_commit(void *ctx, int64_t us, int ok)
 {
 	(void)ctx;
+	settle_pending(ok);
 	if (!ok) {
 		m.commit_failed++;
 		return;

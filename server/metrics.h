@@ -31,8 +31,11 @@ void metrics_init(const struct registry *reg);
 void metrics_free(void);
 
 /* n tasks of handler reached state (ST_SUCCEEDED, ST_FAILED or
- * ST_CANCELLED; others are ignored). */
+ * ST_CANCELLED; others are ignored) in the open group transaction: they
+ * count once it commits (metrics_commit), and never if it does not. */
 void metrics_tasks_final(const char *handler, int state, int64_t n);
+/* The open group transaction was rolled back: its tasks do not count. */
+void metrics_discard(void);
 /* A worker ran an attempt of a task of handler for duration_us (as the
  * worker measured it). */
 void metrics_task_duration(const char *handler, int64_t duration_us);

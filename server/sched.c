@@ -781,6 +781,7 @@ static void resync(struct sched *s)
 	 * commit would now succeed: its other writes (a job's counts) would
 	 * disagree with what is missing. */
 	store_rollback(s->store);
+	metrics_discard();
 	for (int i = 0; i < s->nslots; i++) {
 		struct wslot *w = &s->slots[i];
 

@@ -121,6 +121,8 @@ static int accepted(const struct server *s, void *ctx)
 	return r->id > 0;
 }
 
+static long metric(const struct server *s, const char *name);
+
 static void test_disk_full(void **state)
 {
 	struct fixture *f = *state;
@@ -194,6 +196,12 @@ static void test_disk_full(void **state)
 	assert_int_equal(jnum(j, "progress.succeeded") + jnum(j, "progress.failed"), 300);
 	print_message("after the disk was freed: the running job %s (%d succeeded)\n",
 		      jstr(j, "state"), (int)jnum(j, "progress.succeeded"));
+	/* The tasks counted are those the database holds as ended: not once
+	 * more for each time a write failed and they ran again. */
+	assert_int_equal(metric(s, "batchd_tasks_total{handler=\"sleep\",state=\"succeeded\"}"),
+			 (long)jnum(j, "progress.succeeded"));
+	assert_int_equal(metric(s, "batchd_tasks_total{handler=\"sleep\",state=\"failed\"}"),
+			 (long)jnum(j, "progress.failed"));
 	cJSON_Delete(j);
 	free(big);
 	assert_int_equal(server_stop(s), 0);

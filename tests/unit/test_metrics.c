@@ -30,9 +30,37 @@ static void test_labels_escaped(void **state)
 	(void)state;
 	metrics_init(NULL);
 	metrics_tasks_final("we\"ird\\name\nx", ST_SUCCEEDED, 2);
+	metrics_commit(NULL, 100, 1);
 	page = render();
 	assert_non_null(strstr(page,
 		"batchd_tasks_total{handler=\"we\\\"ird\\\\name\\nx\",state=\"succeeded\"} 2\n"));
+	free(page);
+	metrics_free();
+}
+
+/* Tasks count once their group transaction commits: not while it is
+ * open, and never when it fails or is rolled back (a full disk, where the
+ * same tasks run again and again, counted each time before). */
+static void test_tasks_count_once_committed(void **state)
+{
+	char *page;
+
+	(void)state;
+	metrics_init(NULL);
+	metrics_tasks_final("h", ST_SUCCEEDED, 3);
+	metrics_tasks_final("h", ST_FAILED, 1);
+	page = render();
+	assert_non_null(strstr(page, "batchd_tasks_total{handler=\"h\",state=\"succeeded\"} 0\n"));
+	free(page);
+	metrics_commit(NULL, 100, 1);
+	metrics_tasks_final("h", ST_SUCCEEDED, 5);
+	metrics_commit(NULL, 100, 0);		/* the commit failed */
+	metrics_tasks_final("h", ST_SUCCEEDED, 7);
+	metrics_discard();			/* rolled back */
+	metrics_commit(NULL, 100, 1);		/* the next group, empty */
+	page = render();
+	assert_non_null(strstr(page, "batchd_tasks_total{handler=\"h\",state=\"succeeded\"} 3\n"));
+	assert_non_null(strstr(page, "batchd_tasks_total{handler=\"h\",state=\"failed\"} 1\n"));
 	free(page);
 	metrics_free();
 }
@@ -96,6 +124,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_labels_escaped),
+		cmocka_unit_test(test_tasks_count_once_committed),
 		cmocka_unit_test(test_histogram_buckets),
 		cmocka_unit_test(test_bounded_labels),
 	};
