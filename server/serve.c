@@ -14,6 +14,7 @@
 #include <netdb.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #include "../db/store.h"
+#include "../lib/buf.h"
 #include "../lib/clock.h"
 #include "../lib/log.h"
 #include "../workers/registry.h"
@@ -229,6 +231,24 @@ static void begin_shutdown(struct server *sv, const char *why)
 	pool_stop(sv->pool);
 }
 
+/* Why the server cannot start, as the last thing it says: a line of the
+ * log's format with --log-format json (a log shipper reads it like any
+ * other), else "batchd serve: why" for the person at the terminal. */
+static void fatal(const struct config *cfg, const char *fmt, ...)
+{
+	struct buf b = BUF_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	buf_vaddf(&b, fmt, ap);
+	va_end(ap);
+	if (cfg->log_format == LOG_JSON)
+		LOG_ERROR("cannot start", LF_S("error", b.data));
+	else
+		fprintf(stderr, "batchd serve: %s\n", b.data);
+	buf_release(&b);
+}
+
 static void on_signal(void *ctx, int fd, uint32_t events)
 {
 	struct server *sv = ctx;
@@ -427,27 +447,26 @@ int serve_main(int argc, char **argv)
 	 * they start — runs as that user. */
 	sv.listen_fd = listen_on(sv.cfg.listen, bound, sizeof(bound), err, sizeof(err));
 	if (sv.listen_fd < 0) {
-		fprintf(stderr, "batchd serve: %s\n", err);
+		fatal(&sv.cfg, "%s", err);
 		goto out;
 	}
 	if (sv.cfg.user && drop_privileges(sv.cfg.user, err, sizeof(err)) < 0) {
-		fprintf(stderr, "batchd serve: %s\n", err);
+		fatal(&sv.cfg, "%s", err);
 		goto out;
 	}
 	sv.reg = registry_new();
 	if (sv.cfg.handlers &&
 	    registry_load_file(sv.reg, sv.cfg.handlers, err, sizeof(err)) < 0) {
-		fprintf(stderr, "batchd serve: %s\n", err);
+		fatal(&sv.cfg, "%s", err);
 		goto out;
 	}
 	sv.store = store_open(sv.cfg.db, err, sizeof(err));
 	if (!sv.store) {
-		fprintf(stderr, "batchd serve: %s\n", err);
+		fatal(&sv.cfg, "%s", err);
 		goto out;
 	}
 	if (sv.cfg.sync_commit && store_sync_each_commit(sv.store) < 0) {
-		fprintf(stderr, "batchd serve: database %s: %s\n", sv.cfg.db,
-			store_errmsg(sv.store));
+		fatal(&sv.cfg, "database %s: %s", sv.cfg.db, store_errmsg(sv.store));
 		goto out;
 	}
 	metrics_init(sv.reg);
@@ -457,8 +476,7 @@ int serve_main(int argc, char **argv)
 	sv.loop = loop_new();
 	if (sv.sigfd < 0 || !sv.loop ||
 	    loop_add(sv.loop, sv.sigfd, EPOLLIN, on_signal, &sv) < 0) {
-		fprintf(stderr, "batchd serve: cannot set up the event loop: %s\n",
-			strerror(errno));
+		fatal(&sv.cfg, "cannot set up the event loop: %s", strerror(errno));
 		goto out;
 	}
 	sv.ckpt = ckpt_new(sv.loop, sv.store, sv.cfg.db);
@@ -466,7 +484,7 @@ int serve_main(int argc, char **argv)
 	scfg.default_timeout_ms = (int64_t)(sv.cfg.default_timeout_s * 1000);
 	sv.sched = sched_new(sv.store, sv.reg, &scfg);
 	if (sched_load(sv.sched, err, sizeof(err)) < 0) {
-		fprintf(stderr, "batchd serve: %s: %s\n", sv.cfg.db, err);
+		fatal(&sv.cfg, "%s: %s", sv.cfg.db, err);
 		goto out;
 	}
 	pcfg.size = sv.cfg.workers;
@@ -475,7 +493,7 @@ int serve_main(int argc, char **argv)
 	sv.pool = pool_new(sv.loop, sv.reg, &pcfg, sched_pool_events(), sv.sched);
 	sched_set_pool(sv.sched, sv.pool);
 	if (pool_start(sv.pool, err, sizeof(err)) < 0) {
-		fprintf(stderr, "batchd serve: cannot start workers: %s\n", err);
+		fatal(&sv.cfg, "cannot start workers: %s", err);
 		goto out;
 	}
 
@@ -487,7 +505,7 @@ int serve_main(int argc, char **argv)
 	sv.app.started_at = clock_wall_ms();
 	sv.http = http_new(&sv.app, sv.loop, sv.listen_fd, err, sizeof(err));
 	if (!sv.http) {
-		fprintf(stderr, "batchd serve: %s\n", err);
+		fatal(&sv.cfg, "%s", err);
 		goto out;
 	}
 	sv.listen_fd = -1;	/* the daemon owns it now */

@@ -420,6 +420,34 @@ static void test_log_options_refused(void **state)
 	truncate(s.log, 0);
 	assert_int_not_equal(server_try_start(&s, (const char *const[]){ "--log-format", "xml", NULL }, 30), 0);
 	assert_true(server_log_has(&s, "--log-format: expected logfmt or json"));
+	/* Why it cannot start, once the format is known: in that format, so
+	 * that a log shipper reads it like any other line. */
+	truncate(s.log, 0);
+	assert_int_not_equal(server_try_start(&s, (const char *const[]){ "--log-format", "json",
+							"--db", "/nonexistent/dir/b.db", NULL }, 30), 0);
+	{
+		char **lines;
+		int n;
+		cJSON *j;
+
+		lines = read_lines(&s, &n);
+		assert_int_equal(n, 1);
+		j = cJSON_Parse(lines[0]);
+		if (!j)
+			fail_msg("not a JSON line: %s", lines[0]);
+		assert_true(is_timestamp(jstr(j, "ts")));
+		assert_string_equal(jstr(j, "level"), "error");
+		assert_string_equal(jstr(j, "msg"), "cannot start");
+		assert_string_equal(jstr(j, "error"), "cannot open database /nonexistent/dir/b.db:"
+				    " directory /nonexistent/dir does not exist");
+		cJSON_Delete(j);
+		free_lines(lines, n);
+	}
+	/* In logfmt, the default, it is said for the person at the terminal. */
+	truncate(s.log, 0);
+	assert_int_not_equal(server_try_start(&s, (const char *const[]){ "--db",
+							"/nonexistent/dir/b.db", NULL }, 30), 0);
+	assert_true(server_log_has(&s, "batchd serve: cannot open database /nonexistent/dir/b.db"));
 	server_free(&s);
 }
 
