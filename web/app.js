@@ -409,6 +409,33 @@ function renderSummary() {
 
 // ---- workers ----
 
+// The rows of the task and worker tables are built anew at each change,
+// every second while jobs run, and the focused control with them: keyboard
+// and screen-reader users would be thrown back to the top of the page.
+// redraw() is run keeping the focus on the same control of the same row
+// (a task's index, a worker's slot, a detail row's id) when it was there.
+function rowKey(tr) {
+  return tr.dataset.index ?? tr.dataset.slot ?? tr.id;
+}
+
+function focusables(tr) {
+  return [...tr.querySelectorAll('a[href], button, input, select, textarea, [tabindex]')];
+}
+
+function keepFocus(box, redraw) {
+  const a = document.activeElement;
+  const tr = a && a !== document.body && box.contains(a) ? a.closest('tr') : null;
+  const key = tr && { row: rowKey(tr), i: focusables(tr).indexOf(a) };
+  redraw();
+  if (!key || key.i < 0 || box.contains(document.activeElement)) return;
+  for (const row of box.querySelectorAll('tr')) {
+    if (rowKey(row) !== key.row) continue;
+    const el = focusables(row)[key.i];
+    if (el) el.focus({ preventScroll: true });
+    return;
+  }
+}
+
 function renderWorkers() {
   const p = app.progress;
   const now = serverNow();
@@ -441,7 +468,7 @@ function renderWorkers() {
       h('td', {}, cur),
       h('td', { class: 'num' }, fmt.int(w.tasks_done))));
   }
-  $('worker-rows').replaceChildren(...rows);
+  keepFocus($('worker-rows'), () => $('worker-rows').replaceChildren(...rows));
   app.events.splice(5);
   const t = p.totals.workers;
   // Crashes are news; the workers batchd replaces itself (a cancelled or
@@ -963,7 +990,7 @@ function renderTasks() {
     h('td', { class: 'msg' + (t.state === 'failed' ? ' err' : '') }, text || '')));
     if (open) rows.push(taskDetailRow(t));
   }
-  $('task-rows').replaceChildren(...rows);
+  keepFocus($('task-rows'), () => $('task-rows').replaceChildren(...rows));
   $('tasks-empty').hidden = d.tasks.length > 0;
   const pages = Math.max(1, Math.ceil(d.total / PAGE));
   const page = Math.floor(detail.offset / PAGE) + 1;

@@ -406,6 +406,38 @@ test('state badges, counts and links can be read: 4.5:1 in light and dark', asyn
   }
 });
 
+test('the keyboard focus stays on its control while the tables are redrawn', async (t) => {
+  const s = await new Server(['--workers', '2', '--grace', '0']).start();
+  const id = await s.submit({ handler: 'sleep', tasks: [{ ms: 30000, steps: 30 }, { ms: 30000, steps: 30 }] });
+  const page = await open(t, s, { hash: `/#/jobs/${id}` });
+  await live(page);
+  await page.waitForSelector('.task-row[data-index="1"][data-state="running"]');
+  await page.waitForSelector('#worker-rows a');
+  // Counts the redraws of each table from now on.
+  await page.evaluate(() => {
+    window.__redraws = { 'task-rows': 0, 'worker-rows': 0 };
+    for (const id of Object.keys(window.__redraws)) {
+      new MutationObserver(() => { window.__redraws[id]++; })
+        .observe(document.getElementById(id), { childList: true });
+    }
+  });
+  const redrawn = async (box, from) =>
+    (await page.evaluate((b) => window.__redraws[b], box)) >= from + 2;
+  // A task's index in the table.
+  await page.focus('.task-row[data-index="1"] button');
+  await until('the task table redrawn twice', () => redrawn('task-rows', 0), 15000);
+  assert.equal(await page.evaluate(() => document.activeElement.closest('tr')?.dataset.index), '1');
+  // Tab goes on from there, not from the top of the page.
+  await page.keyboard.press('Shift+Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.closest('tr')?.dataset.index), '0');
+  // A worker's task link.
+  await page.focus('#worker-rows tr:last-child a');
+  const before = await page.evaluate(() => window.__redraws['worker-rows']);
+  await until('the worker table redrawn twice', () => redrawn('worker-rows', before), 15000);
+  assert.equal(await page.evaluate(() => document.activeElement.closest('#worker-rows tr')?.dataset.slot),
+    await page.evaluate(() => document.querySelector('#worker-rows tr:last-child').dataset.slot));
+});
+
 test('a job deleted while its page is open: said once, and asked no more', async (t) => {
   const s = await new Server(['--workers', '1']).start();
   const id = await s.submit({ handler: 'echo', name: 'soon gone', tasks: [1] });
