@@ -145,9 +145,26 @@ void sched_maybe_finish(struct sched *s, struct ljob *j)
 	j->dirty = 1;
 	s->settle = 1;
 	s->version++;
-	LOG_INFO("job finished", LF_I("job", j->row.id), LF_S("state", state_name(j->row.state)),
-		 LF_I("succeeded", j->row.succeeded), LF_I("failed", j->row.failed),
-		 LF_I("cancelled", j->row.cancelled));
+	/* Said once it is committed (sched_committed): a group that fails to
+	 * land runs its tasks again, and would log the job's end each time. */
+	if (s->nended == s->capended) {
+		s->capended = s->capended ? 2 * s->capended : 8;
+		s->ended = xrealloc(s->ended, s->capended * sizeof(*s->ended));
+	}
+	s->ended[s->nended++] = (struct ended){ j->row.id, j->row.succeeded, j->row.failed,
+						 j->row.cancelled, j->row.state };
+}
+
+void sched_committed(struct sched *s, int ok)
+{
+	for (size_t i = 0; ok && i < s->nended; i++) {
+		const struct ended *e = &s->ended[i];
+
+		LOG_INFO("job finished", LF_I("job", e->job), LF_S("state", state_name(e->state)),
+			 LF_I("succeeded", e->succeeded), LF_I("failed", e->failed),
+			 LF_I("cancelled", e->cancelled));
+	}
+	s->nended = 0;
 }
 
 /* A job whose handler is gone (the handlers file changed): its queued
@@ -591,6 +608,7 @@ void sched_free(struct sched *s)
 	free(s->slots);
 	free(s->heap);
 	free(s->avg_us);
+	free(s->ended);
 	free(s);
 }
 
@@ -782,6 +800,7 @@ static void resync(struct sched *s)
 	 * disagree with what is missing. */
 	store_rollback(s->store);
 	metrics_discard();
+	sched_committed(s, 0);
 	for (int i = 0; i < s->nslots; i++) {
 		struct wslot *w = &s->slots[i];
 

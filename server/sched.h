@@ -116,6 +116,9 @@ int64_t sched_tick(struct sched *s, int64_t now_us);
  * 0 or -1. */
 int sched_sync(struct sched *s);
 int sched_flush(struct sched *s);
+/* A commit of the store ended (ok 0: it failed): what the group said of
+ * itself (the jobs that ended in it) is logged now, or dropped with it. */
+void sched_committed(struct sched *s, int ok);
 /* Stops handing out tasks (shutdown). */
 void sched_stop(struct sched *s);
 /* Kills every worker; the tasks they were running go back to the queue

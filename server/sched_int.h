@@ -103,6 +103,12 @@ struct sched {
 	int broken;		/* a store write failed in this group */
 	int settle;		/* a job's end or a cancel/retry awaits its commit */
 	int64_t paused_until;
+	/* Jobs that ended in the open group: logged once it commits. */
+	struct ended {
+		int64_t job, succeeded, failed, cancelled;
+		int state;
+	} *ended;
+	size_t nended, capended;
 };
 
 /* ---- sched.c, for the other two ---- */

@@ -231,6 +231,17 @@ static void begin_shutdown(struct server *sv, const char *why)
 	pool_stop(sv->pool);
 }
 
+/* Every commit of the store: its metrics, and what the scheduler holds
+ * back until its group has landed. */
+static void on_commit(void *ctx, int64_t us, int ok)
+{
+	struct server *sv = ctx;
+
+	metrics_commit(NULL, us, ok);
+	if (sv->sched)
+		sched_committed(sv->sched, ok);
+}
+
 /* Why the server cannot start, as the last thing it says: a line of the
  * log's format with --log-format json (a log shipper reads it like any
  * other), else "batchd serve: why" for the person at the terminal. */
@@ -470,7 +481,7 @@ int serve_main(int argc, char **argv)
 		goto out;
 	}
 	metrics_init(sv.reg);
-	store_on_commit(sv.store, metrics_commit, NULL);
+	store_on_commit(sv.store, on_commit, &sv);
 
 	sv.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	sv.loop = loop_new();
@@ -528,6 +539,7 @@ out:
 	http_free(sv.http);
 	pool_free(sv.pool);
 	sched_free(sv.sched);
+	sv.sched = NULL;	/* on_commit may yet be called, by store_close */
 	ckpt_free(sv.ckpt);
 	store_close(sv.store);
 	if (sv.listen_fd >= 0)

@@ -3,6 +3,7 @@
  * pretend pool: the pool's functions are replaced at link time
  * (-Wl,--wrap), and so is a store write, to make it fail on purpose.
  */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 
 #include "../../db/store.h"
 #include "../../lib/clock.h"
+#include "../../lib/log.h"
 #include "../../server/pool.h"
 #include "../../server/sched.h"
 #include "../../workers/registry.h"
@@ -334,6 +336,74 @@ static void start_on_one_worker(struct fixture *f, struct store_job *job)
 	sched_dispatch(f->sched);
 }
 
+static void committed(void *ctx, int64_t us, int ok)
+{
+	(void)us;
+	sched_committed(ctx, ok);
+}
+
+/* What stderr (the log) got while fn ran. */
+static char *logged_by(void (*fn)(struct fixture *), struct fixture *f)
+{
+	char path[160], *text;
+	int saved = dup(2), fd;
+	FILE *in;
+	long n;
+
+	snprintf(path, sizeof(path), "%s/log", f->dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0 && saved >= 0);
+	dup2(fd, 2);
+	close(fd);
+	fn(f);
+	dup2(saved, 2);
+	close(saved);
+	in = fopen(path, "r");
+	assert_non_null(in);
+	fseek(in, 0, SEEK_END);
+	n = ftell(in);
+	rewind(in);
+	text = calloc(1, (size_t)n + 1);
+	assert_int_equal(fread(text, 1, (size_t)n, in), (size_t)n);
+	fclose(in);
+	return text;
+}
+
+static void last_result(struct fixture *f)
+{
+	result_from(f, 0, 1, 0, 5);
+}
+
+static void flush(struct fixture *f)
+{
+	assert_int_equal(sched_flush(f->sched), 0);
+}
+
+/* A job's end is logged once it is committed, not when its last result
+ * comes in: a group that does not land (a full disk) runs its tasks again,
+ * and the job's end was logged each time. */
+static void test_end_logged_once_committed(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job job = { .handler = "noop", .timeout_ms = 60000, .max_attempts = 1,
+				 .created_at = 1, .total = 1 };
+	char *text;
+
+	log_setup(LOG_INFO, LOG_LOGFMT);
+	store_on_commit(f->store, committed, f->sched);
+	start_on_one_worker(f, &job);
+	text = logged_by(last_result, f);
+	assert_null(strstr(text, "job finished"));
+	free(text);
+	text = logged_by(flush, f);
+	assert_non_null(strstr(text, "msg=\"job finished\" job=1 state=succeeded succeeded=1 "));
+	free(text);
+	text = logged_by(flush, f);
+	assert_null(strstr(text, "job finished"));	/* once */
+	free(text);
+	store_on_commit(f->store, NULL, NULL);
+}
+
 /* A task past its timeout by the server's clock, stopped, whose result
  * then says it ran for 5 us: it finished in time and its result was held
  * for a batch (worker.c) while the task behind it ran. It succeeded; it is
@@ -390,6 +460,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_small_job_spreads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_late_result_is_not_a_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout_of_hours, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_end_logged_once_committed, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("sched", tests, NULL, NULL);
