@@ -1416,8 +1416,11 @@ int cli_results(int argc, char **argv)
 		goto done;
 	buf_addf(&path, "/api/jobs/%lld/results%s%s%s", id, state ? "?state=" : "",
 		 state ? state : "", input ? (state ? "&input=true" : "?input=true") : "");
-	status = client_get_to(cl, path.data, out, &other, &complete);
-	if (status < 0) {
+	status = client_get_to(cl, path.data, "application/x-ndjson", out, &other, &complete);
+	if (status == CLIENT_NOT_TYPE) {
+		fprintf(stderr, "batchd: %s did not answer as batchd does (HTTP 200, %s)\n",
+			client_url(cl), client_error(cl));
+	} else if (status < 0) {
 		fprintf(stderr, "batchd: cannot reach the server: %s\n", client_error(cl));
 		rc = EXIT_UNREACHABLE;
 	} else if (status != 200) {

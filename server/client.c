@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 
@@ -119,9 +120,11 @@ long client_request(struct client *c, const char *method, const char *path,
 
 struct sink {
 	struct client *c;
+	const char *type;	/* the Content-Type a 200 answer must have */
 	FILE *out;		/* a 200 answer's body */
 	struct buf *other;	/* any other answer's */
 	int write_errno;	/* writing to out failed */
+	int not_type;		/* a 200 of another type */
 };
 
 static size_t on_stream(char *p, size_t size, size_t n, void *ctx)
@@ -130,7 +133,14 @@ static size_t on_stream(char *p, size_t size, size_t n, void *ctx)
 	long code = 0;
 
 	curl_easy_getinfo(k->c->curl, CURLINFO_RESPONSE_CODE, &code);
-	if (code != 200) {
+	if (code == 200 && !k->not_type) {
+		const char *ct = NULL;
+		size_t tl = strlen(k->type);
+
+		curl_easy_getinfo(k->c->curl, CURLINFO_CONTENT_TYPE, &ct);
+		k->not_type = !ct || strncasecmp(ct, k->type, tl) || (ct[tl] && ct[tl] != ';');
+	}
+	if (code != 200 || k->not_type) {
 		buf_add(k->other, p, size * n);
 		return size * n;
 	}
@@ -141,12 +151,12 @@ static size_t on_stream(char *p, size_t size, size_t n, void *ctx)
 	return size * n;
 }
 
-long client_get_to(struct client *c, const char *path, FILE *out, struct buf *other,
-		   int *complete)
+long client_get_to(struct client *c, const char *path, const char *type, FILE *out,
+		   struct buf *other, int *complete)
 {
 	struct curl_slist *hdrs = NULL;
 	struct buf url = BUF_INIT;
-	struct sink k = { c, out, other, 0 };
+	struct sink k = { c, type, out, other, 0, 0 };
 	long status = -1;
 	CURLcode rc;
 
@@ -170,6 +180,13 @@ long client_get_to(struct client *c, const char *path, FILE *out, struct buf *ot
 		snprintf(c->err, sizeof(c->err), "%s", curl_easy_strerror(rc));
 	curl_slist_free_all(hdrs);
 	buf_release(&url);
+	if (status == 200 && k.not_type) {
+		const char *ct = NULL;
+
+		curl_easy_getinfo(c->curl, CURLINFO_CONTENT_TYPE, &ct);
+		snprintf(c->err, sizeof(c->err), "Content-Type %s, not %s", ct ? ct : "none", type);
+		return CLIENT_NOT_TYPE;
+	}
 	return status;
 }
 

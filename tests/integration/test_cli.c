@@ -779,6 +779,16 @@ static void test_not_batchd(void **state)
 	write_file(&f, "answer", "", 0644, answer, sizeof(answer));
 	assert_int_equal(run(&out, "pause --url %s 5", f.url), 1);
 	assert_non_null(strstr(out.data, "(HTTP 200, an empty body)\n"));
+	/* results streams what it gets: only an answer of the export's type
+	 * (application/x-ndjson) is written, a page is not taken for one. */
+	write_file(&f, "answer", "<html>It works!</html>\n", 0644, answer, sizeof(answer));
+	assert_int_equal(run(&out, "results --url %s 5", f.url), 1);
+	assert_non_null(strstr(out.data, "did not answer as batchd does (HTTP 200, Content-Type"
+					 " text/html, not application/x-ndjson)\n"));
+	assert_null(strstr(out.data, "It works"));
+	snprintf(path, sizeof(path), "%s/results.jsonl", f.dir);
+	assert_int_equal(run(&out, "results --url %s --output %s 5", f.url, path), 1);
+	assert_int_not_equal(access(path, F_OK), 0);	/* nothing written */
 	buf_release(&out);
 	server_free(&f);
 }
