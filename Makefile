@@ -208,7 +208,7 @@ $(BROWSER_DEPS): $(BROWSER)/package.json $(BROWSER)/package-lock.json
 FUZZ_SECONDS ?= 60
 # What make test gives each target: a short run from the seeds, to keep
 # the whole of make test well under CI's 10 minutes; make fuzz goes longer.
-FUZZ_TEST_SECONDS ?= 30
+FUZZ_TEST_SECONDS ?= 15
 FUZZ_CC = clang
 FUZZ_CFLAGS = $(WARN) $(DEFS) -g -O1 $(PKG_CFLAGS) \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
@@ -276,7 +276,7 @@ run: check-build-deps
 	@$(MAKE) --no-print-directory batchd
 	./batchd serve --listen 127.0.0.1:8080 --db ./batchd.db
 
-# Every test, then each fuzz target for FUZZ_TEST_SECONDS (30): CI runs this.
+# Every test, then each fuzz target for FUZZ_TEST_SECONDS (15): CI runs this.
 test: check-deps
 	@$(MAKE) --no-print-directory test-build fuzz-build
 	@FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) tests/run $(UNIT_BINS) $(INTEGRATION_BINS) \

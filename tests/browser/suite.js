@@ -331,11 +331,11 @@ test('a job opened again, after going back to the list, shows its tasks again', 
 
 test("an open task's detail shows its result when its end finishes the job", async (t) => {
   const s = await new Server(['--workers', '1']).start();
-  const id = await s.submit({ handler: 'sleep', tasks: [{ ms: 8000, steps: 4 }] });
+  const id = await s.submit({ handler: 'sleep', tasks: [{ ms: 5000, steps: 4 }] });
   const page = await open(t, s, { hash: `/#/jobs/${id}` });
   await live(page);
   await page.waitForSelector('.task-row[data-index="0"][data-state="running"]');
-  assert.deepEqual(await taskBlocks(page, 0), ['{\n  "ms": 8000,\n  "steps": 4\n}']);
+  assert.deepEqual(await taskBlocks(page, 0), ['{\n  "ms": 5000,\n  "steps": 4\n}']);
   await page.waitForSelector('#job-state.badge.succeeded', { timeout: 30000 });
   await page.waitForSelector('.task-row[data-index="0"][data-state="succeeded"]');
   // The last poll saw the job finish: the open task is fetched again.

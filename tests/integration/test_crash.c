@@ -400,7 +400,7 @@ static void test_acknowledged_cancel_survives_kill(void **state)
 	buf_adds(&busy, "]}");
 	submit(&s, busy.data);
 	buf_release(&busy);
-	for (int round = 0; round < 10; round++) {
+	for (int round = 0; round < 6; round++) {
 		int64_t id = submit(&s, "{\"handler\": \"sleep\", \"priority\": -1, "
 				    "\"tasks\": [{\"ms\": 60000}, {\"ms\": 60000}]}");
 		cJSON *j;
