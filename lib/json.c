@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "utf8.h"
 
 /* Deeper than cJSON nests (1000), so that all it parsed is walked, and
  * shallow enough for the stack whatever the text. */
@@ -312,6 +313,29 @@ long long json_array_member_len(const char *s, size_t len, const char *key)
 		s = skip_ws(s + 1, end);
 	}
 	return -1;
+}
+
+int json_parse_kept(const char *s, size_t len, cJSON **doc)
+{
+	const char *end = NULL;
+	int zero = 0, why = JSON_KEPT;
+	long esc;
+
+	*doc = memchr(s, '\0', len) ? NULL : cJSON_ParseWithLengthOpts(s, len + 1, &end, 1);
+	esc = *doc ? json_nul_escape(s, len, &zero) : -1;
+	if (!*doc || (esc >= 0 && !zero))
+		why = JSON_NOT_JSON;
+	else if (esc >= 0)
+		why = JSON_HOLDS_NUL;
+	else if (!utf8_valid(s, len, NULL))
+		why = JSON_NOT_JSON;
+	else if (!json_all_finite(*doc))
+		why = JSON_OUT_OF_RANGE;
+	if (why != JSON_KEPT) {
+		cJSON_Delete(*doc);
+		*doc = NULL;
+	}
+	return why;
 }
 
 int json_all_finite(const cJSON *v)

@@ -59,6 +59,17 @@ long json_nul_escape(const char *s, size_t len, int *zero);
 long long json_array_member_len(const char *s, size_t len, const char *key);
 
 /*
+ * Parses s[0..len) (NUL-terminated at len) as one JSON value that batchd
+ * can keep as written, into *doc (the caller deletes it). Returns JSON_KEPT,
+ * or why not, *doc then NULL: JSON_NOT_JSON (not one value, a raw NUL, a
+ * \u without 4 hex digits, not UTF-8), JSON_HOLDS_NUL (a \u0000, which
+ * cJSON reads as the string's end), JSON_OUT_OF_RANGE (a number beyond a
+ * double, such as 1e999). For what handlers outside batchd return.
+ */
+enum { JSON_KEPT, JSON_NOT_JSON, JSON_HOLDS_NUL, JSON_OUT_OF_RANGE };
+int json_parse_kept(const char *s, size_t len, cJSON **doc);
+
+/*
  * 1 if every number in v is finite. cJSON reads 1e999 as infinity, and a
  * number out of a double's range is refused by many JSON readers: batchd
  * neither accepts nor stores one (the text is kept as written).

@@ -59,11 +59,12 @@ int log_enabled(enum log_level level)
 static void add_escaped(struct buf *b, const char *s)
 {
 	struct buf clean = BUF_INIT;
+	size_t n = strlen(s);
 
 	/* A request's path, a program's words: any bytes. A line of JSON
 	 * (or of logfmt, for the tools that read it) is UTF-8. */
-	if (!utf8_valid(s, strlen(s), NULL)) {
-		utf8_sanitize(&clean, s, strlen(s));
+	if (!utf8_valid(s, n, NULL)) {
+		utf8_sanitize(&clean, s, n);
 		s = clean.data;
 	}
 	for (; *s; s++) {

@@ -124,7 +124,8 @@ struct sink {
 	FILE *out;		/* a 200 answer's body */
 	struct buf *other;	/* any other answer's */
 	int write_errno;	/* writing to out failed */
-	int not_type;		/* a 200 of another type */
+	int typed;		/* a 200's Content-Type: 0 not yet seen,
+				 * 1 type, -1 another */
 };
 
 static size_t on_stream(char *p, size_t size, size_t n, void *ctx)
@@ -133,14 +134,14 @@ static size_t on_stream(char *p, size_t size, size_t n, void *ctx)
 	long code = 0;
 
 	curl_easy_getinfo(k->c->curl, CURLINFO_RESPONSE_CODE, &code);
-	if (code == 200 && !k->not_type) {
+	if (code == 200 && !k->typed) {
 		const char *ct = NULL;
 		size_t tl = strlen(k->type);
 
 		curl_easy_getinfo(k->c->curl, CURLINFO_CONTENT_TYPE, &ct);
-		k->not_type = !ct || strncasecmp(ct, k->type, tl) || (ct[tl] && ct[tl] != ';');
+		k->typed = !ct || strncasecmp(ct, k->type, tl) || (ct[tl] && ct[tl] != ';') ? -1 : 1;
 	}
-	if (code != 200 || k->not_type) {
+	if (code != 200 || k->typed < 0) {
 		buf_add(k->other, p, size * n);
 		return size * n;
 	}
@@ -180,7 +181,7 @@ long client_get_to(struct client *c, const char *path, const char *type, FILE *o
 		snprintf(c->err, sizeof(c->err), "%s", curl_easy_strerror(rc));
 	curl_slist_free_all(hdrs);
 	buf_release(&url);
-	if (status == 200 && k.not_type) {
+	if (status == 200 && k.typed < 0) {
 		const char *ct = NULL;
 
 		curl_easy_getinfo(c->curl, CURLINFO_CONTENT_TYPE, &ct);

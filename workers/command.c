@@ -127,11 +127,9 @@ static void keep_tail(struct buf *b)
 static char *stdout_result(struct buf *out)
 {
 	size_t n = out->len;
-	const char *end = NULL;
 	struct buf clean = BUF_INIT;
 	cJSON *doc, *str;
 	char *text;
-	int zero;
 
 	while (n && strchr(" \t\r\n", out->data[n - 1]))
 		n--;
@@ -144,14 +142,9 @@ static char *stdout_result(struct buf *out)
 	 * byte (no JSON does), a \u without 4 hex digits or \u0000 (which
 	 * cJSON reads as a NUL, cutting the string short), or a number out of
 	 * range (1e999). */
-	if (utf8_valid(out->data, n, NULL) && !memchr(out->data, '\0', n) &&
-	    json_nul_escape(out->data, n, &zero) < 0) {
-		doc = cJSON_ParseWithLengthOpts(out->data, n + 1, &end, 1);
-		if (doc && json_all_finite(doc)) {
-			cJSON_Delete(doc);
-			return buf_detach(out, NULL);
-		}
+	if (json_parse_kept(out->data, n, &doc) == JSON_KEPT) {
 		cJSON_Delete(doc);
+		return buf_detach(out, NULL);
 	}
 	utf8_sanitize(&clean, out->data, n);
 	str = cJSON_CreateString(clean.data);

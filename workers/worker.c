@@ -572,22 +572,16 @@ static void run_task(struct worker *w, struct wtask *wt)
 	} else if (ok && h->kind != HANDLER_BUILTIN) {
 		/* Handlers outside batchd may return anything: check it is
 		 * one JSON value before it is stored as one. */
-		const char *end = NULL;
-		cJSON *doc = cJSON_ParseWithLengthOpts(res, len + 1, &end, 1);
-		int zero;
-		long esc = doc ? json_nul_escape(res, len, &zero) : -1;
+		static const char *const why[] = {
+			[JSON_NOT_JSON] = "that is not JSON",
+			[JSON_HOLDS_NUL] = "with \\u0000 in a string, which batchd cannot store",
+			[JSON_OUT_OF_RANGE] = "with a number out of range",
+		};
+		cJSON *doc;
+		int kept = json_parse_kept(res, len, &doc);
 
-		if (esc >= 0 && zero) {
-			buf_adds(&fixed, "handler returned a result with \\u0000 in a string,"
-				 " which batchd cannot store: ");
-			utf8_sanitize(&fixed, res, len > 200 ? 200 : len);
-			ok = 0;
-		} else if (!doc || esc >= 0 || !utf8_valid(res, len, NULL)) {
-			buf_adds(&fixed, "handler returned a result that is not JSON: ");
-			utf8_sanitize(&fixed, res, len > 200 ? 200 : len);
-			ok = 0;
-		} else if (!json_all_finite(doc)) {
-			buf_adds(&fixed, "handler returned a result with a number out of range: ");
+		if (kept != JSON_KEPT) {
+			buf_addf(&fixed, "handler returned a result %s: ", why[kept]);
 			utf8_sanitize(&fixed, res, len > 200 ? 200 : len);
 			ok = 0;
 		} else {
